@@ -1,0 +1,223 @@
+"""Rules every configuration must meet, whichever source it came from.
+
+Parsers check syntax and record where each item was written in a `Locations` map;
+this module checks meaning (deadtime > keepalive, no overlapping VIPs, ...) once, for
+both sources, and reports the file and line the parser recorded.
+
+Location keys: "keepalive", "deadtime", "warntime", "initdead", "deadping",
+"ping_interval", "lease", "auth", "node:NAME", "link:NAME", "link:NAME:peer:ADDR",
+"ping:NAME", "group:NAME", "resource:GROUP:INDEX", "node_name".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.model import (
+    AuthMethod,
+    Config,
+    IPAddress,
+    LinkKind,
+    NodeRole,
+    VipResource,
+)
+
+Locations = Mapping[str, tuple[Path, int | None]]
+_Fail = Callable[[str, str], NoReturn]
+_Warn = Callable[[str, str], None]
+
+
+def _where(config: Config, locations: Locations, key: str) -> tuple[Path, int | None]:
+    return locations.get(key, (config.source, None))
+
+
+def validate(
+    config: Config,
+    locations: Locations,
+    local_addresses: Iterable[IPAddress] = (),
+) -> list[ConfigWarning]:
+    """Raise ConfigError at the first broken rule; return the warnings otherwise.
+
+    `local_addresses` are this host's own addresses (when known) so a heartbeat link
+    that points back at this node is caught even in ha.cf, which names no node addresses.
+    """
+    warnings: list[ConfigWarning] = []
+
+    def fail(key: str, message: str) -> NoReturn:
+        path, line = _where(config, locations, key)
+        raise ConfigError(path, line, message)
+
+    def warn(key: str, message: str) -> None:
+        path, line = _where(config, locations, key)
+        warnings.append(ConfigWarning(path, line, message))
+
+    _check_timings(config, fail, warn)
+    _check_nodes(config, fail)
+    _check_links(config, fail, warn, set(local_addresses))
+    _check_auth(config, fail, warn)
+    _check_groups(config, fail)
+    return warnings
+
+
+def _check_timings(config: Config, fail: _Fail, warn: _Warn) -> None:
+    t = config.timings
+    for key, value in (
+        ("keepalive", t.keepalive_s),
+        ("deadtime", t.deadtime_s),
+        ("warntime", t.warntime_s),
+        ("ping_interval", t.ping_interval_s),
+        ("deadping", t.deadping_s),
+        ("lease", t.lease_s),
+    ):
+        if value <= 0:
+            fail(key, f"{key} is {value:g}s; expected a duration greater than 0")
+    if t.initdead_s < 0:
+        fail("initdead", f"initdead is {t.initdead_s:g}s; expected 0 or more")
+    if t.deadtime_s <= t.keepalive_s:
+        fail(
+            "deadtime",
+            f"deadtime {t.deadtime_s:g}s must exceed keepalive {t.keepalive_s:g}s "
+            "(a peer would be declared dead between two heartbeats)",
+        )
+    if t.warntime_s >= t.deadtime_s:
+        fail(
+            "warntime",
+            f"warntime {t.warntime_s:g}s must be less than deadtime {t.deadtime_s:g}s "
+            "(the warning would come after the peer is already dead)",
+        )
+    if t.warntime_s <= t.keepalive_s:
+        warn(
+            "warntime",
+            f"warntime {t.warntime_s:g}s is not above keepalive {t.keepalive_s:g}s: "
+            "every late heartbeat will raise a warning",
+        )
+    if t.deadtime_s < 2 * t.keepalive_s:
+        warn(
+            "deadtime",
+            f"deadtime {t.deadtime_s:g}s is less than two keepalives ({t.keepalive_s:g}s): "
+            "one lost heartbeat can declare a live peer dead",
+        )
+    if t.initdead_s < t.deadtime_s:
+        warn(
+            "initdead",
+            f"initdead {t.initdead_s:g}s is shorter than deadtime {t.deadtime_s:g}s: "
+            "a slow peer start may be taken for a dead peer",
+        )
+    if t.deadping_s <= t.ping_interval_s:
+        fail(
+            "deadping",
+            f"deadping {t.deadping_s:g}s must exceed the ping interval {t.ping_interval_s:g}s",
+        )
+    if not 0 <= t.max_drift < 0.5:
+        fail("lease", f"max_drift {t.max_drift:g} is outside [0, 0.5)")
+    if t.phi_warn >= t.phi_dead:
+        fail("deadtime", f"phi_warn {t.phi_warn:g} must be below phi_dead {t.phi_dead:g}")
+
+
+def _check_nodes(config: Config, fail: _Fail) -> None:
+    seen: set[str] = set()
+    for node in config.nodes:
+        if node.name in seen:
+            fail(f"node:{node.name}", f"node {node.name!r} is listed twice")
+        seen.add(node.name)
+    names = ", ".join(n.name for n in config.nodes) or "none"
+    if config.node_name not in seen:
+        fail(
+            "node_name",
+            f"this node {config.node_name!r} is not among the configured nodes ({names}); "
+            "expected its `uname -n` in a `node` line, or pass --node-name",
+        )
+    if config.node(config.node_name).role is NodeRole.WITNESS:
+        fail("node_name", f"{config.node_name!r} is a witness; run `gossipha witness` on it")
+    if not config.voters:
+        fail("node_name", "no node votes on leases; expected at least one voter")
+
+
+def _check_links(config: Config, fail: _Fail, warn: _Warn, local: set[IPAddress]) -> None:
+    if not config.links:
+        fail(
+            "node_name",
+            "no heartbeat link; expected at least one `ucast`, `bcast` or `mcast`",
+        )
+    own = dict(config.node(config.node_name).addresses)
+    names: set[str] = set()
+    for link in config.links:
+        key = f"link:{link.name}"
+        if link.name in names:
+            fail(key, f"link {link.name!r} is defined twice")
+        names.add(link.name)
+        if not 1 <= link.port <= 65535:
+            fail(key, f"port {link.port} is not a UDP port (1-65535)")
+        if link.kind is LinkKind.UCAST and not link.peers:
+            fail(key, f"ucast link {link.name!r} has no peer address")
+        if link.kind is LinkKind.MCAST and (link.group is None or not link.group.is_multicast):
+            fail(key, f"mcast link {link.name!r}: {link.group} is not a multicast group")
+        mine = {a for a in local} | ({own[link.name]} if link.name in own else set())
+        for peer in link.peers:
+            if peer in mine:
+                fail(
+                    f"link:{link.name}:peer:{peer}",
+                    f"ucast to {peer}, which is this node's own address; "
+                    "expected the PEER's address on this link",
+                )
+    if len(config.links) == 1 and len(config.nodes) > 1:
+        warn(
+            f"link:{config.links[0].name}",
+            "only one heartbeat link: a cut of it cannot be told from a dead peer; "
+            "add a second link (for example over the service network)",
+        )
+
+
+def _check_auth(config: Config, fail: _Fail, warn: _Warn) -> None:
+    key = config.auth.active_key
+    if key.method is AuthMethod.CRC:
+        if not config.auth.allow_unauthenticated:
+            fail(
+                "auth",
+                "auth method crc means NO authentication: anyone on the wire can forge "
+                "heartbeats; expected sha256 (run `gossipha keygen`), or allow it explicitly",
+            )
+        warn("auth", "AUTHENTICATION IS OFF (crc): anyone on the wire can forge heartbeats")
+    elif key.method.legacy:
+        warn(
+            "auth",
+            f"auth method {key.method.value} is legacy; sha256 is recommended "
+            "(see docs/security.md for a rolling key change)",
+        )
+
+
+def _check_groups(config: Config, fail: _Fail) -> None:
+    members = {n.name for n in config.members}
+    group_names: set[str] = set()
+    vip_owner: dict[IPAddress, str] = {}
+    for group in config.groups:
+        gkey = f"group:{group.name}"
+        if group.name in group_names:
+            fail(gkey, f"resource group {group.name!r} is defined twice")
+        group_names.add(group.name)
+        if not group.resources:
+            fail(gkey, f"resource group {group.name!r} has no resources")
+        if group.preferred is not None and group.preferred not in members:
+            fail(
+                gkey,
+                f"preferred node {group.preferred!r} is not a member node "
+                f"(expected one of: {', '.join(sorted(members))})",
+            )
+        for node, _prio in group.priorities:
+            if node not in members:
+                fail(gkey, f"priority for unknown node {node!r}")
+        for index, resource in enumerate(group.resources):
+            if not isinstance(resource, VipResource):
+                continue
+            rkey = f"resource:{group.name}:{index}"
+            address = resource.address
+            if address in vip_owner:
+                fail(
+                    rkey,
+                    f"VIP {address} is already used by group {vip_owner[address]!r}; "
+                    "expected each floating address in one place only",
+                )
+            vip_owner[address] = group.name

@@ -1,0 +1,1 @@
+"""Metrics, status API and alerts."""

@@ -1,0 +1,1 @@
+"""Adapters that act on the host: the VIP, services."""

@@ -1,0 +1,1 @@
+"""The asyncio runtime that drives the core."""
