@@ -1,0 +1,83 @@
+"""One entry point for configuration: a directory is Heartbeat's /etc/ha.d, a file is TOML.
+
+Parsing is the sources' job; meaning is checked once here by `validate` for both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.model import Config, IPAddress
+from gossipha.config.services import ServiceResolver
+from gossipha.config.validate import validate
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    config: Config
+    warnings: tuple[ConfigWarning, ...]
+
+
+def local_node_name() -> str:
+    """This host's node name, as Heartbeat finds it (`uname -n`)."""
+    return os.uname().nodename
+
+
+def local_addresses() -> frozenset[IPAddress]:
+    """Addresses configured on this host (in this network namespace), for the self-ucast check."""
+    from pyroute2 import IPRoute
+
+    found: set[IPAddress] = set()
+    with IPRoute() as ipr:
+        for msg in ipr.get_addr():
+            value = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            if value:
+                found.add(ipaddress.ip_address(value.split("%")[0]))
+    return frozenset(found)
+
+
+def load(
+    path: Path,
+    node_name: str | None = None,
+    *,
+    allow_unauthenticated: bool = False,
+    resolver: ServiceResolver | None = None,
+    host_addresses: frozenset[IPAddress] | None = None,
+) -> Loaded:
+    """Read, check and return the configuration at `path` for `node_name` (default: uname -n).
+
+    Raises ConfigError (file, line, message) on the first problem; nothing is started.
+    """
+    path = Path(path)
+    name = node_name or local_node_name()
+    if path.is_dir():
+        from gossipha.config.heartbeat import load_ha_d
+
+        config, locations, warnings = load_ha_d(
+            path,
+            name,
+            resolver=resolver or ServiceResolver(path / "resource.d"),
+            allow_unauthenticated=allow_unauthenticated,
+        )
+    elif path.is_file():
+        from gossipha.config.native import load_toml
+
+        config, locations, warnings = load_toml(
+            path,
+            name,
+            resolver=resolver or ServiceResolver(path.parent / "resource.d"),
+            allow_unauthenticated=allow_unauthenticated,
+        )
+    elif path.exists():
+        raise ConfigError(path, None, "not a file or directory; expected /etc/ha.d or a .toml")
+    else:
+        raise ConfigError(
+            path, None, "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml"
+        )
+    addresses = local_addresses() if host_addresses is None else host_addresses
+    warnings = [*warnings, *validate(config, locations, addresses)]
+    return Loaded(config, tuple(warnings))
