@@ -1,0 +1,62 @@
+"""Heartbeat's /etc/ha.d as it is (ha.cf, haresources, authkeys) -> one resolved Config.
+
+Syntax errors and what only a parser can see raise ConfigError(file, line, message);
+the meaning checks (deadtime > keepalive, overlapping VIPs, ...) are validate.py's, which
+the loader runs afterwards with the Locations returned here, so its errors name the
+right file and line too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gossipha.config.authkeys import active_line, parse_authkeys
+from gossipha.config.errors import ConfigWarning
+from gossipha.config.hacf import Where, read_hacf
+from gossipha.config.haresources import read_haresources
+from gossipha.config.model import Config
+from gossipha.config.services import ServiceResolver
+
+__all__ = ["load_ha_d"]
+
+
+def load_ha_d(
+    directory: Path,
+    node_name: str,
+    *,
+    resolver: ServiceResolver,
+    allow_unauthenticated: bool = False,
+) -> tuple[Config, dict[str, Where], list[ConfigWarning]]:
+    """Read the three files of `directory` for `node_name`; does not run validate().
+
+    Node names are lower-cased, as Heartbeat does for `node` lines and `uname -n`.
+    """
+    hacf_path = directory / "ha.cf"
+    haresources_path = directory / "haresources"
+    authkeys_path = directory / "authkeys"
+    hacf = read_hacf(hacf_path)
+    resources = read_haresources(haresources_path, resolver)
+    auth, auth_warnings = parse_authkeys(authkeys_path, allow_unauthenticated=allow_unauthenticated)
+    locations: dict[str, Where] = {
+        **hacf.locations,
+        **resources.locations,
+        "auth": (authkeys_path, active_line(authkeys_path)),
+        "node_name": (hacf_path, None),
+    }
+    config = Config(
+        source=directory,
+        cluster_name=hacf.cluster_name,
+        node_name=node_name.lower(),
+        nodes=hacf.nodes,
+        links=hacf.links,
+        ping_groups=hacf.ping_groups,
+        timings=hacf.timings,
+        auth=auth,
+        groups=resources.groups,
+        auto_failback=hacf.auto_failback,
+        ping_failover=hacf.ping_failover,
+        respawns=hacf.respawns,
+        logging=hacf.logging,
+    )
+    warnings = [*hacf.warnings, *resources.warnings, *auth_warnings]
+    return config, locations, warnings
