@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s)?\s*$", re.IGNORECASE)
 _SCALE = {None: 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -28,4 +29,5 @@ def format_duration(seconds: float) -> str:
     ms = seconds * 1000
     if ms == int(ms) and int(ms) % 1000 != 0 and parse_duration(f"{int(ms)}ms") == seconds:
         return f"{int(ms)}ms"
-    return repr(float(seconds)).removesuffix(".0") + "s"
+    fixed = format(Decimal(repr(float(seconds))), "f")  # shortest digits, never 1e-05
+    return fixed.removesuffix(".0") + "s"
