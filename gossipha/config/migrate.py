@@ -42,11 +42,11 @@ def toml_value(value: object) -> str:
 
 def toml_duration(seconds: float) -> str:
     """`"200ms"`, `"2s"` when that reads back exactly; a float of seconds otherwise."""
-    text = format_duration(seconds)
     try:
+        text = format_duration(seconds)
         if parse_duration(text) == seconds:
             return toml_string(text)
-    except ValueError:  # format_duration may use an exponent, which durations do not take
+    except (ValueError, OverflowError):  # exponents and huge values: durations cannot say it
         pass
     return repr(float(seconds))
 
