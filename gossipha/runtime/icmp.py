@@ -1,0 +1,335 @@
+"""ICMP echo to the ping nodes from inside the agent (no `ping` subprocess).
+
+One raw ICMP socket per address family (or an unprivileged SOCK_DGRAM "ping socket" when raw
+is refused), optionally bound to an interface with SO_BINDTODEVICE so a ping node is checked
+over the path Heartbeat would use. Each round sends one echo per address; replies are matched
+on (source, identifier, sequence). A ping node is lost after `deadping_s` without a reply,
+and a `PingGroup` is reachable while any member is. Loss bookkeeping is the pure
+`ReachabilityTracker`; `Pinger` only does the I/O and reads `loop.time()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import secrets
+import socket
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from gossipha.config.model import IPAddress, PingGroup
+
+log = logging.getLogger(__name__)
+
+ICMP_ECHO_REQUEST = 8
+ICMP_ECHO_REPLY = 0
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+PAYLOAD = b"gossipha"
+# Largest datagram read; echo replies are tiny, anything bigger is not ours.
+RECV_BYTES = 2048
+SOCKET_OPEN_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PingReport:
+    """A reply (reachable, with its round-trip time) or a loss after deadping (no rtt)."""
+
+    address: IPAddress
+    reachable: bool
+    rtt_s: float | None
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    """A ping group's reachability changed (any member reachable = reachable)."""
+
+    group: str
+    reachable: bool
+    at_s: float
+
+
+PingEvent = PingReport | GroupReport
+
+
+class ReachabilityTracker:
+    """Per address: reachable after a reply, lost after `deadping_s` with none (pure).
+
+    An address never heard from is unknown (None) until `deadping_s` after `start_s`.
+    """
+
+    def __init__(self, addresses: Iterable[IPAddress], deadping_s: float, start_s: float) -> None:
+        assert deadping_s > 0
+        self.deadping_s = deadping_s
+        self._since: dict[IPAddress, float] = dict.fromkeys(addresses, start_s)
+        self._state: dict[IPAddress, bool | None] = dict.fromkeys(self._since)
+
+    def reply(self, address: IPAddress, now_s: float) -> bool:
+        """Record a reply; True when this makes the address reachable (a transition)."""
+        if address not in self._state:
+            return False
+        self._since[address] = now_s
+        changed = self._state[address] is not True
+        self._state[address] = True
+        return changed
+
+    def tick(self, now_s: float) -> list[IPAddress]:
+        """Addresses that became lost at `now_s`."""
+        lost: list[IPAddress] = []
+        for address, since_s in self._since.items():
+            if self._state[address] is not False and now_s - since_s >= self.deadping_s:
+                self._state[address] = False
+                lost.append(address)
+        return lost
+
+    def reachable(self, address: IPAddress) -> bool | None:
+        return self._state[address]
+
+    def group_reachable(self, addresses: Iterable[IPAddress]) -> bool | None:
+        states = [self._state[a] for a in addresses]
+        if any(s is True for s in states):
+            return True
+        if states and all(s is False for s in states):
+            return False
+        return None
+
+
+def icmp_checksum(data: bytes) -> int:
+    """RFC 1071 Internet checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def build_echo(family: int, identifier: int, seq: int) -> bytes:
+    """An echo request; ICMPv6 checksums are filled in by the kernel."""
+    if family == socket.AF_INET6:
+        return struct.pack("!BBHHH", ICMP6_ECHO_REQUEST, 0, 0, identifier, seq) + PAYLOAD
+    header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, identifier, seq)
+    csum = icmp_checksum(header + PAYLOAD)
+    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, csum, identifier, seq) + PAYLOAD
+
+
+def parse_reply(family: int, data: bytes, has_ip_header: bool) -> tuple[int, int] | None:
+    """(identifier, sequence) of an echo reply, or None for any other packet."""
+    if has_ip_header and family == socket.AF_INET:
+        if not data:
+            return None
+        data = data[(data[0] & 0x0F) * 4 :]
+    if len(data) < 8:
+        return None
+    kind, code, _csum, identifier, seq = struct.unpack("!BBHHH", data[:8])
+    expected = ICMP6_ECHO_REPLY if family == socket.AF_INET6 else ICMP_ECHO_REPLY
+    if kind != expected or code != 0:
+        return None
+    return identifier, seq
+
+
+def open_icmp_socket(
+    family: int, *, interface: str | None = None, netns: str | None = None
+) -> tuple[socket.socket, bool]:
+    """A non-blocking ICMP socket and whether it is raw (blocking: call via a thread).
+
+    Raw needs CAP_NET_RAW; otherwise the kernel's ping socket (net.ipv4.ping_group_range).
+    `netns` opens it inside that named namespace (tests and the lab; the agent itself
+    runs in its own namespace and passes None).
+    """
+    proto = socket.IPPROTO_ICMPV6 if family == socket.AF_INET6 else socket.IPPROTO_ICMP
+    sock: socket.socket | None = None
+    raw = True
+    for kind in (socket.SOCK_RAW, socket.SOCK_DGRAM):
+        raw = kind == socket.SOCK_RAW
+        try:
+            sock = _make_socket(family, kind, proto, netns)
+            break
+        except PermissionError:
+            continue
+    if sock is None:
+        raise PermissionError("neither raw nor ping sockets are allowed for ICMP")
+    try:
+        if interface is not None:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, raw
+
+
+def _make_socket(family: int, kind: int, proto: int, netns: str | None) -> socket.socket:
+    if netns is None:
+        return socket.socket(family, kind, proto)
+    from pyroute2 import netns as pr_netns
+
+    sock: socket.socket = pr_netns.create_socket(
+        netns, family=family, socket_type=kind, proto=proto, flags=0
+    )
+    return sock
+
+
+class Pinger:
+    """Sends one echo per `interval_s` to every ping-node address and reports to `sink`.
+
+    `sink` gets a `PingReport` for every reply and for every loss (after `deadping_s`
+    without a reply), and a `GroupReport` whenever a group's reachability changes.
+    `run` is bounded by `max_rounds` and/or `duration_s` when given; the agent runs it
+    unbounded inside its TaskGroup and cancels it on shutdown.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[PingGroup],
+        *,
+        interval_s: float,
+        deadping_s: float,
+        sink: Callable[[PingEvent], None],
+        netns: str | None = None,
+        identifier: int | None = None,
+    ) -> None:
+        assert interval_s > 0 and deadping_s > 0
+        self.groups = tuple(groups)
+        self.interval_s = interval_s
+        self.deadping_s = deadping_s
+        self._sink = sink
+        self._netns = netns
+        self._identifier = secrets.randbits(16) if identifier is None else identifier & 0xFFFF
+        seen: dict[IPAddress, str | None] = {}
+        for group in self.groups:
+            for address in group.addresses:
+                seen.setdefault(address, group.interface)
+        self.addresses: tuple[IPAddress, ...] = tuple(seen)
+        self._interface = seen
+        self._pending: dict[tuple[IPAddress, int], float] = {}
+        self._group_state: dict[str, bool | None] = {g.name: None for g in self.groups}
+        self._tracker: ReachabilityTracker | None = None
+        self._seq = 0
+
+    @classmethod
+    def for_addresses(
+        cls,
+        addresses: Sequence[str | IPAddress],
+        *,
+        interface: str | None = None,
+        **kwargs: object,
+    ) -> Pinger:
+        """One group per address, as Heartbeat's plain `ping ADDR` lines."""
+        groups = [PingGroup(str(a), (ipaddress.ip_address(a),), interface) for a in addresses]
+        return cls(groups, **kwargs)  # type: ignore[arg-type]
+
+    def reachable(self, address: IPAddress) -> bool | None:
+        return None if self._tracker is None else self._tracker.reachable(address)
+
+    async def run(self, *, max_rounds: int | None = None, duration_s: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        sockets = await self._open_sockets()
+        try:
+            start_s = loop.time()
+            self._tracker = ReachabilityTracker(self.addresses, self.deadping_s, start_s)
+            async with asyncio.TaskGroup() as tg:
+                receivers = [
+                    tg.create_task(self._receive(sock, family, raw))
+                    for (family, _iface), (sock, raw) in sockets.items()
+                ]
+                rounds = 0
+                while max_rounds is None or rounds < max_rounds:
+                    now_s = loop.time()
+                    if duration_s is not None and now_s - start_s >= duration_s:
+                        break
+                    self._round(sockets, now_s)
+                    rounds += 1
+                    await asyncio.sleep(self.interval_s)
+                    self._expire(loop.time())
+                for task in receivers:
+                    task.cancel()
+        finally:
+            for sock, _raw in sockets.values():
+                sock.close()
+
+    async def _open_sockets(self) -> dict[tuple[int, str | None], tuple[socket.socket, bool]]:
+        wanted = {(_family(a), self._interface[a]) for a in self.addresses}
+        opened: dict[tuple[int, str | None], tuple[socket.socket, bool]] = {}
+        try:
+            for family, iface in sorted(wanted, key=lambda k: (k[0], k[1] or "")):
+                opened[(family, iface)] = await asyncio.wait_for(
+                    asyncio.to_thread(open_icmp_socket, family, interface=iface, netns=self._netns),
+                    SOCKET_OPEN_TIMEOUT_S,
+                )
+        except BaseException:
+            for sock, _raw in opened.values():
+                sock.close()
+            raise
+        return opened
+
+    def _round(
+        self,
+        sockets: dict[tuple[int, str | None], tuple[socket.socket, bool]],
+        now_s: float,
+    ) -> None:
+        self._seq = (self._seq + 1) & 0xFFFF
+        horizon_s = now_s - self.deadping_s - self.interval_s
+        for key in [k for k, sent_s in self._pending.items() if sent_s < horizon_s]:
+            del self._pending[key]
+        for address in self.addresses:
+            family = _family(address)
+            sock, _raw = sockets[(family, self._interface[address])]
+            packet = build_echo(family, self._identifier, self._seq)
+            try:
+                sock.sendto(packet, (str(address), 0))
+            except BlockingIOError:
+                continue  # queue full: this round counts as unanswered
+            except OSError as exc:
+                # Unreachable network, link down, or an OUTPUT drop: no reply will come.
+                if exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM):
+                    log.debug("icmp send failed address=%s error=%s", address, exc)
+                continue
+            self._pending[(address, self._seq)] = now_s
+
+    async def _receive(self, sock: socket.socket, family: int, raw: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data, peer = await loop.sock_recvfrom(sock, RECV_BYTES)
+            now_s = loop.time()
+            parsed = parse_reply(family, data, has_ip_header=raw)
+            if parsed is None:
+                continue
+            identifier, seq = parsed
+            if raw and identifier != self._identifier:
+                continue  # another pinger's reply (ping sockets filter by id in the kernel)
+            with contextlib.suppress(ValueError):
+                address = ipaddress.ip_address(peer[0].split("%")[0])
+                sent_s = self._pending.pop((address, seq), None)
+                if sent_s is not None:
+                    self._on_reply(address, now_s, now_s - sent_s)
+
+    def _on_reply(self, address: IPAddress, now_s: float, rtt_s: float) -> None:
+        assert self._tracker is not None
+        self._tracker.reply(address, now_s)
+        self._sink(PingReport(address, True, rtt_s, now_s))
+        self._update_groups(now_s)
+
+    def _expire(self, now_s: float) -> None:
+        assert self._tracker is not None
+        for address in self._tracker.tick(now_s):
+            self._sink(PingReport(address, False, None, now_s))
+        self._update_groups(now_s)
+
+    def _update_groups(self, now_s: float) -> None:
+        assert self._tracker is not None
+        for group in self.groups:
+            state = self._tracker.group_reachable(group.addresses)
+            if state is not None and state != self._group_state[group.name]:
+                self._group_state[group.name] = state
+                self._sink(GroupReport(group.name, state, now_s))
+
+
+def _family(address: IPAddress) -> int:
+    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
