@@ -1,0 +1,769 @@
+"""Peer table: direct per-link detection, gossiped heartbeat state, suspicion and refutation.
+
+Evidence a peer lives comes two ways. A direct heartbeat on a link feeds that (peer, link)
+detector. Any sign that the peer's own counter advanced (its own entry in a direct
+heartbeat, or a gossiped entry relayed by a third node) feeds the peer's *liveness*
+detector: a counter only advances at its owner, so a fresh advance proves the owner ran
+recently, even when we cannot hear it ourselves (van Renesse's gossip-style detection).
+
+A peer looks dead from here when its liveness detector says DEAD and, while we expect
+direct traffic from it every interval (N <= ALL_PEERS_MAX_NODES), so does every link.
+A link that dies while the peer is still carried is a LinkDown, not a death. With N > 2
+the peer then becomes SUSPECT (SWIM/Lifeguard); confirmations by other accusers shorten
+the timeout; the accused refutes by raising its incarnation. With N == 2 nobody could
+confirm, so the detector's verdict is final. Deadtime caps everything: a peer silent
+(no counter advance from any source) for deadtime is dead whatever phi or suspicion say.
+Gossip status per incarnation is ordered ALIVE < SUSPECT < DEAD; a higher incarnation
+overrides everything; older incarnations are ignored.
+
+Public API::
+
+    class Membership:
+        __init__(self_name, incarnation, peers, links, timings, rng, start_s)
+        on_heartbeat(now_s, sender, link, digest) -> list[MemberEvent]
+        tick(now_s) -> list[MemberEvent]
+        outgoing(now_s) -> list[tuple[str, Digest]]   # call once per keepalive interval
+        note_lag(lag_s) -> None; note_missed_send() -> None
+        state(peer) -> PeerState; link_state(peer, link) -> LinkState
+        alive_peers() -> tuple[str, ...]               # ALIVE or WARN
+        snapshot(now_s) -> MembershipSnapshot
+        incarnation: int; counter: int; health_score: int; rejected: int
+    Digest(entries).to_wire() -> dict; Digest.from_wire(obj) -> Digest  (ValueError on junk)
+    Entry(name, incarnation, counter, status, health, accuser)
+    Status: ALIVE/SUSPECT/DEAD (gossiped)   PeerState: UNKNOWN/ALIVE/WARN/SUSPECT/DEAD
+    LinkState: UNKNOWN/UP/DOWN
+    MemberEvent = PeerJoined | PeerWarn | PeerSuspect | PeerDead | PeerRecovered | Refuted
+                | LinkDown | LinkUp          (each has .peer and .reason; links add .link)
+
+The runtime should deliver pending heartbeats and report `note_lag` before calling `tick`
+after a stall, so our own pause is not mistaken for everybody else's silence.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from gossipha.config.model import Timings
+from gossipha.core.awareness import Awareness
+from gossipha.core.detector import Level, PhiAccrualDetector, Policy
+from gossipha.core.suspicion import Suspicion
+
+# Send to every peer while the cluster is this small; beyond it, to FANOUT random peers.
+ALL_PEERS_MAX_NODES = 4
+FANOUT = 3
+# Own entry plus up to 7 others: with 64-character names a digest stays under ~1,000 bytes.
+MAX_DIGEST_ENTRIES = 8
+MAX_NAME_LEN = 64
+MAX_WIRE_INT = 2**53 - 1  # exact in JSON doubles
+MAX_HEALTH = 255
+# A change is piggybacked RETRANSMIT_MULT * ceil(log2(N + 1)) times by each node.
+RETRANSMIT_MULT = 3
+# Suspicion reaches its minimum timeout after this many independent confirmations.
+EXPECTED_CONFIRMATIONS = 2
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+class Status(enum.Enum):
+    """Gossiped status of a node at an incarnation; the wire value is one letter."""
+
+    ALIVE = "a"
+    SUSPECT = "s"
+    DEAD = "d"
+
+
+_RANK = {Status.ALIVE: 0, Status.SUSPECT: 1, Status.DEAD: 2}
+
+
+class PeerState(enum.Enum):
+    """Our local view of a peer."""
+
+    UNKNOWN = "unknown"  # never heard, still within initdead
+    ALIVE = "alive"
+    WARN = "warn"  # silent past warntime (or phi_warn); not yet accused
+    SUSPECT = "suspect"
+    DEAD = "dead"
+
+
+class LinkState(enum.Enum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+# ---------------------------------------------------------------------------- wire values
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One node's heartbeat state as gossiped; `accuser` names who declared SUSPECT/DEAD."""
+
+    name: str
+    incarnation: int
+    counter: int
+    status: Status
+    health: int = 0
+    accuser: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "entry name")
+        _check_int(self.incarnation, "incarnation", MAX_WIRE_INT)
+        _check_int(self.counter, "counter", MAX_WIRE_INT)
+        _check_int(self.health, "health", MAX_HEALTH)
+        if not isinstance(self.status, Status):
+            raise ValueError("status must be a Status")
+        if (self.status is Status.ALIVE) != (self.accuser is None):
+            raise ValueError("accuser is required for suspect/dead and absent for alive")
+        if self.accuser is not None:
+            _check_name(self.accuser, "accuser")
+            if self.accuser == self.name:
+                raise ValueError("a node cannot accuse itself")
+
+
+def _check_name(value: object, what: str) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_LEN:
+        raise ValueError(f"{what} must be a string of 1..{MAX_NAME_LEN} characters")
+    if not _NAME_RE.match(value):
+        raise ValueError(f"{what} {value[:MAX_NAME_LEN]!r} has characters outside [A-Za-z0-9._-]")
+
+
+def _check_int(value: object, what: str, maximum: int) -> None:
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise ValueError(f"{what} must be an integer in 0..{maximum}")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one heartbeat carries: the sender's own entry first, then a few others."""
+
+    entries: tuple[Entry, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.entries) <= MAX_DIGEST_ENTRIES:
+            raise ValueError(f"a digest holds 1..{MAX_DIGEST_ENTRIES} entries")
+        keys = {(e.name, e.status, e.accuser) for e in self.entries}
+        if len(keys) != len(self.entries):
+            raise ValueError("duplicate entries in digest")
+
+    def to_wire(self) -> dict[str, Any]:
+        """Compact JSON-ready form: {"e": [[name, inc, counter, status, health, accuser]]}."""
+        return {
+            "e": [
+                [e.name, e.incarnation, e.counter, e.status.value, e.health, e.accuser]
+                for e in self.entries
+            ]
+        }
+
+    @classmethod
+    def from_wire(cls, obj: object) -> Digest:
+        """Validate untrusted decoded JSON; anything unexpected raises ValueError."""
+        if not isinstance(obj, dict) or set(obj) != {"e"}:
+            raise ValueError('digest must be an object with exactly the key "e"')
+        raw = obj["e"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_DIGEST_ENTRIES:
+            raise ValueError(f"digest entries must be a list of 1..{MAX_DIGEST_ENTRIES}")
+        entries = []
+        for item in raw:
+            if not isinstance(item, list) or len(item) != 6:
+                raise ValueError("entry must be a list of 6 fields")
+            name, inc, counter, status, health, accuser = item
+            if not isinstance(status, str):
+                raise ValueError("status must be a string")
+            try:
+                st = Status(status)
+            except ValueError:
+                raise ValueError(f"unknown status {status[:8]!r}") from None
+            entries.append(Entry(name, inc, counter, st, health, accuser))
+        return cls(tuple(entries))
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class PeerJoined:
+    """First contact with a peer (or first news of it)."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerWarn:
+    """Silent past warntime or phi_warn: Heartbeat's WARN, an alert, not an accusation."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSuspect:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDead:
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecovered:
+    """Back from WARN (late heartbeat) or DEAD (refuted or restarted)."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuted:
+    """A suspect proved alive with a higher incarnation; peer == self when we refuted."""
+
+    peer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    """One link to a peer went silent while the peer is still heard otherwise."""
+
+    peer: str
+    link: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    peer: str
+    link: str
+    reason: str
+
+
+MemberEvent: TypeAlias = (
+    PeerJoined | PeerWarn | PeerSuspect | PeerDead | PeerRecovered | Refuted | LinkDown | LinkUp
+)
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSnapshot:
+    link: str
+    state: LinkState
+    phi: float
+    silence_s: float | None
+    mean_s: float
+    std_s: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSnapshot:
+    """Liveness figures (any path) plus each direct link's, for metrics and status."""
+
+    name: str
+    state: PeerState
+    status: Status
+    incarnation: int | None
+    counter: int
+    health: int
+    phi: float
+    silence_s: float | None
+    mean_s: float
+    std_s: float
+    samples: int
+    suspicion_confirmations: int | None
+    suspicion_deadline_s: float | None
+    links: tuple[LinkSnapshot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipSnapshot:
+    name: str
+    incarnation: int
+    counter: int
+    health_score: int
+    multiplier: int
+    all_peers_mode: bool
+    rejected: int
+    peers: tuple[PeerSnapshot, ...]
+
+
+# ---------------------------------------------------------------------------- internals
+
+
+class _Peer:
+    """Everything known about one configured peer."""
+
+    __slots__ = (
+        "accuser",
+        "counter",
+        "health",
+        "incarnation",
+        "link_det",
+        "link_reported",
+        "link_state",
+        "liveness",
+        "name",
+        "state",
+        "status",
+        "suspicion",
+    )
+
+    def __init__(self, name: str, links: Sequence[str], timings: Timings) -> None:
+        def det() -> PhiAccrualDetector:
+            return PhiAccrualDetector(
+                timings.keepalive_s,
+                timings.phi_window,
+                timings.phi_min_std_s,
+                timings.phi_acceptable_pause_s,
+            )
+
+        self.name = name
+        self.incarnation: int | None = None
+        self.counter = 0
+        self.health = 0
+        self.status = Status.ALIVE
+        self.accuser: str | None = None
+        self.state = PeerState.UNKNOWN
+        self.suspicion: Suspicion | None = None
+        self.liveness = det()
+        self.link_det = {link: det() for link in links}
+        self.link_state = dict.fromkeys(links, LinkState.UNKNOWN)
+        # What LinkDown/LinkUp events last told the outside world.
+        self.link_reported = dict.fromkeys(links, LinkState.UNKNOWN)
+
+    def entry(self, status: Status | None = None, accuser: str | None = None) -> Entry:
+        assert self.incarnation is not None
+        st = self.status if status is None else status
+        acc = (self.accuser if status is None else accuser) if st is not Status.ALIVE else None
+        return Entry(self.name, self.incarnation, self.counter, st, self.health, acc)
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    """A piggybacked change: (subject, status, accuser) at an incarnation."""
+
+    subject: str
+    status: Status
+    accuser: str | None
+    incarnation: int
+    transmits: int
+    seq: int
+
+
+_CARRIED = (PeerState.ALIVE, PeerState.WARN)
+
+
+class Membership:
+    """The peer table of one node; pure: time and randomness come in as arguments."""
+
+    def __init__(
+        self,
+        self_name: str,
+        incarnation: int,
+        peers: Sequence[str],
+        links: Sequence[str],
+        timings: Timings,
+        rng: random.Random,
+        start_s: float,
+    ) -> None:
+        _check_name(self_name, "node name")
+        _check_int(incarnation, "incarnation", MAX_WIRE_INT)
+        assert self_name not in peers, "peers must not include this node"
+        assert len(set(peers)) == len(peers) and len(set(links)) == len(links)
+        assert links, "at least one link"
+        for p in peers:
+            _check_name(p, "peer name")
+        self.name = self_name
+        self.incarnation = incarnation
+        self.counter = 0
+        self.rejected = 0
+        self._timings = timings
+        self._rng = rng
+        self._links = tuple(links)
+        self._policy = Policy.from_timings(timings, start_s)
+        self._peers = {p: _Peer(p, links, timings) for p in peers}
+        self._order = tuple(sorted(peers))
+        self._known = frozenset((self_name, *peers))
+        self._n = len(peers) + 1
+        self._all_peers = self._n <= ALL_PEERS_MAX_NODES
+        self._awareness = Awareness()
+        self._unhealthy = False
+        self._queue: dict[tuple[str, Status, str | None], _Broadcast] = {}
+        self._seq = 0
+        self._retransmit_limit = RETRANSMIT_MULT * max(1, math.ceil(math.log2(self._n + 1)))
+
+    # ------------------------------------------------------------------ local health
+
+    def note_lag(self, lag_s: float) -> None:
+        """Our loop ran `lag_s` late; half a keepalive or more counts against our health."""
+        if lag_s >= self._timings.keepalive_s / 2.0:
+            self._awareness.apply_delta(max(1, int(lag_s / self._timings.keepalive_s)))
+            self._unhealthy = True
+
+    def note_missed_send(self) -> None:
+        """A heartbeat we should have sent did not go out (queue full, send error)."""
+        self._awareness.apply_delta(1)
+        self._unhealthy = True
+
+    @property
+    def health_score(self) -> int:
+        return self._awareness.score
+
+    # ------------------------------------------------------------------ queries
+
+    def state(self, peer: str) -> PeerState:
+        return self._peers[peer].state
+
+    def link_state(self, peer: str, link: str) -> LinkState:
+        return self._peers[peer].link_state[link]
+
+    def alive_peers(self) -> tuple[str, ...]:
+        return tuple(p for p in self._order if self._peers[p].state in _CARRIED)
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_heartbeat(
+        self, now_s: float, sender: str, link: str, digest: Digest
+    ) -> list[MemberEvent]:
+        """A verified message from `sender` on `link`; its first entry must be its own."""
+        peer = self._peers.get(sender)
+        first = digest.entries[0]
+        if (
+            peer is None
+            or link not in peer.link_det
+            or first.name != sender
+            or first.status is not Status.ALIVE
+        ):
+            self.rejected += 1
+            return []
+        peer.link_det[link].heartbeat(now_s)
+        events: list[MemberEvent] = []
+        touched: list[_Peer] = [peer]
+        for entry in digest.entries:
+            if entry.name == self.name:
+                events.extend(self._merge_self(entry, sender))
+                continue
+            subject = self._peers.get(entry.name)
+            if subject is None or (entry.accuser is not None and entry.accuser not in self._known):
+                continue  # not a configured member: nodes join only from the configured list
+            self._merge(subject, entry, sender, now_s, events)
+            if subject is not peer:
+                touched.append(subject)
+        for p in touched:
+            events.extend(self._evaluate(p, now_s))
+        return events
+
+    def tick(self, now_s: float) -> list[MemberEvent]:
+        """Re-judge every peer: warntime, phi, deadtime, initdead and suspicion deadlines."""
+        events: list[MemberEvent] = []
+        for name in self._order:
+            events.extend(self._evaluate(self._peers[name], now_s))
+        return events
+
+    def outgoing(self, now_s: float) -> list[tuple[str, Digest]]:
+        """One heartbeat round: advance our counter, pick targets, build a digest for each."""
+        del now_s  # the round is driven by the caller's interval; kept for symmetry
+        self.counter += 1
+        assert self.counter <= MAX_WIRE_INT
+        if not self._unhealthy:
+            self._awareness.apply_delta(-1)
+        self._unhealthy = False
+        if self._all_peers or len(self._order) <= FANOUT:
+            targets = list(self._order)
+        else:
+            targets = self._rng.sample(self._order, FANOUT)
+        return [(t, self._digest_for(t)) for t in targets]
+
+    # ------------------------------------------------------------------ merging
+
+    def _merge_self(self, entry: Entry, sender: str) -> list[MemberEvent]:
+        """Refute any accusation at our incarnation, or a higher incarnation of us."""
+        accused = entry.status is not Status.ALIVE and entry.incarnation >= self.incarnation
+        if not accused and entry.incarnation <= self.incarnation:
+            return []
+        old = self.incarnation
+        self.incarnation = min(MAX_WIRE_INT, entry.incarnation + 1)
+        if accused:
+            self._awareness.apply_delta(1)  # Lifeguard: being accused hints we are the slow one
+            why = f"{entry.status.name.lower()} by {entry.accuser} (via {sender}) at {old}"
+        else:
+            why = f"{sender} knew a later incarnation {entry.incarnation} of us"
+        return [Refuted(self.name, f"{why}; incarnation now {self.incarnation}")]
+
+    def _fresh(self, peer: _Peer, now_s: float) -> bool:
+        """We have our own recent evidence that `peer` runs (direct or a gossiped counter)."""
+        level = self._policy.level(peer.liveness, now_s, self._awareness.multiplier)
+        return level in (Level.OK, Level.WARN)
+
+    def _merge(
+        self, peer: _Peer, entry: Entry, sender: str, now_s: float, events: list[MemberEvent]
+    ) -> None:
+        if peer.incarnation is not None and entry.incarnation < peer.incarnation:
+            return  # stale incarnation: ignored
+        if peer.incarnation is None or entry.incarnation > peer.incarnation:
+            peer.incarnation = entry.incarnation
+            peer.counter = entry.counter
+            peer.health = entry.health
+            peer.status = Status.ALIVE
+            peer.accuser = None
+            peer.suspicion = None
+            peer.liveness.heartbeat(now_s)
+            if entry.status is Status.ALIVE:
+                self._enqueue(peer.name, Status.ALIVE, None, entry.incarnation)
+                return
+        elif entry.counter > peer.counter:
+            peer.counter = entry.counter
+            peer.health = entry.health
+            peer.liveness.heartbeat(now_s)
+        if entry.status is Status.ALIVE or peer.status is Status.DEAD:
+            return
+        accuser = entry.accuser
+        assert accuser is not None
+        if entry.status is Status.DEAD and not self._fresh(peer, now_s):
+            peer.status = Status.DEAD
+            peer.accuser = accuser
+            peer.suspicion = None
+            self._enqueue(peer.name, Status.DEAD, accuser, entry.incarnation)
+            events.append(PeerDead(peer.name, f"declared dead by {accuser} (via {sender})"))
+            return
+        # A gossiped suspicion, or a "dead" about a node we still hear: suspect it.
+        if peer.suspicion is None:
+            self._start_suspicion(peer, accuser, now_s)
+            events.append(PeerSuspect(peer.name, f"suspected by {accuser} (via {sender})"))
+        elif peer.suspicion.confirm(accuser):
+            self._enqueue(peer.name, Status.SUSPECT, accuser, entry.incarnation)
+
+    def _start_suspicion(self, peer: _Peer, accuser: str, now_s: float) -> None:
+        if peer.incarnation is None:
+            peer.incarnation = 0  # never heard: accuse the null incarnation, any real one wins
+        rounds = max(1, math.ceil(math.log2(self._n)))
+        min_s = self._awareness.scale(2.0 * rounds * self._timings.keepalive_s)
+        max_s = max(min_s, self._awareness.scale(self._timings.deadtime_s))
+        expected = min(EXPECTED_CONFIRMATIONS, self._n - 2)
+        peer.status = Status.SUSPECT
+        peer.accuser = accuser
+        peer.suspicion = Suspicion(
+            peer.name, peer.incarnation, accuser, now_s, expected, min_s, max_s
+        )
+        self._enqueue(peer.name, Status.SUSPECT, accuser, peer.incarnation)
+
+    def _declare_dead(self, peer: _Peer, reason: str) -> PeerDead:
+        if peer.incarnation is None:
+            peer.incarnation = 0
+        peer.status = Status.DEAD
+        peer.accuser = self.name
+        peer.suspicion = None
+        self._enqueue(peer.name, Status.DEAD, self.name, peer.incarnation)
+        return PeerDead(peer.name, reason)
+
+    # ------------------------------------------------------------------ judging
+
+    def _evaluate(self, peer: _Peer, now_s: float) -> list[MemberEvent]:
+        """Derive the local state from detectors and gossip status; emit the transitions."""
+        events: list[MemberEvent] = []
+        mult = self._awareness.multiplier
+        live = self._policy.level(peer.liveness, now_s, mult)
+        links = {name: self._policy.level(d, now_s, mult) for name, d in peer.link_det.items()}
+        level = live
+        if (
+            self._all_peers
+            and live is Level.DEAD
+            and any(lv in (Level.OK, Level.WARN) for lv in links.values())
+        ):
+            level = Level.WARN  # still heard directly on some link
+        if peer.status is Status.ALIVE and level is Level.DEAD:
+            silence = peer.liveness.silence_s(now_s)
+            why = (
+                f"not heard within initdead {self._timings.initdead_s:g}s"
+                if silence is None
+                else f"silent {silence:.3f}s, phi {peer.liveness.phi(now_s):.2f} on every path"
+            )
+            if self._n == 2:
+                events.append(self._declare_dead(peer, why))
+            else:
+                self._start_suspicion(peer, self.name, now_s)
+                events.append(PeerSuspect(peer.name, why))
+        if peer.status is Status.SUSPECT:
+            susp = peer.suspicion
+            assert susp is not None
+            silence = peer.liveness.silence_s(now_s)
+            if silence is not None and silence >= self._timings.deadtime_s:
+                events.append(self._declare_dead(peer, f"silent {silence:.3f}s >= deadtime"))
+            elif now_s >= susp.deadline_s:
+                events.append(
+                    self._declare_dead(
+                        peer,
+                        f"suspicion by {susp.accuser} not refuted in {susp.timeout_s:.3f}s "
+                        f"({susp.confirmations} confirmations)",
+                    )
+                )
+        if peer.status is Status.DEAD:
+            new = PeerState.DEAD
+        elif peer.status is Status.SUSPECT:
+            new = PeerState.SUSPECT
+        elif level is Level.UNKNOWN:
+            new = PeerState.UNKNOWN
+        elif level is Level.WARN:
+            new = PeerState.WARN
+        else:
+            new = PeerState.ALIVE
+        events.extend(self._transition(peer, new, now_s))
+        if self._all_peers:
+            events.extend(self._link_events(peer, links))
+        return events
+
+    def _transition(self, peer: _Peer, new: PeerState, now_s: float) -> list[MemberEvent]:
+        old = peer.state
+        peer.state = new
+        if old is new:
+            return []
+        silence = peer.liveness.silence_s(now_s)
+        inc = peer.incarnation
+        if new is PeerState.WARN and old in (PeerState.ALIVE, PeerState.UNKNOWN):
+            return [
+                PeerWarn(
+                    peer.name,
+                    f"silent {silence or 0.0:.3f}s, phi {peer.liveness.phi(now_s):.2f}",
+                )
+            ]
+        if new in _CARRIED:
+            if old is PeerState.UNKNOWN:
+                return [PeerJoined(peer.name, f"first heard at incarnation {inc}")]
+            if old is PeerState.SUSPECT:
+                return [Refuted(peer.name, f"alive at incarnation {inc}")]
+            if old is PeerState.DEAD:
+                return [PeerRecovered(peer.name, f"alive at incarnation {inc}")]
+            if old is PeerState.WARN and new is PeerState.ALIVE:
+                return [PeerRecovered(peer.name, "heard again after warn (late heartbeat)")]
+        return []  # SUSPECT/DEAD events are emitted where the accusation is made
+
+    def _link_events(self, peer: _Peer, levels: dict[str, Level]) -> list[MemberEvent]:
+        """Tell about links only while the peer is carried; whole loss is a peer event."""
+        events: list[MemberEvent] = []
+        for name, lv in levels.items():
+            if lv is Level.DEAD:
+                peer.link_state[name] = LinkState.DOWN
+            elif lv is not Level.UNKNOWN:
+                peer.link_state[name] = LinkState.UP
+            if peer.state not in _CARRIED:
+                continue
+            now, told = peer.link_state[name], peer.link_reported[name]
+            if now is LinkState.DOWN and told is not LinkState.DOWN:
+                events.append(
+                    LinkDown(peer.name, name, "silent on this link; peer still heard otherwise")
+                )
+            elif now is LinkState.UP and told is LinkState.DOWN:
+                events.append(LinkUp(peer.name, name, "heard again on this link"))
+            if now is not LinkState.UNKNOWN:
+                peer.link_reported[name] = now
+        return events
+
+    # ------------------------------------------------------------------ gossip out
+
+    def _enqueue(self, subject: str, status: Status, accuser: str | None, inc: int) -> None:
+        """Queue a change for piggybacking; a newer one about `subject` drops older ones."""
+        for key, b in list(self._queue.items()):
+            if b.subject == subject and (
+                b.incarnation < inc or (b.incarnation == inc and _RANK[b.status] < _RANK[status])
+            ):
+                del self._queue[key]
+        self._seq += 1
+        self._queue[(subject, status, accuser)] = _Broadcast(
+            subject, status, accuser, inc, 0, self._seq
+        )
+
+    def _digest_for(self, target: str) -> Digest:
+        own = Entry(self.name, self.incarnation, self.counter, Status.ALIVE, self.health_score)
+        entries: list[Entry] = [own]
+        included: set[tuple[str, Status, str | None]] = set()
+        budget = MAX_DIGEST_ENTRIES - 1
+        tpeer = self._peers[target]
+        if tpeer.status is not Status.ALIVE and tpeer.incarnation is not None:
+            e = tpeer.entry()  # tell the accused, so it can refute at once
+            entries.append(e)
+            included.add((e.name, e.status, e.accuser))
+        for key, b in sorted(self._queue.items(), key=lambda kv: (kv[1].transmits, -kv[1].seq)):
+            if len(entries) > budget:
+                break
+            peer = self._peers[b.subject]
+            if peer.incarnation != b.incarnation or _RANK[peer.status] > _RANK[b.status]:
+                del self._queue[key]  # superseded
+                continue
+            if key in included or (b.subject == target and b.status is Status.ALIVE):
+                continue
+            entries.append(peer.entry(b.status, b.accuser))
+            included.add(key)
+            b.transmits += 1
+            if b.transmits >= self._retransmit_limit:
+                del self._queue[key]
+        if len(entries) <= budget:
+            names = {e.name for e in entries}
+            pool = [
+                p
+                for p in self._order
+                if p != target and p not in names and self._peers[p].incarnation is not None
+            ]
+            room = budget + 1 - len(entries)
+            for p in self._rng.sample(pool, min(room, len(pool))):
+                e = self._peers[p].entry()
+                if (e.name, e.status, e.accuser) not in included:
+                    entries.append(e)
+        return Digest(tuple(entries))
+
+    # ------------------------------------------------------------------ status
+
+    def snapshot(self, now_s: float) -> MembershipSnapshot:
+        peers = []
+        for name in self._order:
+            p = self._peers[name]
+            links = tuple(
+                LinkSnapshot(
+                    link=ln,
+                    state=p.link_state[ln],
+                    phi=d.phi(now_s),
+                    silence_s=d.silence_s(now_s),
+                    mean_s=d.mean_s,
+                    std_s=d.std_s,
+                    samples=d.samples,
+                )
+                for ln, d in p.link_det.items()
+            )
+            susp = p.suspicion
+            peers.append(
+                PeerSnapshot(
+                    name=name,
+                    state=p.state,
+                    status=p.status,
+                    incarnation=p.incarnation,
+                    counter=p.counter,
+                    health=p.health,
+                    phi=p.liveness.phi(now_s),
+                    silence_s=p.liveness.silence_s(now_s),
+                    mean_s=p.liveness.mean_s,
+                    std_s=p.liveness.std_s,
+                    samples=p.liveness.samples,
+                    suspicion_confirmations=None if susp is None else susp.confirmations,
+                    suspicion_deadline_s=None if susp is None else susp.deadline_s,
+                    links=links,
+                )
+            )
+        return MembershipSnapshot(
+            name=self.name,
+            incarnation=self.incarnation,
+            counter=self.counter,
+            health_score=self._awareness.score,
+            multiplier=self._awareness.multiplier,
+            all_peers_mode=self._all_peers,
+            rejected=self.rejected,
+            peers=tuple(peers),
+        )
