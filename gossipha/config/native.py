@@ -450,6 +450,11 @@ class _Reader:
         self, value: object, where: KeyPath, allowed: tuple[str, ...]
     ) -> list[dict[str, Any]]:
         """An array of tables (`[[x]]` or an array of inline tables)."""
+        if isinstance(value, dict):
+            header = display_path(tuple(p for p in where if isinstance(p, str)))
+            self.fail(
+                where, f"found a table; expected [[{header}]] (double brackets), one per item"
+            )
         items = self.array(value, where)
         return [self.table(item, (*where, i), allowed) for i, item in enumerate(items)]
 
@@ -569,11 +574,9 @@ def _links(r: _Reader, data: object) -> list[_LinkDraft]:
     drafts: list[_LinkDraft] = []
     for i, table in enumerate(r.tables(data, ("link",), _LINK_KEYS)):
         where: KeyPath = ("link", i)
-        interface = (
-            r.string(table.get("interface"), (*where, "interface"))
-            if ("interface" in table)
-            else r.fail(where, "missing key 'interface'; expected the network interface, e.g. eth1")
-        )
+        if "interface" not in table:
+            r.fail(where, "missing key 'interface'; expected the network interface, e.g. eth1")
+        interface = r.string(table["interface"], (*where, "interface"))
         name = r.optional(table, "name", where, r.string) or interface
         kind = r.choice(table.get("kind", "ucast"), (*where, "kind"), _enum_map(LinkKind))
         port = r.optional(table, "port", where, lambda v, w: r.integer(v, w, 1, 65535))

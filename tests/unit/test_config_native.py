@@ -649,3 +649,9 @@ def test_explicit_kinds_are_taken_as_written_without_a_lookup(tmp_path: Path) ->
     assert config.groups[0].resources == (
         ServiceResource("nginx", ServiceKind.SYSTEMD, unit="web.service"),
     )
+
+
+def test_a_single_bracket_array_table_is_explained(tmp_path: Path) -> None:
+    error, line = _error(tmp_path, MINIMAL + '[ping]  # <-\naddresses = ["10.0.0.254"]\n')
+    assert error.line == line
+    assert "expected [[ping]] (double brackets)" in error.message
