@@ -23,11 +23,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, ParamSpec, Self, TypeVar
 
 from pyroute2 import NetNS, netns
 
@@ -39,6 +40,29 @@ HEARTBEAT_BRIDGE = "br-hb"
 # Bound on how long teardown waits for killed processes to leave a namespace.
 KILL_WAIT_S = 3.0
 _OWNED_RE = re.compile(r"^gha-p(\d+)-")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def off_loop(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `fn` in a worker thread when called from a thread running an event loop.
+
+    pyroute2's synchronous NetNS cannot start inside a running loop. The lab's methods are
+    short blocking calls (milliseconds); async callers that must not stall even that long
+    wrap them in `asyncio.to_thread` themselves.
+    """
+
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
 
 
 class LabError(RuntimeError):
@@ -229,6 +253,7 @@ class Lab:
     def address(self, node: str, ifname: str) -> ipaddress.IPv4Interface:
         return self.hosts[node].iface(ifname).address
 
+    @off_loop
     def mac(self, node: str, ifname: str) -> str:
         """The MAC address of a host interface, lower-case colon form."""
         with self._netns(node) as ns:
@@ -246,6 +271,7 @@ class Lab:
 
     # ---- build and teardown ----
 
+    @off_loop
     def build(self) -> None:
         if self._built:
             return
@@ -419,10 +445,12 @@ class Lab:
 
     # ---- faults ----
 
+    @off_loop
     def set_link(self, node: str, ifname: str, up: bool) -> None:
         with self._netns(node) as ns:
             ns.link("set", index=_index(ns, ifname), state="up" if up else "down")
 
+    @off_loop
     def crash(self, node: str) -> list[int]:
         """Power loss: SIGKILL every process in the node by PID, links down, and the
         addresses a reboot would not bring back (anything not in the topology) removed."""
