@@ -1,0 +1,248 @@
+"""Quorum leases (a one-round PaxosLease variant): who may run a resource group, and until when.
+
+Theory (docs/design.md has the full argument):
+- A voter promises a group to at most one node at a time, for `voter_span_s` timed from
+  when it RECEIVED the request, on its own clock, lengthened by the drift bound.
+- A claimant times each promise from when it SENT the request, shortened by the drift bound
+  and a stop guard. It may run the group while a majority of voters' promises are still
+  running by that (pessimistic) estimate.
+- With clock rates in [1 - max_drift, 1 + max_drift], the claimant's estimate ends no later
+  in real time than the voter's promise, so two majorities of running promises would need
+  one voter promising two nodes at once: impossible. Without stable storage a voter that
+  restarts refuses every request for one voter span, so promises it forgot have run out.
+- Every new holder uses an epoch above any a voter promised before: the fencing token.
+No clock reads: `now_s` is an argument; the caller owns sending.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from gossipha.core.types import GroupName, LeaseReply, LeaseRequest, NodeId
+
+# A holder stops this fraction of a lease before its pessimistic expiry: room for the
+# runtime to take the VIP down after StopGroup is emitted.
+STOP_GUARD_FRACTION = 0.1
+# A promise is renewed once it is this fraction old, and a request re-sent after this
+# fraction without an answer.
+RENEW_AGE_FRACTION = 0.25
+RETRY_FRACTION = 0.125
+
+
+def voter_span_s(lease_s: float, max_drift: float) -> float:
+    """How long a voter keeps a promise on its own clock: at least `lease_s` of real time."""
+    return lease_s * (1.0 + max_drift)
+
+
+def holder_span_s(lease_s: float, max_drift: float) -> float:
+    """How long a claimant counts a promise from its send time: at most `lease_s` real time,
+    minus the stop guard."""
+    return lease_s * (1.0 - max_drift) - lease_s * STOP_GUARD_FRACTION
+
+
+def majority(voters: int) -> int:
+    return voters // 2 + 1
+
+
+# --------------------------------------------------------------------------- voter side
+
+
+@dataclass(slots=True)
+class _Promise:
+    holder: NodeId | None = None
+    epoch: int = 0
+    expires_s: float = float("-inf")
+    max_epoch: int = 0
+    # The lapsed promise a new one replaced, restored if the new claimant never used it.
+    prev: tuple[NodeId | None, int, int] | None = None
+
+
+class Voter:
+    """The promises one node gives; identical code for members and witnesses."""
+
+    def __init__(self, lease_s: float, max_drift: float, start_s: float) -> None:
+        self._span_s = voter_span_s(lease_s, max_drift)
+        # Forgot everything at start: promises given before a crash may still be running.
+        self._quiet_until_s = start_s + self._span_s
+        self._promises: dict[GroupName, _Promise] = {}
+
+    def _get(self, group: GroupName) -> _Promise:
+        return self._promises.setdefault(group, _Promise())
+
+    def on_request(self, now_s: float, sender: NodeId, req: LeaseRequest) -> LeaseReply:
+        p = self._get(req.group)
+        if now_s < self._quiet_until_s:
+            return LeaseReply(
+                req.group, req.epoch, req.seq, False, "", p.max_epoch, self._quiet_until_s - now_s
+            )
+        renew = p.holder == sender and p.epoch == req.epoch
+        free = p.holder is None or now_s >= p.expires_s
+        if renew or (free and req.epoch > p.max_epoch):
+            if not renew:
+                p.prev = (p.holder, p.epoch, p.max_epoch)
+            p.holder, p.epoch = sender, req.epoch
+            p.expires_s = now_s + self._span_s
+            p.max_epoch = max(p.max_epoch, req.epoch)
+            return LeaseReply(req.group, req.epoch, req.seq, True, sender, p.max_epoch, 0.0)
+        busy_s = max(0.0, p.expires_s - now_s) if p.holder is not None else 0.0
+        return LeaseReply(
+            req.group, req.epoch, req.seq, False, p.holder or "", p.max_epoch, min(busy_s, 3600.0)
+        )
+
+    def on_release(
+        self, now_s: float, sender: NodeId, group: GroupName, epoch: int, unused: bool = False
+    ) -> None:
+        """The holder stopped (or, `unused`, never started): the promise ends now.
+
+        An unused promise gives back the lapsed one it replaced, so a holder that kept its
+        group on the two-node tie-break can renew here again at its own epoch.
+        """
+        p = self._get(group)
+        if p.holder != sender or p.epoch != epoch:
+            return
+        p.expires_s = now_s
+        if unused and p.prev is not None:
+            p.holder, p.epoch, p.max_epoch = p.prev
+            p.max_epoch = max(p.max_epoch, p.epoch)
+        else:
+            # Keep max_epoch: a late duplicate of the holder's request must not re-promise.
+            p.holder = None
+        p.prev = None
+
+    def learn_epoch(self, group: GroupName, epoch: int) -> None:
+        """Epochs seen in gossip: only raises the bar for new holders (restarted voters)."""
+        p = self._get(group)
+        p.max_epoch = max(p.max_epoch, epoch)
+
+    def promised(self, now_s: float, group: GroupName) -> NodeId | None:
+        p = self._promises.get(group)
+        if p is None or p.holder is None or now_s >= p.expires_s:
+            return None
+        return p.holder
+
+    def max_epoch(self, group: GroupName) -> int:
+        p = self._promises.get(group)
+        return 0 if p is None else p.max_epoch
+
+    def quiet(self, now_s: float) -> bool:
+        return now_s < self._quiet_until_s
+
+
+# --------------------------------------------------------------------------- claimant side
+
+
+class Refusal(enum.Enum):
+    NONE = "none"
+    BUSY = "busy"  # some voter promised someone else
+    STALE_EPOCH = "stale_epoch"
+
+
+@dataclass(slots=True)
+class _VoterView:
+    expires_s: float = float("-inf")  # our pessimistic estimate of its promise to us
+    last_sent_s: float = float("-inf")
+    refused_by: NodeId = ""  # who it promised instead, when it last refused us
+    refused_until_s: float = float("-inf")
+
+
+@dataclass(slots=True)
+class Claim:
+    """Our side of one group's lease at one epoch: requests sent, promises counted."""
+
+    group: GroupName
+    epoch: int
+    voters: tuple[NodeId, ...]
+    lease_s: float
+    max_drift: float
+    started_s: float
+    _views: dict[NodeId, _VoterView] = field(default_factory=dict)
+    _sent_s: dict[int, float] = field(default_factory=dict)
+    _seq: int = 0
+    max_seen_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.voters, "a lease needs voters"
+        self._views = {v: _VoterView() for v in self.voters}
+
+    def due(self, now_s: float) -> list[NodeId]:
+        """Voters to (re)ask now: promise older than the renew age, answer overdue."""
+        renew_at = self.lease_s * RENEW_AGE_FRACTION
+        span = holder_span_s(self.lease_s, self.max_drift)
+        retry = self.lease_s * RETRY_FRACTION
+        out = []
+        for name, view in self._views.items():
+            age = now_s - (view.expires_s - span)
+            if age >= renew_at and now_s - view.last_sent_s >= retry:
+                out.append(name)
+        return out
+
+    def next_due_s(self) -> float:
+        renew_at = self.lease_s * RENEW_AGE_FRACTION
+        span = holder_span_s(self.lease_s, self.max_drift)
+        retry = self.lease_s * RETRY_FRACTION
+        return min(
+            max(v.expires_s - span + renew_at, v.last_sent_s + retry) for v in self._views.values()
+        )
+
+    def request(self, now_s: float, voter: NodeId, seq: int) -> LeaseRequest:
+        """A request to `voter`; `seq` must be unique for this node (across claims)."""
+        self._seq = seq
+        self._sent_s[seq] = now_s
+        # Bound the table: answers to requests older than a lease are useless anyway.
+        if len(self._sent_s) > 4 * len(self.voters) + 64:
+            oldest = min(self._sent_s)
+            del self._sent_s[oldest]
+        self._views[voter].last_sent_s = now_s
+        return LeaseRequest(self.group, self.epoch, self._seq)
+
+    def on_reply(self, now_s: float, voter: NodeId, reply: LeaseReply) -> Refusal:
+        view = self._views.get(voter)
+        if view is None or reply.group != self.group:
+            return Refusal.NONE
+        self.max_seen_epoch = max(self.max_seen_epoch, reply.max_epoch)
+        if reply.epoch != self.epoch:
+            return Refusal.NONE
+        sent_s = self._sent_s.get(reply.seq)
+        if reply.granted:
+            if sent_s is not None:
+                view.expires_s = max(
+                    view.expires_s, sent_s + holder_span_s(self.lease_s, self.max_drift)
+                )
+                view.refused_by = ""
+            return Refusal.NONE
+        view.refused_by = reply.holder if reply.busy_s > 0 else ""
+        view.refused_until_s = now_s + reply.busy_s * (1 + 2 * self.max_drift)
+        return Refusal.BUSY if reply.busy_s > 0 else Refusal.STALE_EPOCH
+
+    def nth_expiry_s(self, n: int) -> float:
+        """The time until which at least `n` voters' promises run, by our estimate."""
+        if n <= 0:
+            return float("inf")
+        ends = sorted((v.expires_s for v in self._views.values()), reverse=True)
+        return ends[n - 1] if n <= len(ends) else float("-inf")
+
+    def valid_until_s(self) -> float:
+        return self.nth_expiry_s(majority(len(self.voters)))
+
+    def half_until_s(self) -> float:
+        """Promises from exactly half the voters (even count): the two-node tie-break."""
+        n = len(self.voters)
+        return self.nth_expiry_s(n // 2) if n % 2 == 0 else float("-inf")
+
+    def granting(self, now_s: float) -> tuple[NodeId, ...]:
+        return tuple(n for n, v in self._views.items() if v.expires_s > now_s)
+
+    def missing(self, now_s: float) -> tuple[NodeId, ...]:
+        return tuple(n for n, v in self._views.items() if v.expires_s <= now_s)
+
+    def refused_for_other(self, now_s: float) -> tuple[NodeId, ...]:
+        """Voters that told us they promised someone else, whose promise may still run."""
+        return tuple(
+            n
+            for n, v in self._views.items()
+            if v.refused_by and v.refused_until_s > now_s and v.expires_s <= now_s
+        )
+
+    def busy_until_s(self) -> float:
+        return max((v.refused_until_s for v in self._views.values()), default=float("-inf"))

@@ -1,0 +1,650 @@
+"""The node state machine: `Node.step(now_s, input) -> Output`, the only way in or out.
+
+Per resource group a node is in one phase (table below); it runs the group only in RUNNING
+and STOPPING, and only while it holds the group's quorum lease (core/lease.py), or, with
+exactly half of an even number of voters (two nodes), while the tie-breakers allow it.
+
+    IDLE       --target is us, no live holder--------------> ACQUIRING (ask every voter)
+    ACQUIRING  --majority, or half + peers dead + ping-----> PROBING (ProbeVip)
+    ACQUIRING  --adopted (VIP found on this host)----------> RUNNING (StartGroup, no probe)
+    PROBING    --nobody answered, lease still valid--------> RUNNING (StartGroup(epoch))
+    PROBING    --answered: split-brain risk----------------> IDLE (release, back off)
+    RUNNING    --lease about to lapse----------------------> IDLE (StopGroup LEASE_LOST)
+    RUNNING    --better node / standby / shutdown----------> STOPPING (StopGroup)
+    STOPPING   --ResourceResult(stop ok)-------------------> IDLE (LeaseRelease)
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from dataclasses import dataclass, field, replace
+from typing import assert_never
+
+from gossipha.config.model import Config, NodeRole, ResourceGroup
+from gossipha.core.lease import RETRY_FRACTION, Claim, Voter, majority, voter_span_s
+from gossipha.core.membership import (
+    Digest,
+    LinkDown,
+    LinkUp,
+    MemberEvent,
+    Membership,
+    PeerDead,
+    PeerJoined,
+    PeerRecovered,
+    PeerState,
+    PeerSuspect,
+    PeerWarn,
+    Refuted,
+)
+from gossipha.core.placement import View, choose
+from gossipha.core.types import (
+    Action,
+    AdminCommand,
+    AdminKind,
+    FoundRunning,
+    GroupName,
+    HealthResult,
+    Heartbeat,
+    Held,
+    Input,
+    LeaseRelease,
+    LeaseReply,
+    LeaseRequest,
+    LoopLag,
+    Message,
+    MessageReceived,
+    NodeId,
+    NodeStatus,
+    Notice,
+    NoticeKind,
+    Output,
+    PingResult,
+    ProbeVip,
+    ResourceAction,
+    ResourceResult,
+    Resumed,
+    Send,
+    Shutdown,
+    Stalled,
+    StartGroup,
+    StopGroup,
+    StopReason,
+    Tick,
+    VipProbeResult,
+)
+
+# After a refused or lost claim, retry after a random fraction of this many leases.
+BACKOFF_LEASES = 0.5
+# After the VIP answered our probe, wait this long before probing again.
+SPLIT_BRAIN_BACKOFF_LEASES = 2.0
+# A stop that never reports back stops being covered by lease renewal after this long.
+STOP_RENEW_LIMIT_S = 30.0
+MAX_RELAY = 4
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    ACQUIRING = "acquiring"
+    PROBING = "probing"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+@dataclass(slots=True)
+class _Group:
+    config: ResourceGroup
+    phase: Phase = Phase.IDLE
+    claim: Claim | None = None
+    adopted: bool = False
+    started: bool = False  # StartGroup emitted for the current claim
+    since_s: float = 0.0  # when the current phase began
+    backoff_until_s: float = float("-inf")
+    split_brain_noticed: bool = False
+    stop_reason: StopReason | None = None
+    start_failed_until_s: float = float("-inf")
+    eligible_since_s: dict[NodeId, float] = field(default_factory=dict)
+    no_holder_noticed: bool = False
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.sends: list[Send] = []
+        self.actions: list[Action] = []
+        self.notices: list[Notice] = []
+
+    def notice(self, kind: NoticeKind, **kw: str | None) -> None:
+        self.notices.append(Notice(kind, **kw))  # type: ignore[arg-type]
+
+
+class Node:
+    """One agent's cluster logic; also a witness (votes, holds nothing) by its config role."""
+
+    def __init__(self, config: Config, incarnation: int, rng: random.Random, start_s: float):
+        self.config = config
+        self.name: NodeId = config.node_name
+        me = config.node(self.name)
+        self.role = me.role
+        self.timings = config.timings
+        self._rng = rng
+        self._start_s = start_s
+        self._now_s = start_s
+        self._incarnation = incarnation
+        self._voters = tuple(sorted(n.name for n in config.voters))
+        self._voter = (
+            Voter(self.timings.lease_s, self.timings.max_drift, start_s) if me.voter else None
+        )
+        self._members = Membership(
+            self.name,
+            incarnation,
+            [p.name for p in config.peers],
+            [link.name for link in config.links] or ["default"],
+            self.timings,
+            rng,
+            start_s,
+        )
+        self._next_beat_s = start_s
+        self._ping: dict[str, bool] = {p.name: True for p in config.ping_groups}
+        self._standby = False
+        self._maintenance = False
+        self._takeover = 0
+        self._unhealthy: set[GroupName] = set()
+        self._shutting_down = False
+        self._shutdown_since_s = math.inf
+        self._version = 1
+        self._status = self._make_status()
+        self._statuses: dict[NodeId, NodeStatus] = {self.name: self._status}
+        self._groups: dict[GroupName, _Group] = (
+            {g.name: _Group(g) for g in config.groups} if self.role is NodeRole.MEMBER else {}
+        )
+        self._seq = 0
+        self._relay_cursor = 0
+        self._push_status = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def done(self) -> bool:
+        """After Shutdown: every group stopped and released, and a successor holds it (or
+        a bound passed). The runtime exits then."""
+        if not self._shutting_down:
+            return False
+        if any(g.phase is not Phase.IDLE for g in self._groups.values()):
+            return False
+        if self._now_s - self._shutdown_since_s >= 2 * self.timings.lease_s:
+            return True
+        return all(self._other_holder(g) is not None for g in self._groups) or not self._groups
+
+    def running(self) -> tuple[GroupName, ...]:
+        """Groups this node runs now (StartGroup emitted, StopGroup not yet)."""
+        return tuple(n for n, g in self._groups.items() if g.started and g.phase is not Phase.IDLE)
+
+    def epoch(self, group: GroupName) -> int:
+        g = self._groups[group]
+        return g.claim.epoch if g.claim is not None else 0
+
+    def phase(self, group: GroupName) -> Phase:
+        return self._groups[group].phase
+
+    def step(self, now_s: float, event: Input) -> Output:
+        assert now_s >= self._now_s - 1e-9, "now_s must not go backwards"
+        self._now_s = now_s = max(now_s, self._now_s)
+        out = _Out()
+        match event:
+            case Tick():
+                pass
+            case MessageReceived(link=link, sender=sender, message=message):
+                self._on_message(now_s, link, sender, message, out)
+            case PingResult(group=pg, reachable=ok):
+                if pg in self._ping and self._ping[pg] != ok:
+                    self._ping[pg] = ok
+                    out.notice(NoticeKind.PING_BACK if ok else NoticeKind.PING_LOST, detail=pg)
+            case VipProbeResult(group=gname, answered_by_other=answered):
+                self._on_probe(now_s, gname, answered, out)
+            case ResourceResult():
+                self._on_resource(now_s, event, out)
+            case HealthResult(group=gname, healthy=healthy):
+                if healthy:
+                    self._unhealthy.discard(gname)
+                else:
+                    self._unhealthy.add(gname)
+            case LoopLag(lag_s=lag_s):
+                self._members.note_lag(lag_s)
+            case Stalled(duration_s=d):
+                self._members.note_lag(d)
+            case Resumed():
+                pass
+            case AdminCommand(kind=kind):
+                self._on_admin(kind, out)
+            case Shutdown():
+                if not self._shutting_down:
+                    self._shutting_down = True
+                    self._shutdown_since_s = now_s
+            case FoundRunning(groups=groups):
+                self._adopt(now_s, groups, out)
+        self._advance(now_s, out)
+        return Output(
+            tuple(out.sends), tuple(out.actions), tuple(out.notices), self._next_wakeup(now_s)
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_message(
+        self, now_s: float, link: str, sender: NodeId, message: Message, out: _Out
+    ) -> None:
+        if sender == self.name:
+            return
+        match message:
+            case Heartbeat(status=status, relay=relay, digest=digest):
+                if status.name != sender:
+                    return  # a status is only first-hand from its own node
+                if digest is not None:
+                    for ev in self._members.on_heartbeat(now_s, sender, link, digest):
+                        self._peer_notice(ev, out)
+                for st in (status, *relay):
+                    self._merge_status(st)
+            case LeaseRequest():
+                if self._voter is not None:
+                    reply = self._voter.on_request(now_s, sender, message)
+                    out.sends.append(Send(sender, reply))
+            case LeaseReply():
+                g = self._groups.get(message.group)
+                if g is not None and g.claim is not None:
+                    g.claim.on_reply(now_s, sender, message)
+            case LeaseRelease(group=gname, epoch=epoch):
+                if self._voter is not None:
+                    self._voter.on_release(now_s, sender, gname, epoch, message.unused)
+
+    def _merge_status(self, st: NodeStatus) -> None:
+        if st.name == self.name:
+            return
+        try:
+            self.config.node(st.name)
+        except KeyError:
+            return
+        old = self._statuses.get(st.name)
+        if old is None or st.newer_than(old):
+            self._statuses[st.name] = st
+            if self._voter is not None:
+                for h in st.holding:
+                    self._voter.learn_epoch(h.group, h.epoch)
+            if old is None or old.takeover != st.takeover:
+                self._takeover = max(self._takeover, st.takeover)
+
+    def _on_probe(self, now_s: float, gname: GroupName, answered: bool, out: _Out) -> None:
+        g = self._groups.get(gname)
+        if g is None or g.phase is not Phase.PROBING:
+            return
+        assert g.claim is not None
+        if answered:
+            if not g.split_brain_noticed:
+                out.notice(
+                    NoticeKind.SPLIT_BRAIN_RISK,
+                    group=gname,
+                    detail="VIP answered our probe; another host serves it: not claiming",
+                )
+                g.split_brain_noticed = True
+            self._abandon(now_s, g, out, SPLIT_BRAIN_BACKOFF_LEASES)
+            return
+        if self._holding_valid(now_s, g, claiming=True):
+            self._start(now_s, g, out)
+        else:
+            self._abandon(now_s, g, out, BACKOFF_LEASES)
+
+    def _on_resource(self, now_s: float, r: ResourceResult, out: _Out) -> None:
+        g = self._groups.get(r.group)
+        if g is None:
+            return
+        if not r.ok:
+            out.notice(
+                NoticeKind.RESOURCE_FAILED, group=r.group, detail=f"{r.action.value}: {r.detail}"
+            )
+        if r.action is ResourceAction.START and not r.ok and g.phase is Phase.RUNNING:
+            g.start_failed_until_s = now_s + self.timings.failback_delay_s
+            self._stop(now_s, g, StopReason.START_FAILED, out)
+        elif r.action is ResourceAction.STOP and g.phase is Phase.STOPPING:
+            if r.ok:
+                assert g.claim is not None
+                self._release(g.claim, out, unused=False)
+            # A failed stop is not released: the lease runs out on its own.
+            self._to_idle(now_s, g, BACKOFF_LEASES)
+
+    def _on_admin(self, kind: AdminKind, out: _Out) -> None:
+        match kind:
+            case AdminKind.STANDBY:
+                self._standby = True
+            case AdminKind.TAKEOVER:
+                self._standby = False
+                self._takeover = (
+                    max(self._takeover, *(s.takeover for s in self._statuses.values())) + 1
+                )
+            case AdminKind.MAINTENANCE_ON:
+                self._maintenance = True
+            case AdminKind.MAINTENANCE_OFF:
+                self._maintenance = False
+        out.notice(NoticeKind.ADMIN, detail=kind.value)
+
+    def _adopt(self, now_s: float, groups: tuple[GroupName, ...], out: _Out) -> None:
+        for gname in groups:
+            g = self._groups.get(gname)
+            if g is None or g.phase is not Phase.IDLE:
+                continue
+            # The VIP is up here already: it runs here until we learn otherwise.
+            g.adopted = True
+            g.started = True
+            self._begin_claim(now_s, g, out)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _advance(self, now_s: float, out: _Out) -> None:
+        for ev in self._members.tick(now_s):
+            self._peer_notice(ev, out)
+        if self._voter is not None:
+            for g in self._groups.values():
+                if g.claim is not None:
+                    self._voter.learn_epoch(g.config.name, g.claim.epoch)
+        for g in self._groups.values():
+            self._advance_group(now_s, g, out)
+        self._refresh_status()
+        self._heartbeats(now_s, out)
+
+    def _peer_notice(self, ev: MemberEvent, out: _Out) -> None:
+        match ev:
+            case PeerJoined():
+                out.notice(NoticeKind.PEER_JOINED, peer=ev.peer, detail=ev.reason)
+            case PeerWarn():
+                out.notice(NoticeKind.PEER_WARN, peer=ev.peer, detail=ev.reason)
+            case PeerSuspect():
+                out.notice(NoticeKind.PEER_SUSPECT, peer=ev.peer, detail=ev.reason)
+            case PeerDead():
+                out.notice(NoticeKind.PEER_DEAD, peer=ev.peer, detail=ev.reason)
+            case PeerRecovered():
+                out.notice(NoticeKind.PEER_RECOVERED, peer=ev.peer, detail=ev.reason)
+            case Refuted():
+                out.notice(NoticeKind.REFUTED, peer=ev.peer, detail=ev.reason)
+            case LinkDown():
+                out.notice(NoticeKind.LINK_DOWN, peer=ev.peer, link=ev.link, detail=ev.reason)
+            case LinkUp():
+                out.notice(NoticeKind.LINK_UP, peer=ev.peer, link=ev.link, detail=ev.reason)
+            case _:
+                assert_never(ev)
+
+    def alive(self, peer: NodeId) -> bool:
+        """Heard recently, or only warned/suspected: not yet declared dead."""
+        if peer == self.name:
+            return True
+        return self._members.state(peer) in (PeerState.ALIVE, PeerState.WARN, PeerState.SUSPECT)
+
+    def _view(self) -> View:
+        alive = {n for n in self._statuses if self.alive(n)}
+        return View(self.config, self._statuses, alive)
+
+    def _other_holder(self, gname: GroupName) -> NodeId | None:
+        """A live peer that says it runs the group (highest epoch wins)."""
+        best: tuple[int, NodeId] | None = None
+        for n, st in self._statuses.items():
+            if n == self.name or not self.alive(n):
+                continue
+            for h in st.holding:
+                if h.group == gname and (best is None or h.epoch > best[0]):
+                    best = (h.epoch, n)
+        return None if best is None else best[1]
+
+    def _may_claim(self, now_s: float, view: View) -> bool:
+        if self._shutting_down or self._standby or view.maintenance():
+            return False
+        # initdead: give slow peers their chance before placing anything
+        return now_s >= self._start_s + self.timings.initdead_s or view.all_members_alive()
+
+    def _advance_group(self, now_s: float, g: _Group, out: _Out) -> None:
+        view = self._view()
+        gname = g.config.name
+        other = self._other_holder(gname)
+        mine = g.phase in (Phase.RUNNING, Phase.STOPPING)
+        for n in self.config.members:
+            if view.eligible(gname, n.name):
+                g.eligible_since_s.setdefault(n.name, now_s)
+            else:
+                g.eligible_since_s.pop(n.name, None)
+        target = choose(view, g.config, self.name if mine else other, now_s, g.eligible_since_s)
+        if target is None and other is None and not mine:
+            if not g.no_holder_noticed and now_s >= self._start_s + self.timings.initdead_s:
+                out.notice(NoticeKind.NO_HOLDER, group=gname, detail="no eligible node")
+                g.no_holder_noticed = True
+        elif target is not None:
+            g.no_holder_noticed = False
+
+        match g.phase:
+            case Phase.IDLE:
+                if (
+                    target == self.name
+                    and other is None
+                    and now_s >= g.backoff_until_s
+                    and now_s >= g.start_failed_until_s
+                    and self._may_claim(now_s, view)
+                ):
+                    out.notice(NoticeKind.FAILOVER_STARTED, group=gname)
+                    self._begin_claim(now_s, g, out)
+            case Phase.ACQUIRING:
+                assert g.claim is not None
+                self._renew(now_s, g.claim, out)
+                if other is not None and self._status_epoch(other, gname) >= g.claim.epoch:
+                    if g.adopted:
+                        self._stop(now_s, g, StopReason.SUPERSEDED, out)
+                        self._to_idle(now_s, g, BACKOFF_LEASES)
+                    else:
+                        self._abandon(now_s, g, out, BACKOFF_LEASES)
+                elif self._holding_valid(now_s, g, claiming=True):
+                    if g.adopted:
+                        self._start(now_s, g, out)
+                    else:
+                        g.phase, g.since_s = Phase.PROBING, now_s
+                        out.actions.append(ProbeVip(gname))
+                elif not g.adopted and (
+                    now_s - g.since_s > self.timings.lease_s
+                    or target != self.name
+                    or not self._may_claim(now_s, view)
+                ):
+                    self._abandon(now_s, g, out, BACKOFF_LEASES)
+            case Phase.PROBING:
+                assert g.claim is not None
+                self._renew(now_s, g.claim, out)
+                if not self._holding_valid(now_s, g, claiming=True):
+                    self._abandon(now_s, g, out, BACKOFF_LEASES)
+            case Phase.RUNNING:
+                assert g.claim is not None
+                self._renew(now_s, g.claim, out)
+                if not self._holding_valid(now_s, g, claiming=False):
+                    out.notice(NoticeKind.LEASE_LOST, group=gname, detail=f"epoch {g.claim.epoch}")
+                    self._stop(now_s, g, StopReason.LEASE_LOST, out)
+                    self._to_idle(now_s, g, BACKOFF_LEASES)
+                elif self._shutting_down:
+                    self._stop(now_s, g, StopReason.SHUTDOWN, out)
+                elif self._standby:
+                    self._stop(now_s, g, StopReason.STANDBY, out)
+                elif target is not None and target != self.name and not view.maintenance():
+                    self._stop(now_s, g, StopReason.HANDOVER, out)
+            case Phase.STOPPING:
+                assert g.claim is not None
+                if now_s - g.since_s < STOP_RENEW_LIMIT_S:
+                    self._renew(now_s, g.claim, out)
+                if not self._holding_valid(now_s, g, claiming=False):
+                    self._to_idle(now_s, g, BACKOFF_LEASES)
+
+    def _status_epoch(self, node: NodeId, gname: GroupName) -> int:
+        st = self._statuses.get(node)
+        if st is None:
+            return 0
+        return max((h.epoch for h in st.holding if h.group == gname), default=0)
+
+    # ------------------------------------------------------------------ lease plumbing
+
+    def _known_epoch(self, gname: GroupName) -> int:
+        known = max(
+            (h.epoch for s in self._statuses.values() for h in s.holding if h.group == gname),
+            default=0,
+        )
+        if self._voter is not None:
+            known = max(known, self._voter.max_epoch(gname))
+        g = self._groups[gname]
+        if g.claim is not None:
+            known = max(known, g.claim.epoch, g.claim.max_seen_epoch)
+        return known
+
+    def _begin_claim(self, now_s: float, g: _Group, out: _Out) -> None:
+        gname = g.config.name
+        epoch = self._known_epoch(gname) + 1
+        g.claim = Claim(
+            gname, epoch, self._voters, self.timings.lease_s, self.timings.max_drift, now_s
+        )
+        g.phase, g.since_s = Phase.ACQUIRING, now_s
+        self._renew(now_s, g.claim, out)
+
+    def _renew(self, now_s: float, claim: Claim, out: _Out) -> None:
+        for voter in claim.due(now_s):
+            self._seq += 1
+            req = claim.request(now_s, voter, self._seq)
+            if voter == self.name:
+                assert self._voter is not None
+                claim.on_reply(now_s, voter, self._voter.on_request(now_s, self.name, req))
+            else:
+                out.sends.append(Send(voter, req))
+
+    def _holding_valid(self, now_s: float, g: _Group, *, claiming: bool) -> bool:
+        """May we (keep) run(ning) the group at `now_s`? The safety rule of this module."""
+        claim = g.claim
+        assert claim is not None
+        if claim.valid_until_s() > now_s:
+            return True  # a majority of voters' promises run: the quorum lease
+        if claim.half_until_s() <= now_s:
+            return False
+        # Exactly half the voters (two nodes): the tie-breakers decide.
+        missing = claim.missing(now_s)
+        if claim.refused_for_other(now_s):
+            return False  # a voter told us it promised someone else
+        if not claiming:
+            return True  # the holder keeps its groups; the VIP probe keeps others off
+        if any(self.alive(v) for v in missing if v != self.name):
+            return False  # a live voter is not promising us: not our call
+        # Cut off from ping nodes too: we may be the isolated one.
+        return not (
+            self.config.ping_groups and self.config.ping_failover and self._ping_count() == 0
+        )
+
+    def _start(self, now_s: float, g: _Group, out: _Out) -> None:
+        assert g.claim is not None
+        g.phase, g.since_s = Phase.RUNNING, now_s
+        g.split_brain_noticed = False
+        g.started = True
+        out.actions.append(StartGroup(g.config.name, g.claim.epoch))
+        if not g.adopted:
+            out.notice(
+                NoticeKind.FAILOVER_COMPLETED, group=g.config.name, detail=f"epoch {g.claim.epoch}"
+            )
+        g.adopted = False
+        self._push_status = True
+
+    def _stop(self, now_s: float, g: _Group, reason: StopReason, out: _Out) -> None:
+        assert g.claim is not None
+        out.actions.append(StopGroup(g.config.name, g.claim.epoch, reason))
+        g.started = False
+        g.adopted = False
+        g.phase, g.since_s = Phase.STOPPING, now_s
+        g.stop_reason = reason
+        self._push_status = True
+
+    def _abandon(self, now_s: float, g: _Group, out: _Out, backoff_leases: float) -> None:
+        """Give up an attempt that never started anything: hand back the promises we got."""
+        assert g.claim is not None and not g.started
+        self._release(g.claim, out, unused=True)
+        self._to_idle(now_s, g, backoff_leases)
+
+    def _release(self, claim: Claim, out: _Out, *, unused: bool) -> None:
+        msg = LeaseRelease(claim.group, claim.epoch, unused)
+        for v in claim.voters:
+            if v == self.name:
+                assert self._voter is not None
+                self._voter.on_release(self._now_s, self.name, claim.group, claim.epoch, unused)
+            else:
+                out.sends.append(Send(v, msg))
+        self._push_status = True
+
+    def _to_idle(self, now_s: float, g: _Group, backoff_leases: float) -> None:
+        busy = g.claim.busy_until_s() if g.claim is not None else float("-inf")
+        jitter = self._rng.uniform(0.0, backoff_leases * self.timings.lease_s)
+        g.backoff_until_s = max(now_s + jitter, min(busy, now_s + 2 * self.timings.lease_s))
+        g.phase, g.since_s = Phase.IDLE, now_s
+        g.started = False
+        g.adopted = False
+
+    def _ping_count(self) -> int:
+        return sum(1 for ok in self._ping.values() if ok)
+
+    # ------------------------------------------------------------------ status, heartbeats
+
+    def _make_status(self) -> NodeStatus:
+        holding = tuple(
+            Held(n, g.claim.epoch)
+            for n, g in sorted(getattr(self, "_groups", {}).items())
+            if g.claim is not None and g.started
+        )
+        return NodeStatus(
+            name=self.name,
+            incarnation=self._incarnation,
+            version=self._version,
+            ping_count=self._ping_count(),
+            standby=self._standby or self._shutting_down or self.role is NodeRole.WITNESS,
+            maintenance=self._maintenance,
+            takeover=self._takeover,
+            unhealthy=tuple(sorted(self._unhealthy)),
+            holding=holding,
+        )
+
+    def _refresh_status(self) -> None:
+        fresh = self._make_status()
+        if replace(fresh, version=self._status.version) != self._status:
+            self._version += 1
+            self._status = replace(fresh, version=self._version)
+            self._statuses[self.name] = self._status
+            self._push_status = True
+
+    def _heartbeats(self, now_s: float, out: _Out) -> None:
+        targets: list[tuple[NodeId, Digest | None]] = []
+        if now_s >= self._next_beat_s:
+            if now_s - self._next_beat_s > self.timings.keepalive_s:
+                self._members.note_missed_send()
+                self._next_beat_s = now_s
+            self._next_beat_s += self.timings.keepalive_s
+            targets.extend(self._members.outgoing(now_s))
+        if self._push_status:
+            # A status change goes to every peer at once: handovers should not wait a beat.
+            self._push_status = False
+            have = {t for t, _ in targets}
+            targets.extend((p.name, None) for p in self.config.peers if p.name not in have)
+        others = [s for n, s in sorted(self._statuses.items()) if n != self.name]
+        for peer, digest in targets:
+            relay: tuple[NodeStatus, ...] = ()
+            if len(others) > 1:
+                k = min(MAX_RELAY, len(others))
+                start = self._relay_cursor % len(others)
+                relay = tuple((others + others)[start : start + k])
+                self._relay_cursor += k
+            out.sends.append(Send(peer, Heartbeat(self._status, relay, digest)))
+
+    def _next_wakeup(self, now_s: float) -> float:
+        t = min(self._next_beat_s, now_s + self.timings.keepalive_s / 4)
+        for g in self._groups.values():
+            if g.claim is None or g.phase is Phase.IDLE:
+                if g.backoff_until_s > now_s:
+                    t = min(t, g.backoff_until_s)
+                continue
+            t = min(t, g.claim.next_due_s(), g.claim.valid_until_s())
+            half = g.claim.half_until_s()
+            if half > now_s:
+                t = min(t, half)
+        t = max(t, now_s + 1e-3)
+        return min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
+
+
+__all__ = ["Node", "Phase", "majority", "voter_span_s"]

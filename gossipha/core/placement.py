@@ -1,0 +1,103 @@
+"""Which node should run a group, from one node's view: a pure function of that view.
+
+Every node computes the same answer from the same view, so only one node asks voters for
+a free group; views that differ for a moment cost a refused request, never safety (the
+lease decides safety). Order: a takeover stamp, then priority (or preferred node), then
+name. The current holder keeps a group unless it becomes ineligible, a later takeover is
+asked, or auto_failback finds a higher-priority node eligible for failback_delay_s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from gossipha.config.model import Config, NodeRole, ResourceGroup
+from gossipha.core.types import GroupName, NodeId, NodeStatus
+
+
+def priority(group: ResourceGroup, node: NodeId) -> int:
+    if group.priorities:
+        return dict(group.priorities).get(node, 0)
+    return 1 if group.preferred == node else 0
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one node knows: statuses it heard (own included) and who it believes alive."""
+
+    config: Config
+    statuses: Mapping[NodeId, NodeStatus]
+    alive: Collection[NodeId]  # includes the viewing node itself
+
+    def best_ping(self) -> int:
+        return max(
+            (s.ping_count for n, s in self.statuses.items() if n in self.alive and self._member(n)),
+            default=0,
+        )
+
+    def _member(self, name: NodeId) -> bool:
+        try:
+            return self.config.node(name).role is NodeRole.MEMBER
+        except KeyError:
+            return False
+
+    def all_members_alive(self) -> bool:
+        return all(n.name in self.alive for n in self.config.members)
+
+    def eligible(self, group: GroupName, name: NodeId) -> bool:
+        """May `name` run `group` now? Alive member, not standby, healthy, best ping."""
+        status = self.statuses.get(name)
+        if status is None or name not in self.alive or not self._member(name):
+            return False
+        if status.standby or group in status.unhealthy:
+            return False
+        if self.config.ping_groups and self.config.ping_failover:
+            best = self.best_ping()
+            if status.ping_count < best:
+                return False  # ipfail: a live peer reaches more ping nodes
+            if status.ping_count == 0 and not self.all_members_alive():
+                # Nobody we hear reaches a ping node and some member is silent: we may be
+                # the one cut off (tutorial test 3); only a node already running it keeps it.
+                return False
+        return True
+
+    def rank(self, group: ResourceGroup, name: NodeId) -> tuple[int, int, str]:
+        status = self.statuses.get(name)
+        takeover = status.takeover if status is not None else 0
+        # Higher takeover, then higher priority; the name breaks ties the same way everywhere.
+        return (-takeover, -priority(group, name), name)
+
+    def maintenance(self) -> bool:
+        return any(s.maintenance for n, s in self.statuses.items() if n in self.alive)
+
+
+def choose(
+    view: View,
+    group: ResourceGroup,
+    holder: NodeId | None,
+    now_s: float,
+    eligible_since_s: Mapping[NodeId, float],
+) -> NodeId | None:
+    """The node that should run `group`; None when no node is eligible."""
+    candidates = sorted(
+        (n.name for n in view.config.members if view.eligible(group.name, n.name)),
+        key=lambda n: view.rank(group, n),
+    )
+    if not candidates:
+        return None
+    best = candidates[0]
+    if holder is None or holder not in candidates or holder == best:
+        return best
+    hs, bs = view.statuses[holder], view.statuses[best]
+    if bs.takeover > hs.takeover:
+        return best  # manual takeover: at once
+    if bs.ping_count > hs.ping_count:
+        return best  # cannot happen (holder would be ineligible); kept for clarity
+    if (
+        view.config.auto_failback
+        and priority(group, best) > priority(group, holder)
+        and now_s - eligible_since_s.get(best, now_s) >= view.config.timings.failback_delay_s
+    ):
+        return best
+    return holder
