@@ -5,7 +5,8 @@ agent and higher after every restart (`next_incarnation`), seq counts up from 1 
 A receiver keeps, per configured sender, the highest incarnation seen and a bitmap of the
 last `window` sequence numbers (IPsec / WireGuard style), so packets may arrive reordered
 by up to `window` places but none is accepted twice, and nothing from an earlier
-incarnation is accepted once a later one was seen.
+incarnation is accepted once a later one was seen. The first packet accepted from an
+incarnation closes the window below it: nothing numbered lower is accepted after it.
 
 Only configured senders have state (the table is built from the config and never grows),
 so a flood of forged names costs no memory. Checks are split in two: `check` before the
@@ -82,11 +83,15 @@ class ReplayGuard:
     def accept(self, sender: str, incarnation: int, seq: int) -> None:
         """Record a packet that passed `check` and every later check."""
         state = self._state[sender]
+        mask = (1 << self._window) - 1
         if state is None or incarnation > state.incarnation:
-            self._state[sender] = _Window(incarnation, seq, 1)
+            # First packet we accept from this incarnation: count every earlier number as
+            # seen. After *our* restart the window is empty, and otherwise captured packets
+            # just below this one would each be accepted once; losing a reordered packet at
+            # a peer's start is the cheap price.
+            self._state[sender] = _Window(incarnation, seq, mask)
             return
         assert incarnation == state.incarnation, "accept() without a passing check()"
-        mask = (1 << self._window) - 1
         if seq > state.top:
             ahead = seq - state.top
             # A jump past the whole window clears it; never shift by an unbounded amount.

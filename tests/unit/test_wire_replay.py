@@ -33,12 +33,22 @@ def test_in_order_packets_pass_and_duplicates_do_not() -> None:
 
 def test_reordering_within_the_window_is_accepted_once() -> None:
     g = ReplayGuard(["a"], window=64)
+    assert feed(g, 1, 1) is None
     assert feed(g, 1, 100) is None
     assert feed(g, 1, 37) is None  # 63 behind: the oldest slot in the window
     assert feed(g, 1, 36) is R.REPLAY  # 64 behind: too old to tell, so refused
     assert feed(g, 1, 99) is None
     assert feed(g, 1, 99) is R.REPLAY
     assert feed(g, 1, 37) is R.REPLAY
+
+
+def test_nothing_below_the_first_packet_of_an_incarnation_is_accepted() -> None:
+    """After our own restart the window is empty: captured packets just below the first one
+    we see must not each get in once."""
+    g = ReplayGuard(["a"], window=64)
+    assert feed(g, 1, 500) is None
+    assert [feed(g, 1, s) for s in (499, 480, 437)] == [R.REPLAY] * 3
+    assert feed(g, 1, 501) is None
 
 
 def test_jump_far_ahead_is_accepted_and_bounded() -> None:
@@ -68,17 +78,18 @@ def test_guard_refuses_oversized_tables_and_windows() -> None:
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(0, 200)), max_size=300))
 def test_guard_matches_a_reference_model(events: list[tuple[int, int]]) -> None:
     """Against the obvious definition: accept iff never accepted before, not from an older
-    incarnation, and fewer than `window` behind the newest accepted of its incarnation."""
+    incarnation, above the first accepted of its incarnation, and fewer than `window` behind
+    the newest accepted of its incarnation."""
     window = 16
     g = ReplayGuard(["a"], window=window)
     seen: set[tuple[int, int]] = set()
-    newest_inc, top = 0, -1
+    newest_inc, floor, top = 0, -1, -1
     for inc, seq in events:
         if inc < newest_inc:
             expected: RejectReason | None = R.STALE_INCARNATION
         elif inc > newest_inc:
             expected = None
-        elif (inc, seq) in seen or top - seq >= window:
+        elif (inc, seq) in seen or seq <= floor or top - seq >= window:
             expected = R.REPLAY
         else:
             expected = None
@@ -86,7 +97,7 @@ def test_guard_matches_a_reference_model(events: list[tuple[int, int]]) -> None:
         if expected is None:
             seen.add((inc, seq))
             if inc > newest_inc:
-                newest_inc, top = inc, seq
+                newest_inc, floor, top = inc, seq, seq
             else:
                 top = max(top, seq)
 
