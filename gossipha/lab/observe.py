@@ -1,0 +1,371 @@
+"""What a user of the cluster sees: a client polling the VIP, a sampler of who holds it.
+
+The client runs in the client namespace as ``python -m gossipha.lab.observe client ...``,
+one fresh HTTP connection every 20 ms, one JSON line per request (CLOCK_MONOTONIC is shared
+by all namespaces, so its times compare with the sampler's). The sampler is a thread asking
+master and slave over netlink whether the VIP is on an interface that is up. `summarize`
+turns both logs into the numbers the failure tests report: the longest outage and the
+instants when two nodes held the VIP. Everything is bounded in count and duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gossipha.lab.topology import TUTORIAL_VIP, Lab
+
+DEFAULT_INTERVAL_S = 0.02
+DEFAULT_TIMEOUT_S = 0.2
+MAX_SAMPLES = 100_000
+PAGE_MARKERS = (("master", "master server"), ("slave", "slave server"))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSample:
+    """One request: when it started, who answered (None: error/timeout), how long it took."""
+
+    t_s: float
+    who: str | None
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class HolderSample:
+    """Which nodes had the VIP on an up interface at `t_s`."""
+
+    t_s: float
+    holders: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    requests: int
+    answered: int
+    by_node: dict[str, int]
+    longest_outage_s: float
+    outage_started_s: float | None
+    dual_holder_samples: int
+    dual_holder_first_s: float | None
+    switches: tuple[tuple[float, str | None, str | None], ...] = field(default=())
+
+
+# ---- the client (runs inside the client namespace) ----
+
+
+def classify(body: str) -> str | None:
+    for name, marker in PAGE_MARKERS:
+        if marker in body:
+            return name
+    return None
+
+
+def http_get_once(host: str, port: int, timeout_s: float) -> str | None:
+    """Who answered a plain HTTP/1.0 GET /, or None on any error within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            chunks: list[bytes] = []
+            while len(chunks) < 64:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)
+                data = sock.recv(4096)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError:
+        return None
+    response = b"".join(chunks).decode("latin-1")
+    if not response.startswith("HTTP/1.") or " 200 " not in response.split("\r\n", 1)[0]:
+        return None
+    return classify(response)
+
+
+def run_client(
+    host: str,
+    port: int,
+    *,
+    interval_s: float,
+    timeout_s: float,
+    duration_s: float,
+    out: Any,
+) -> int:
+    """Fixed-rate requests for `duration_s` (at most MAX_SAMPLES); one JSON line each."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    start_s = time.monotonic()
+    count = 0
+    while count < MAX_SAMPLES and not stop.is_set():
+        due_s = start_s + count * interval_s
+        now_s = time.monotonic()
+        if now_s - start_s >= duration_s:
+            break
+        if due_s > now_s:
+            stop.wait(due_s - now_s)
+            continue
+        t_s = time.monotonic()
+        who = http_get_once(host, port, timeout_s)
+        out.write(json.dumps({"t": t_s, "who": who, "lat": time.monotonic() - t_s}) + "\n")
+        out.flush()
+        # Skip the slots a slow request overran instead of bursting to catch up.
+        count = max(count + 1, int((time.monotonic() - start_s) / interval_s))
+    return 0
+
+
+def read_client_log(path: Path) -> list[ClientSample]:
+    samples: list[ClientSample] = []
+    with contextlib.suppress(FileNotFoundError), path.open() as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+                samples.append(ClientSample(float(rec["t"]), rec["who"], float(rec["lat"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by SIGKILL
+    return samples
+
+
+class Client:
+    """The client process in the lab; `await client.run()` or `start()`/`stop()`."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        host: str = str(TUTORIAL_VIP.ip),
+        port: int = 80,
+        node: str = "client",
+        interval_s: float = DEFAULT_INTERVAL_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        duration_s: float = 10.0,
+    ) -> None:
+        self.lab = lab
+        self.node = node
+        self.duration_s = duration_s
+        self.log_path = lab.workdir / f"client-{os.getpid()}-{id(self):x}.jsonl"
+        self._argv = [
+            sys.executable,
+            "-m",
+            "gossipha.lab.observe",
+            "client",
+            host,
+            "--port",
+            str(port),
+            "--interval-s",
+            str(interval_s),
+            "--timeout-s",
+            str(timeout_s),
+            "--duration-s",
+            str(duration_s),
+        ]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out: Any = None
+
+    def start(self) -> None:
+        assert self._proc is None, "client already started"
+        self._out = self.log_path.open("wb")
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH", "")) if p
+        )
+        self._proc = self.lab.spawn(self.node, self._argv, stdout=self._out, env=env)
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Wait for the client to finish its duration (bounded: duration + 10 s)."""
+        assert self._proc is not None
+        limit_s = self.duration_s + 10.0 if timeout_s is None else timeout_s
+        try:
+            self._proc.wait(timeout=limit_s)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self.lab.stop(self._proc)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def samples(self) -> list[ClientSample]:
+        return read_client_log(self.log_path)
+
+    async def run(self) -> list[ClientSample]:
+        self.start()
+        try:
+            await asyncio.to_thread(self.wait)
+        finally:
+            self.stop()
+        return self.samples()
+
+
+# ---- the sampler (a thread in this process) ----
+
+
+class HolderSampler:
+    """Every `interval_s`, which of `nodes` hold `address` on an up interface.
+
+    A thread, since each probe is two blocking netlink round trips per node; bounded by
+    `duration_s` and MAX_SAMPLES, stopped early by `stop()`.
+    """
+
+    def __init__(
+        self,
+        lab: Lab,
+        address: str = str(TUTORIAL_VIP.ip),
+        *,
+        nodes: Sequence[str] = ("master", "slave"),
+        interval_s: float = DEFAULT_INTERVAL_S,
+        duration_s: float = 10.0,
+    ) -> None:
+        self.lab = lab
+        self.address = ipaddress.ip_address(address)
+        self.nodes = tuple(nodes)
+        self.interval_s = interval_s
+        self.duration_s = duration_s
+        self.samples: list[HolderSample] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gha-holder-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        from pyroute2 import NetNS
+
+        handles: dict[str, Any] = {}
+        try:
+            for node in self.nodes:
+                handles[node] = NetNS(self.lab.ns(node), flags=0)
+            start_s = time.monotonic()
+            while len(self.samples) < MAX_SAMPLES and not self._stop.is_set():
+                t_s = time.monotonic()
+                if t_s - start_s >= self.duration_s:
+                    break
+                held = tuple(n for n, h in handles.items() if _holds(h, self.address))
+                self.samples.append(HolderSample(t_s, held))
+                self._stop.wait(max(0.0, t_s + self.interval_s - time.monotonic()))
+        except Exception as exc:  # a namespace torn down under us ends sampling
+            self.error = exc
+        finally:
+            for h in handles.values():
+                with contextlib.suppress(Exception):
+                    h.close()
+
+    async def run(self) -> list[HolderSample]:
+        self.start()
+        try:
+            await asyncio.to_thread(self._thread.join, self.duration_s + 10.0)
+        finally:
+            self.stop()
+        return self.samples
+
+
+def _holds(ns: Any, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    for msg in ns.get_addr(family=family):
+        if msg.get("IFA_ADDRESS") != str(address):
+            continue
+        links = ns.get_links(msg["index"])
+        if links and links[0]["flags"] & 0x1:  # IFF_UP
+            return True
+    return False
+
+
+# ---- summary (pure) ----
+
+
+def summarize(clients: Sequence[ClientSample], holders: Sequence[HolderSample]) -> Summary:
+    """Longest outage: from the last answer before a failure run to the first after it
+    (or to the last request if it never came back). Dual holders: samples with two or more."""
+    ordered = sorted(clients, key=lambda s: s.t_s)
+    by_node: dict[str, int] = {}
+    switches: list[tuple[float, str | None, str | None]] = []
+    longest_s, outage_from = 0.0, None
+    last_ok_s = ordered[0].t_s if ordered else 0.0
+    failing = False
+    previous: str | None = None
+    for sample in ordered:
+        if sample.who is None:
+            failing = True
+            continue
+        by_node[sample.who] = by_node.get(sample.who, 0) + 1
+        if previous is not None and sample.who != previous:
+            switches.append((sample.t_s, previous, sample.who))
+        previous = sample.who
+        if failing and sample.t_s - last_ok_s > longest_s:
+            longest_s, outage_from = sample.t_s - last_ok_s, last_ok_s
+        failing = False
+        last_ok_s = sample.t_s
+    if failing and ordered and ordered[-1].t_s - last_ok_s > longest_s:
+        longest_s, outage_from = ordered[-1].t_s - last_ok_s, last_ok_s
+    dual = [h for h in holders if len(h.holders) > 1]
+    return Summary(
+        requests=len(ordered),
+        answered=sum(by_node.values()),
+        by_node=by_node,
+        longest_outage_s=longest_s,
+        outage_started_s=outage_from,
+        dual_holder_samples=len(dual),
+        dual_holder_first_s=dual[0].t_s if dual else None,
+        switches=tuple(switches),
+    )
+
+
+async def observe(
+    lab: Lab, duration_s: float, *, interval_s: float = DEFAULT_INTERVAL_S
+) -> tuple[list[ClientSample], list[HolderSample], Summary]:
+    """Run client and sampler together for `duration_s`; both stop on cancellation."""
+    client = Client(lab, interval_s=interval_s, duration_s=duration_s)
+    sampler = HolderSampler(lab, interval_s=interval_s, duration_s=duration_s)
+    async with asyncio.TaskGroup() as tg:
+        c_task = tg.create_task(client.run())
+        h_task = tg.create_task(sampler.run())
+    clients, holders = c_task.result(), h_task.result()
+    return clients, holders, summarize(clients, holders)
+
+
+def main(args: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gossipha.lab.observe")
+    sub = parser.add_subparsers(dest="command", required=True)
+    client = sub.add_parser("client", help="poll http://HOST:PORT/ and log who answers")
+    client.add_argument("host")
+    client.add_argument("--port", type=int, default=80)
+    client.add_argument("--interval-s", type=float, default=DEFAULT_INTERVAL_S)
+    client.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S)
+    client.add_argument("--duration-s", type=float, default=10.0)
+    ns = parser.parse_args(args)
+    return run_client(
+        ns.host,
+        ns.port,
+        interval_s=ns.interval_s,
+        timeout_s=ns.timeout_s,
+        duration_s=ns.duration_s,
+        out=sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
