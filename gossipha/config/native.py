@@ -93,6 +93,10 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DECODE_LINE = re.compile(r"at line (\d+)")
 
 
+class _ScanError(Exception):
+    """The scanner met text it does not follow (a bug here, since tomllib accepted it)."""
+
+
 class KeyLines:
     """Line of every table header, key and array element, by key path.
 
@@ -162,7 +166,14 @@ class KeyLines:
                 self._skip_space(newlines=False)
                 self._advance()
             else:
-                self._key_value(table)
+                self._progress(self._key_value, table)
+
+    def _progress(self, step: Callable[[KeyPath], None], path: KeyPath) -> None:
+        """Run one grammar step; one that consumes nothing would loop forever, so stop."""
+        start = self._pos
+        step(path)
+        if self._pos == start or self._pos > len(self._text):
+            raise _ScanError(f"scanner stuck at line {self._line}")
 
     def _resolve(self, key: tuple[str, ...]) -> KeyPath:
         """A header's path, entering the last element of each array of tables on the way."""
@@ -192,7 +203,8 @@ class KeyLines:
                 parts.append(tomllib.loads(f"k = {token}")["k"])
             else:
                 match = _BARE_KEY.match(self._text, self._pos)
-                assert match, f"key expected at line {self._line}"
+                if not match:
+                    raise _ScanError(f"key expected at line {self._line}")
                 parts.append(self._advance(match.end() - self._pos))
             self._skip_space(newlines=False)
             if self._peek() != ".":
@@ -232,7 +244,7 @@ class KeyLines:
             if self._peek() == ",":
                 self._advance()
                 continue
-            self._value((*path, index))
+            self._progress(self._value, (*path, index))
             index += 1
 
     def _inline_table(self, path: KeyPath) -> None:
@@ -245,7 +257,7 @@ class KeyLines:
             if self._peek() == ",":
                 self._advance()
                 continue
-            self._key_value(path)
+            self._progress(self._key_value, path)
 
     def _string(self) -> str:
         """Consume one string token of any of TOML's four kinds and return its text."""
@@ -262,7 +274,7 @@ class KeyLines:
             self._advance(end + 3 - self._pos)
         else:
             self._advance()
-            while self._peek() != quote:
+            while self._pos < len(self._text) and self._peek() != quote:
                 if quote == '"' and self._peek() == "\\":
                     self._advance()
                 self._advance()
@@ -293,8 +305,11 @@ def toml_string(text: str) -> str:
             out.append("\\\\")
         elif ch in _SHORT_ESCAPES:
             out.append(_SHORT_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
+        elif not ch.isprintable() and ch != " ":
+            # Control characters must be escaped; other invisibles (U+0085, U+2028) are
+            # escaped too, so an editor shows the same lines as TOML counts.
+            code = ord(ch)
+            out.append(f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}")
         else:
             out.append(ch)
     out.append('"')
@@ -938,6 +953,14 @@ def _observe(r: _Reader, data: object) -> Observe:
 # Entry point.
 
 
+def _key_lines(text: str) -> KeyLines:
+    """Line numbers for `text`; if the scanner fails, errors just carry no line."""
+    try:
+        return KeyLines(text)
+    except (_ScanError, IndexError, tomllib.TOMLDecodeError):
+        return KeyLines("")
+
+
 def _read_text(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -969,7 +992,7 @@ def load_toml(
     Cross-field rules (deadtime > keepalive, ...) are validate.py's; run it on the result.
     """
     text, data = _read_text(path)
-    r = _Reader(path, KeyLines(text))
+    r = _Reader(path, _key_lines(text))
     r.locations["node_name"] = (path, None)
     top = r.table(data, (), _TOP_KEYS)
     cluster = r.table(top.get("cluster", {}), ("cluster",), _CLUSTER_KEYS)

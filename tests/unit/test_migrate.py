@@ -294,7 +294,9 @@ def test_any_config_reads_back_equal(config: Config) -> None:
 
 @given(st.text())
 def test_toml_string_reads_back_exactly(value: str) -> None:
-    assert tomllib.loads(f"k = {toml_string(value)}")["k"] == value
+    written = toml_string(value)
+    assert tomllib.loads(f"k = {written}")["k"] == value
+    assert len(written.splitlines()) == 1  # invisible line breaks are escaped too
 
 
 @given(durations)
@@ -358,3 +360,36 @@ def _native_example(tmp_path: Path, node: str) -> Config:
         (tmp_path / "resource.d" / "nginx").write_text("#!/bin/sh\n")
     config, _, _ = load_toml(toml, node, resolver=ServiceResolver(tmp_path / "resource.d"))
     return config
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HypothesisHealthCheck.too_slow])
+@given(configs())
+def test_locations_in_written_files_point_at_the_right_lines(config: Config) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="gossipha-migrate-"))
+    try:
+        keyfile = directory / "authkeys"
+        config = dataclasses.replace(config, auth=dataclasses.replace(config.auth, path=keyfile))
+        write_authkeys(keyfile, config.auth)
+        written = directory / "gossipha.toml"
+        written.write_text(config_to_toml(config), encoding="utf-8")
+        resolver = ServiceResolver(resource_d=directory)
+        _, locations, _ = load_toml(written, config.node_name, resolver=resolver)
+        lines = written.read_text(encoding="utf-8").split("\n")  # TOML's lines, not Python's
+
+        def at(key: str) -> str:
+            path, line = locations[key]
+            assert path == written and line is not None
+            return lines[line - 1]
+
+        for node in config.nodes:
+            assert at(f"node:{node.name}").startswith("[nodes.")
+        for link in config.links:
+            assert at(f"link:{link.name}") == "[[link]]"
+        for group in config.groups:
+            assert at(f"group:{group.name}") == "[[group]]"
+            for index, resource in enumerate(group.resources):
+                first = "{ vip = " if isinstance(resource, VipResource) else "{ service = "
+                assert at(f"resource:{group.name}:{index}").startswith("  " + first)
+        assert at("deadtime").startswith("deadtime = ")
+    finally:
+        shutil.rmtree(directory)
