@@ -104,6 +104,22 @@ class Keyring:
             return None
         return self._by_id[self.active]
 
+    def weaknesses(self) -> tuple[str, ...]:
+        """What the runtime should warn about at start and on reload (legacy methods, and
+        accepting unsigned packets), one message each."""
+        found = [
+            f"key {k.key_id} uses {k.method.value}, kept only for Heartbeat migration; "
+            "rotate to sha256 (docs/security.md)"
+            for k in self.keys
+            if k.method.legacy
+        ]
+        if self.mode.accepts_unsigned:
+            found.append(
+                f"auth mode {self.mode.value}: unsigned packets are accepted, so anyone who "
+                "can reach the port can forge heartbeats"
+            )
+        return tuple(found)
+
     def install(self, key: AuthKey) -> Keyring:
         """Step 1 of a rotation: verify with `key` too; nothing is signed with it yet."""
         existing = self._by_id.get(key.key_id)

@@ -99,6 +99,15 @@ def test_tutorial_authkeys_gives_md5_key_3() -> None:
     assert ring.signing_key.method.legacy
 
 
+def test_weaknesses_name_legacy_keys_and_unsigned_modes() -> None:
+    assert Keyring((OLD, NEW), active=1).weaknesses() == ()
+    legacy = Keyring((AuthKey(3, AuthMethod.MD5, b"Hello!"), OLD), active=1)
+    (warning,) = legacy.weaknesses()
+    assert "key 3 uses md5" in warning
+    lenient = Keyring((OLD,), active=1, mode=AuthMode.SIGN_ACCEPT_BOTH)
+    assert any("unsigned packets are accepted" in w for w in lenient.weaknesses())
+
+
 def test_crc_active_key_needs_explicit_permission() -> None:
     crc_only = auth_of(1, AuthKey(1, AuthMethod.CRC, b""))
     with pytest.raises(KeyringError, match="crc"):
