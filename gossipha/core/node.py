@@ -340,10 +340,6 @@ class Node:
     def _advance(self, now_s: float, out: _Out) -> None:
         for ev in self._members.tick(now_s):
             self._peer_notice(ev, out)
-        if self._voter is not None:
-            for g in self._groups.values():
-                if g.claim is not None:
-                    self._voter.learn_epoch(g.config.name, g.claim.epoch)
         for g in self._groups.values():
             self._advance_group(now_s, g, out)
         self._refresh_status()
@@ -639,10 +635,10 @@ class Node:
                 if g.backoff_until_s > now_s:
                     t = min(t, g.backoff_until_s)
                 continue
-            t = min(t, g.claim.next_due_s(), g.claim.valid_until_s())
-            half = g.claim.half_until_s()
-            if half > now_s:
-                t = min(t, half)
+            t = min(t, g.claim.next_due_s())
+            for end in (g.claim.valid_until_s(), g.claim.half_until_s()):
+                if end > now_s:
+                    t = min(t, end)
         t = max(t, now_s + 1e-3)
         return min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
 

@@ -1,0 +1,422 @@
+"""The harness: an event queue in real (simulated) time driving N real `Node` cores.
+
+Each host has a clock (drift within the bound), an agent (a `Node`, absent while crashed or
+killed) and the groups it runs at host level: a group runs from StartGroup until StopGroup,
+and survives `kill -9` of the agent (the VIP stays up) but not a host crash. The safety
+checker runs after every step: never two hosts running one group at the same real instant.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gossipha.config.model import (
+    Auth,
+    AuthKey,
+    AuthMethod,
+    Config,
+    Link,
+    LinkKind,
+    NodeRole,
+    PingGroup,
+    ResourceGroup,
+    Timings,
+    VipResource,
+)
+from gossipha.config.model import (
+    Node as NodeConfig,
+)
+from gossipha.core.node import Node
+from gossipha.core.types import (
+    FoundRunning,
+    Input,
+    MessageReceived,
+    NoticeKind,
+    Output,
+    PingResult,
+    ProbeVip,
+    ResourceAction,
+    ResourceResult,
+    Shutdown,
+    Stalled,
+    StartGroup,
+    StopGroup,
+    Tick,
+    VipProbeResult,
+    message_from_wire,
+)
+from gossipha.sim.clock import Clock
+from gossipha.sim.net import FakeNet, PathOptions
+
+PING = "ping"
+HEADER_BYTES = 35 + 8 + 32  # codec header, a short sender name, HMAC-SHA256
+
+
+def native_timings() -> Timings:
+    """The native defaults (gossipha.config.native), as `gossipha sim` uses them."""
+    from gossipha.config.native import NativeDefaults
+
+    d = NativeDefaults()
+    return Timings(
+        keepalive_s=d.keepalive_s,
+        deadtime_s=d.deadtime_s,
+        warntime_s=d.warntime_s,
+        initdead_s=d.initdead_s,
+        ping_interval_s=d.ping_interval_s,
+        deadping_s=d.deadping_s,
+        lease_s=d.lease_s,
+        max_drift=d.max_drift,
+        vip_probe_count=d.vip_probe_count,
+        vip_probe_interval_s=d.vip_probe_interval_s,
+        failback_delay_s=d.failback_delay_s,
+    )
+
+
+def make_config(
+    members: int,
+    *,
+    witnesses: int = 0,
+    timings: Timings | None = None,
+    groups: int = 1,
+    auto_failback: bool = True,
+    ping: bool = True,
+    ping_failover: bool = True,
+) -> Config:
+    """A cluster of n0..n{members-1} (+ w0.. witnesses), group g0 preferring n0."""
+    import ipaddress
+
+    nodes = [NodeConfig(f"n{i}") for i in range(members)]
+    nodes += [NodeConfig(f"w{i}", role=NodeRole.WITNESS) for i in range(witnesses)]
+    gs = tuple(
+        ResourceGroup(
+            f"g{k}",
+            (VipResource(ipaddress.ip_address(f"192.0.2.{100 + k}"), 24, "eth0"),),
+            preferred=f"n{k % members}",
+        )
+        for k in range(groups)
+    )
+    return Config(
+        source=Path("sim"),
+        cluster_name="sim",
+        node_name="n0",
+        nodes=tuple(nodes),
+        links=(Link("hb", LinkKind.BCAST, "eth1"),),
+        ping_groups=(PingGroup(PING, (ipaddress.ip_address("192.0.2.1"),)),) if ping else (),
+        timings=timings or native_timings(),
+        auth=Auth(Path("authkeys"), 1, (AuthKey(1, AuthMethod.SHA256, b"sim"),)),
+        groups=gs,
+        auto_failback=auto_failback,
+        ping_failover=ping_failover,
+    )
+
+
+@dataclass(slots=True)
+class Host:
+    name: str
+    clock: Clock
+    node: Node | None = None
+    incarnation: int = 0
+    up: set[str] = field(default_factory=set)  # groups running on this host (VIP up)
+    paused_until_s: float | None = None
+    paused_at_s: float = 0.0
+    backlog: list[Input] = field(default_factory=list)
+    ping_ok: bool = True
+    wake_token: int = 0
+    leaving: bool = False  # graceful stop in progress: removed once node.done
+
+
+@dataclass(slots=True)
+class Violation:
+    kind: str  # "safety" | "liveness"
+    at_s: float
+    detail: str
+
+
+@dataclass(slots=True)
+class Stats:
+    steps: int = 0
+    messages: int = 0
+    bytes: int = 0
+    starts: list[tuple[float, str, str, int]] = field(default_factory=list)  # t, host, group, e
+    stops: list[tuple[float, str, str]] = field(default_factory=list)
+    dead_notices: list[tuple[float, str, str]] = field(default_factory=list)  # t, by, peer
+    split_brain_notices: int = 0
+
+
+class Sim:
+    """One seeded run. Drive it with `at(t, fn)` faults and `run_until(t)`."""
+
+    def __init__(
+        self,
+        config: Config,
+        seed: int,
+        *,
+        drift: bool = True,
+        path: PathOptions | None = None,
+        measure_bytes: bool = False,
+        roundtrip: bool = False,
+        action_delay_s: float = 0.01,
+        trace_limit: int = 200,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.net = FakeNet(random.Random(self.rng.getrandbits(64)), path or PathOptions())
+        self.now_s = 0.0
+        self.measure_bytes = measure_bytes
+        self.roundtrip = roundtrip
+        self.action_delay_s = action_delay_s
+        self.violations: list[Violation] = []
+        self.stats = Stats()
+        self.trace: list[str] = []
+        self._trace_limit = trace_limit
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._probes: dict[str, list[tuple[str, float, float]]] = {}  # group -> (host, t0, t1)
+        rho = config.timings.max_drift
+        self.hosts: dict[str, Host] = {}
+        for n in config.nodes:
+            rate = 1.0 + (self.rng.uniform(-rho, rho) if drift else 0.0)
+            clock = Clock(rate, self.rng.uniform(0.0, 1000.0) if drift else 0.0)
+            self.hosts[n.name] = Host(n.name, clock)
+        for name in self.hosts:
+            self.start_agent(name)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def at(self, t_s: float, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (t_s, self._seq, fn))
+
+    def run_until(self, t_s: float) -> None:
+        while self._queue and self._queue[0][0] <= t_s:
+            when, _, fn = heapq.heappop(self._queue)
+            self.now_s = max(self.now_s, when)
+            fn()
+        self.now_s = max(self.now_s, t_s)
+
+    def log(self, text: str) -> None:
+        if len(self.trace) < self._trace_limit:
+            self.trace.append(f"{self.now_s:9.4f} {text}")
+        else:
+            self.trace[self._trace_limit // 2 :] = self.trace[self._trace_limit // 2 + 1 :]
+            self.trace.append(f"{self.now_s:9.4f} {text}")
+
+    # ------------------------------------------------------------------ agents
+
+    def start_agent(self, name: str) -> None:
+        h = self.hosts[name]
+        h.incarnation += 1
+        cfg = replace(self.config, node_name=name)
+        h.node = Node(
+            cfg, h.incarnation, random.Random(self.rng.getrandbits(64)), h.clock.local(self.now_s)
+        )
+        h.leaving = False
+        self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
+        if h.up:
+            self.deliver(name, FoundRunning(tuple(sorted(h.up))))
+        if not h.ping_ok and self.config.ping_groups:
+            self.deliver(name, PingResult(PING, False))
+        self.deliver(name, Tick())
+
+    def deliver(self, name: str, event: Input) -> None:
+        h = self.hosts[name]
+        if h.node is None:
+            return
+        if h.paused_until_s is not None:
+            if len(h.backlog) < 1000:
+                h.backlog.append(event)
+            return
+        out = h.node.step(h.clock.local(self.now_s), event)
+        self.stats.steps += 1
+        self._perform(h, out)
+
+    def _perform(self, h: Host, out: Output) -> None:
+        assert h.node is not None
+        for action in out.actions:
+            match action:
+                case StartGroup(group=g, epoch=e):
+                    h.up.add(g)
+                    self.stats.starts.append((self.now_s, h.name, g, e))
+                    self.log(f"{h.name} START {g} epoch={e}")
+                    self._check_safety(g)
+                    self._later(
+                        h, self.action_delay_s, ResourceResult(g, ResourceAction.START, True)
+                    )
+                case StopGroup(group=g, epoch=e, reason=r):
+                    h.up.discard(g)
+                    self.stats.stops.append((self.now_s, h.name, g))
+                    self.log(f"{h.name} STOP {g} epoch={e} {r.value}")
+                    self._later(
+                        h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
+                    )
+                case ProbeVip(group=g):
+                    t = self.config.timings
+                    dur = t.vip_probe_count * t.vip_probe_interval_s
+                    self._probes.setdefault(g, []).append((h.name, self.now_s, self.now_s + dur))
+                    name, t0 = h.name, self.now_s
+                    self.at(self.now_s + dur, lambda n=name, g=g, t0=t0: self._probe_done(n, g, t0))
+        for n in out.notices:
+            if n.kind is NoticeKind.PEER_DEAD and n.peer is not None:
+                self.stats.dead_notices.append((self.now_s, h.name, n.peer))
+            if n.kind is NoticeKind.SPLIT_BRAIN_RISK:
+                self.stats.split_brain_notices += 1
+            if n.kind in (NoticeKind.PEER_DEAD, NoticeKind.LEASE_LOST, NoticeKind.SPLIT_BRAIN_RISK):
+                self.log(f"{h.name} {n.kind.value} {n.peer or n.group or ''}")
+        for s in out.sends:
+            self._send(h.name, s.to, s.message)
+        token = h.wake_token = h.wake_token + 1
+        wake_real = max(self.now_s, h.clock.real(out.next_wakeup_s))
+        name = h.name
+        self.at(wake_real, lambda: self._wake(name, token))
+        if h.leaving and h.node.done:
+            self.log(f"{h.name} agent exited")
+            h.node = None
+
+    def _wake(self, name: str, token: int) -> None:
+        h = self.hosts[name]
+        if h.wake_token == token and h.node is not None and h.paused_until_s is None:
+            self.deliver(name, Tick())
+
+    def _later(self, h: Host, delay_s: float, event: Input) -> None:
+        name, inc = h.name, h.incarnation
+        self.at(self.now_s + delay_s, lambda: self._deliver_if(name, inc, event))
+
+    def _deliver_if(self, name: str, inc: int, event: Input) -> None:
+        if self.hosts[name].incarnation == inc:
+            self.deliver(name, event)
+
+    def _send(self, src: str, dst: str, message: Any) -> None:
+        self.stats.messages += 1
+        if self.measure_bytes or self.roundtrip:
+            wire = message.to_wire()
+            if self.measure_bytes:
+                self.stats.bytes += HEADER_BYTES + len(json.dumps(wire, separators=(",", ":")))
+            if self.roundtrip:
+                assert message_from_wire(json.loads(json.dumps(wire))) == message
+        if dst not in self.hosts:
+            return
+        for delay in self.net.deliveries(src, dst):
+            self.at(self.now_s + delay, lambda: self._arrive(src, dst, message))
+
+    def _arrive(self, src: str, dst: str, message: Any) -> None:
+        self.deliver(dst, MessageReceived("hb", src, message))
+
+    def _probe_done(self, name: str, group: str, t0: float) -> None:
+        probes = self._probes.get(group, [])
+        probes[:] = [
+            p for p in probes if p[2] > self.now_s - 1e-9 and not (p[0] == name and p[1] == t0)
+        ]
+        answered = False
+        for other, h in self.hosts.items():
+            if other == name or not self.net.service_connected(name, other):
+                continue
+            if group in h.up:
+                answered = True
+            # RFC 5227: another host probing the same address at the same time is a conflict.
+            if any(p[0] == other and p[1] <= self.now_s and p[2] >= t0 for p in probes):
+                answered = True
+        self.deliver(name, VipProbeResult(group, answered))
+
+    # ------------------------------------------------------------------ checkers
+
+    def _check_safety(self, group: str) -> None:
+        holders = [h.name for h in self.hosts.values() if group in h.up]
+        if len(holders) > 1:
+            self.violations.append(
+                Violation("safety", self.now_s, f"group {group} runs on {holders} at once")
+            )
+            self.log(f"SAFETY VIOLATION {group} on {holders}")
+
+    def holders(self, group: str) -> list[str]:
+        return [h.name for h in self.hosts.values() if group in h.up]
+
+    def check_liveness(self, label: str = "") -> None:
+        for g in self.config.groups:
+            hs = self.holders(g.name)
+            if len(hs) != 1:
+                self.violations.append(
+                    Violation("liveness", self.now_s, f"{label} group {g.name} holders {hs}")
+                )
+
+    # ------------------------------------------------------------------ faults
+
+    def crash_host(self, name: str) -> None:
+        """Power off: agent and resources gone, VIP freed."""
+        h = self.hosts[name]
+        self.log(f"{name} HOST CRASH up={sorted(h.up)}")
+        h.node, h.up, h.paused_until_s, h.backlog = None, set(), None, []
+        h.incarnation += 1_000  # stale timers of the old agent are ignored
+
+    def kill_agent(self, name: str) -> None:
+        """kill -9 of the agent: the VIP and services stay up."""
+        h = self.hosts[name]
+        self.log(f"{name} AGENT KILLED up={sorted(h.up)}")
+        h.node, h.paused_until_s, h.backlog = None, None, []
+        h.incarnation += 1_000
+
+    def restart(self, name: str) -> None:
+        if self.hosts[name].node is None:
+            self.start_agent(name)
+
+    def graceful_stop(self, name: str) -> None:
+        h = self.hosts[name]
+        if h.node is None:
+            return
+        self.log(f"{name} graceful stop")
+        h.leaving = True
+        self.deliver(name, Shutdown())
+
+    def pause(self, name: str, duration_s: float) -> None:
+        h = self.hosts[name]
+        if h.node is None or h.paused_until_s is not None:
+            return
+        self.log(f"{name} PAUSE {duration_s:.2f}s")
+        h.paused_until_s, h.paused_at_s = self.now_s + duration_s, self.now_s
+        inc = h.incarnation
+        self.at(self.now_s + duration_s, lambda: self._resume(name, inc))
+
+    def _resume(self, name: str, inc: int) -> None:
+        h = self.hosts[name]
+        if h.incarnation != inc or h.paused_until_s is None:
+            return
+        backlog, h.backlog = h.backlog, []
+        duration = self.now_s - h.paused_at_s
+        h.paused_until_s = None
+        self.log(f"{name} RESUME")
+        self.deliver(name, Stalled(duration))
+        for ev in backlog:
+            self.deliver(name, ev)
+        self.deliver(name, Tick())
+
+    def set_ping(self, name: str, ok: bool) -> None:
+        """The host stops (or starts again) reaching its ping node; reported after deadping."""
+        h = self.hosts[name]
+        h.ping_ok = ok
+        t = self.config.timings
+        delay = t.deadping_s if not ok else t.ping_interval_s
+        inc = h.incarnation
+        self.at(self.now_s + delay, lambda: self._report_ping(name, inc))
+
+    def _report_ping(self, name: str, inc: int) -> None:
+        h = self.hosts[name]
+        if h.incarnation == inc:
+            self.deliver(name, PingResult(PING, h.ping_ok))
+
+    def set_rate(self, name: str, rate: float) -> None:
+        self.hosts[name].clock.set_rate(self.now_s, rate)
+
+    def heal(self) -> None:
+        self.log("HEAL")
+        self.net.heal()
+        for name, h in self.hosts.items():
+            if not h.ping_ok:
+                self.set_ping(name, True)
+            if h.node is None:
+                self.start_agent(name)
