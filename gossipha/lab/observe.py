@@ -74,11 +74,22 @@ def classify(body: str) -> str | None:
     return None
 
 
-def http_get_once(host: str, port: int, timeout_s: float) -> str | None:
-    """Who answered a plain HTTP/1.0 GET /, or None on any error within `timeout_s`."""
+def http_get_once(
+    host: str, port: int, timeout_s: float, *, sock: socket.socket | None = None
+) -> str | None:
+    """Who answered a plain HTTP/1.0 GET /, or None on any error within `timeout_s`.
+
+    `sock` is an unconnected TCP socket to use (e.g. made in another namespace); closed here.
+    """
     deadline = time.monotonic() + timeout_s
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        if sock is None:
+            conn = socket.create_connection((host, port), timeout=timeout_s)
+        else:
+            conn = sock
+            conn.settimeout(timeout_s)
+            conn.connect((host, port))
+        with conn as sock:
             sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             chunks: list[bytes] = []
             while len(chunks) < 64:
@@ -127,6 +138,12 @@ def run_client(
         # Skip the slots a slow request overran instead of bursting to catch up.
         count = max(count + 1, int((time.monotonic() - start_s) / interval_s))
     return 0
+
+
+def fetch(lab: Lab, node: str, host: str, *, port: int = 80, timeout_s: float = 1.0) -> str | None:
+    """One request from inside `node` (a socket made in its namespace): who answered."""
+    sock = lab.socket(node, socket.AF_INET, socket.SOCK_STREAM)
+    return http_get_once(host, port, timeout_s, sock=sock)
 
 
 def read_client_log(path: Path) -> list[ClientSample]:

@@ -501,7 +501,9 @@ def _loss_script(rules: Mapping[str, int]) -> str:
     lines = ["table inet gha_loss", "delete table inet gha_loss"]
     if rules:
         body = "".join(
-            f'    iifname "{ifname}" numgen random mod 100 < {pct} drop\n'
+            f'    iifname "{ifname}" drop\n'
+            if pct >= 100
+            else f'    iifname "{ifname}" numgen random mod 100 < {pct} drop\n'
             for ifname, pct in sorted(rules.items())
         )
         lines.append(
