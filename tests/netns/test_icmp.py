@@ -1,0 +1,127 @@
+"""The in-agent pinger: reaches the ping node, loses it within deadping under the tutorial's
+`iptables -I INPUT -p icmp -j DROP`, and gets it back when the rule is deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import pytest
+
+from gossipha.config.model import PingGroup
+from gossipha.lab import Lab
+from gossipha.runtime.icmp import (
+    GroupReport,
+    Pinger,
+    PingEvent,
+    PingReport,
+    ReachabilityTracker,
+    build_echo,
+    icmp_checksum,
+    parse_reply,
+)
+
+PING_NODE = ipaddress.IPv4Address("192.168.17.1")
+DROP = ["-p", "icmp", "-j", "DROP"]
+
+
+def test_tracker_deadping() -> None:
+    a, b = ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2")
+    tracker = ReachabilityTracker([a, b], deadping_s=1.0, start_s=0.0)
+    assert tracker.reachable(a) is None and tracker.group_reachable([a, b]) is None
+    assert tracker.reply(a, 0.5) is True
+    assert tracker.reply(a, 0.6) is False
+    assert tracker.tick(0.99) == []
+    assert tracker.tick(1.0) == [b]
+    assert tracker.group_reachable([a, b]) is True
+    assert tracker.tick(1.6) == [a]
+    assert tracker.tick(5.0) == []
+    assert tracker.group_reachable([a, b]) is False
+    assert tracker.reply(b, 5.1) is True
+
+
+def test_echo_packet() -> None:
+    packet = build_echo(socket.AF_INET, 0x1234, 7)
+    assert icmp_checksum(packet) == 0
+    reply = bytes([0, 0]) + packet[2:]
+    assert parse_reply(socket.AF_INET, reply, has_ip_header=False) == (0x1234, 7)
+    ip_header = bytes([0x45]) + bytes(19)
+    assert parse_reply(socket.AF_INET, ip_header + reply, has_ip_header=True) == (0x1234, 7)
+    assert parse_reply(socket.AF_INET, packet, has_ip_header=False) is None  # a request
+    assert parse_reply(socket.AF_INET, b"\x00", has_ip_header=False) is None
+
+
+async def wait_for(events: list[PingEvent], start: int, reachable: bool, limit_s: float) -> float:
+    """Seconds until a GroupReport with `reachable` appears after index `start`."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while loop.time() - t0 < limit_s:
+        for event in events[start:]:
+            if isinstance(event, GroupReport) and event.reachable is reachable:
+                return event.at_s - t0
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no group report reachable={reachable} within {limit_s}s: {events}")
+
+
+@pytest.mark.netns
+async def test_ping_node_lost_and_back_with_iptables(lab: Lab) -> None:
+    interval_s, deadping_s = 0.05, 0.4
+    events: list[PingEvent] = []
+    group = PingGroup("192.168.17.1", (PING_NODE,), "eth1")
+    pinger = Pinger(
+        [group],
+        interval_s=interval_s,
+        deadping_s=deadping_s,
+        sink=events.append,
+        netns=lab.ns("master"),
+    )
+    task = asyncio.create_task(pinger.run(duration_s=8.0))
+    try:
+        await wait_for(events, 0, True, 2.0)
+        rtts = [e.rtt_s for e in events if isinstance(e, PingReport) and e.rtt_s is not None]
+        assert rtts and all(0 < r < 0.5 for r in rtts)
+        mark = len(events)
+        lab.iptables("master", ["-I", "INPUT", *DROP])
+        try:
+            lost_after_s = await wait_for(events, mark, False, 3.0)
+        finally:
+            lab.iptables("master", ["-D", "INPUT", *DROP])
+        # Lost no later than deadping after the last reply (plus one probe interval).
+        assert lost_after_s <= deadping_s + 2 * interval_s
+        assert pinger.reachable(PING_NODE) is False
+        mark = len(events)
+        back_after_s = await wait_for(events, mark, True, 2.0)
+        assert back_after_s <= 3 * interval_s
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.netns
+async def test_bound_interface_decides_the_path(lab: Lab) -> None:
+    results: dict[str, bool | None] = {}
+    for iface in ("eth1", "eth0"):
+        events: list[PingEvent] = []
+        pinger = Pinger(
+            [PingGroup(iface, (PING_NODE,), iface)],
+            interval_s=0.05,
+            deadping_s=0.25,
+            sink=events.append,
+            netns=lab.ns("master"),
+        )
+        await pinger.run(max_rounds=8)
+        results[iface] = pinger.reachable(PING_NODE)
+    assert results == {"eth1": True, "eth0": False}
+
+
+@pytest.mark.netns
+async def test_group_reachable_while_any_member_answers(lab: Lab) -> None:
+    events: list[PingEvent] = []
+    group = PingGroup("g", (PING_NODE, ipaddress.IPv4Address("192.168.17.99")))
+    pinger = Pinger(
+        [group], interval_s=0.05, deadping_s=0.25, sink=events.append, netns=lab.ns("master")
+    )
+    await pinger.run(max_rounds=8)
+    assert [e.reachable for e in events if isinstance(e, GroupReport)] == [True]
+    assert pinger.reachable(ipaddress.IPv4Address("192.168.17.99")) is False
