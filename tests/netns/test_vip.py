@@ -28,8 +28,6 @@ from gossipha.resources.vip import (
     remove_vip,
 )
 
-pytestmark = pytest.mark.netns
-
 ADDRESS = ipaddress.IPv4Address("192.168.171.100")
 VIP = VipResource(ADDRESS, 24, "eth0", "eth0:0")
 BARE = VipResource(ADDRESS)  # placed by findif
@@ -56,6 +54,7 @@ def show_eth0(lab: Lab, node: str) -> str:
     return lab.run(node, ["ip", "-4", "addr", "show", "dev", "eth0"]).stdout
 
 
+@pytest.mark.netns
 async def test_add_is_labelled_and_idempotent(clean: Lab) -> None:
     m = clean.ns("master")
     placed = await add_vip(VIP, netns=m)
@@ -69,6 +68,7 @@ async def test_add_is_labelled_and_idempotent(clean: Lab) -> None:
     assert not await has_vip(VIP, netns=clean.ns("slave"))
 
 
+@pytest.mark.netns
 async def test_remove_is_idempotent(clean: Lab) -> None:
     m = clean.ns("master")
     await add_vip(VIP, netns=m)
@@ -78,6 +78,7 @@ async def test_remove_is_idempotent(clean: Lab) -> None:
     assert await remove_vip(BARE, netns=m) is False
 
 
+@pytest.mark.netns
 async def test_findif_places_bare_address(clean: Lab) -> None:
     placed = await place(BARE, netns=clean.ns("slave"))
     assert (placed.interface, placed.prefix, placed.label) == ("eth0", 24, None)
@@ -99,6 +100,7 @@ def test_find_interface_is_pure() -> None:
     assert find_interface(ipaddress.IPv4Address("10.0.0.1"), configured) is None
 
 
+@pytest.mark.netns
 async def test_client_follows_vip_after_announce(clean: Lab) -> None:
     m, s = clean.ns("master"), clean.ns("slave")
     await add_vip(VIP, netns=m)
@@ -116,6 +118,7 @@ async def test_client_follows_vip_after_announce(clean: Lab) -> None:
     assert who == "slave"
 
 
+@pytest.mark.netns
 async def test_probe_sees_holder_and_free_address(clean: Lab) -> None:
     m, s = clean.ns("master"), clean.ns("slave")
     assert await probe(VIP, 2, 0.02, netns=s) is None
@@ -124,6 +127,7 @@ async def test_probe_sees_holder_and_free_address(clean: Lab) -> None:
     assert await probe(BARE, 1, 0.02, netns=s) == clean.mac("master", "eth0")
 
 
+@pytest.mark.netns
 async def test_watcher_reports_foreign_mac_and_removal(clean: Lab) -> None:
     m, s = clean.ns("master"), clean.ns("slave")
     await add_vip(VIP, netns=m)
@@ -150,6 +154,7 @@ async def test_watcher_reports_foreign_mac_and_removal(clean: Lab) -> None:
     assert any(isinstance(e, VipLost) for e in events)
 
 
+@pytest.mark.netns
 async def test_watcher_probe_finds_silent_holder(clean: Lab) -> None:
     """The other holder never announces; the watcher's own probe makes it answer."""
     m, s = clean.ns("master"), clean.ns("slave")
