@@ -10,7 +10,6 @@ asked, or auto_failback finds a higher-priority node eligible for failback_delay
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
 from gossipha.config.model import Config, NodeRole, ResourceGroup
 from gossipha.core.types import GroupName, NodeId, NodeStatus
@@ -22,33 +21,34 @@ def priority(group: ResourceGroup, node: NodeId) -> int:
     return 1 if group.preferred == node else 0
 
 
-@dataclass(frozen=True, slots=True)
 class View:
     """What one node knows: statuses it heard (own included) and who it believes alive."""
 
-    config: Config
-    statuses: Mapping[NodeId, NodeStatus]
-    alive: Collection[NodeId]  # includes the viewing node itself
+    __slots__ = ("_all_alive", "_best_ping", "_members", "alive", "config", "statuses")
 
-    def best_ping(self) -> int:
-        return max(
-            (s.ping_count for n, s in self.statuses.items() if n in self.alive and self._member(n)),
+    def __init__(
+        self, config: Config, statuses: Mapping[NodeId, NodeStatus], alive: Collection[NodeId]
+    ) -> None:
+        self.config = config
+        self.statuses = statuses
+        self.alive = alive  # includes the viewing node itself
+        self._members = frozenset(n.name for n in config.nodes if n.role is NodeRole.MEMBER)
+        self._best_ping = max(
+            (s.ping_count for n, s in statuses.items() if n in alive and n in self._members),
             default=0,
         )
+        self._all_alive = all(n in alive for n in self._members)
 
-    def _member(self, name: NodeId) -> bool:
-        try:
-            return self.config.node(name).role is NodeRole.MEMBER
-        except KeyError:
-            return False
+    def best_ping(self) -> int:
+        return self._best_ping
 
     def all_members_alive(self) -> bool:
-        return all(n.name in self.alive for n in self.config.members)
+        return self._all_alive
 
     def eligible(self, group: GroupName, name: NodeId) -> bool:
         """May `name` run `group` now? Alive member, not standby, healthy, best ping."""
         status = self.statuses.get(name)
-        if status is None or name not in self.alive or not self._member(name):
+        if status is None or name not in self.alive or name not in self._members:
             return False
         if status.standby or group in status.unhealthy:
             return False

@@ -13,6 +13,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +262,7 @@ class Sim:
                     dur = t.vip_probe_count * t.vip_probe_interval_s
                     self._probes.setdefault(g, []).append((h.name, self.now_s, self.now_s + dur))
                     name, t0 = h.name, self.now_s
-                    self.at(self.now_s + dur, lambda n=name, g=g, t0=t0: self._probe_done(n, g, t0))
+                    self.at(self.now_s + dur, partial(self._probe_done, name, g, t0))
         for n in out.notices:
             if n.kind is NoticeKind.PEER_DEAD and n.peer is not None:
                 self.stats.dead_notices.append((self.now_s, h.name, n.peer))
