@@ -87,8 +87,12 @@ def http_get_once(
             conn = socket.create_connection((host, port), timeout=timeout_s)
         else:
             conn = sock
-            conn.settimeout(timeout_s)
-            conn.connect((host, port))
+            try:
+                conn.settimeout(timeout_s)
+                conn.connect((host, port))
+            except OSError:
+                conn.close()
+                raise
         with conn as sock:
             sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             chunks: list[bytes] = []

@@ -180,3 +180,20 @@ def test_arp_frames_round_trip() -> None:
         1, "02:00:00:00:00:04", ipaddress.IPv4Address("192.168.171.10"), arp.ZERO_MAC, ADDRESS
     )
     assert arp.claimant(other, ADDRESS, "02:00:00:00:00:02") is None
+
+
+@pytest.mark.netns
+async def test_ipv6_vip_add_announce_remove(served: Lab) -> None:
+    m = served.ns("master")
+    served.run("master", ["ip", "-6", "addr", "replace", "fd00:171::50/64", "dev", "eth0", "nodad"])
+    v6 = VipResource(ipaddress.IPv6Address("fd00:171::100"))
+    try:
+        placed = await add_vip(v6, netns=m)
+        assert (placed.interface, placed.prefix) == ("eth0", 64)
+        assert await has_vip(v6, netns=m)
+        assert await announce(v6, 2, 0.01, netns=m) == 2
+        assert await probe(v6, netns=m) is None  # IPv6 DAD is the kernel's job
+    finally:
+        assert await remove_vip(v6, netns=m) is True
+        served.run("master", ["ip", "-6", "addr", "del", "fd00:171::50/64", "dev", "eth0"])
+    assert not await has_vip(v6, netns=m)
