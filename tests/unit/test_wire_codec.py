@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,22 @@ def test_header_layout_matches_docs_protocol() -> None:
     assert data[46:53] == b'{"a":1}'
     assert len(data) == 53 + 32  # HMAC-SHA256
     assert HEADER_BYTES == 35
+
+
+def test_worked_example_in_docs_protocol_is_exact() -> None:
+    """docs/protocol.md shows this packet as a hex dump; a format change must update it."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    dump = re.findall(r"^[0-9a-f]{4}  ((?:[0-9a-f]{2} )*[0-9a-f]{2})", doc, re.MULTILINE)
+    ring = Keyring((AuthKey(1, AuthMethod.SHA256, b"example secret"),), active=1)
+    enc = Encoder(
+        cluster=CLUSTER,
+        node="masternginx",
+        incarnation=1732600000000000,
+        keyring=ring,
+        first_seq=42,
+    )
+    data = enc.encode({"type": "heartbeat", "term": 7})
+    assert data == bytes.fromhex("".join(dump))
 
 
 def test_cluster_id_is_stable_and_distinguishes_names() -> None:
