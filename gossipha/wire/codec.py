@@ -264,6 +264,13 @@ class Decoder:
         self._replay.accept(name, inc, seq)
         return Packet(name, inc, seq, body, key_id, minor, flags, now_s)
 
+    def update_senders(self, senders: Iterable[str]) -> None:
+        """Nodes added or removed on a config reload; replay state of the others is kept."""
+        peers = {name for name in senders if name != self._node}
+        names = {sender_bytes(name): name for name in peers | {self._node}}
+        self._replay.retrack(peers)
+        self._names = names
+
     def peer_incarnation(self, sender: str) -> int | None:
         """The newest incarnation accepted from `sender`, for status output."""
         return self._replay.incarnation(sender)

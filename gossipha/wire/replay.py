@@ -63,6 +63,14 @@ class ReplayGuard:
         self._window = window
         self._state: dict[str, _Window | None] = dict.fromkeys(names)
 
+    def retrack(self, senders: Iterable[str]) -> None:
+        """Follow a config reload: keep the state of senders still configured, start new
+        ones empty, forget removed ones (so the table stays bounded by the config)."""
+        names = frozenset(senders)
+        if len(names) > MAX_SENDERS:
+            raise ValueError(f"{len(names)} senders; at most {MAX_SENDERS} are tracked")
+        self._state = {name: self._state.get(name) for name in names}
+
     def tracks(self, sender: str) -> bool:
         return sender in self._state
 

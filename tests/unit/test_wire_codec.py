@@ -212,6 +212,17 @@ def test_unknown_sender_is_rejected_and_leaves_no_state() -> None:
     assert dec.peer_incarnation("intruder") is None
 
 
+def test_config_reload_adds_senders_and_keeps_replay_state() -> None:
+    dec = decoder()
+    first = encoder().encode({"a": 1})
+    assert isinstance(dec.decode(first, 0.0), Packet)
+    dec.update_senders((*NODES, "witness1"))
+    assert isinstance(dec.decode(encoder(node="witness1").encode({}), 0.0), Packet)
+    assert dec.decode(first, 0.0) == Reject(RejectReason.REPLAY, "masternginx", 1)
+    dec.update_senders(("slavenginx", "witness1"))
+    assert dec.decode(encoder().encode({}), 0.0) == Reject(RejectReason.UNKNOWN_SENDER)
+
+
 def test_own_echo_is_loopback_and_a_namesake_is_a_conflict() -> None:
     """Broadcast links hand us our own packets; another node with our name must be seen."""
     dec = decoder(node="slavenginx", incarnation=200)
