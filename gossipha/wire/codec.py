@@ -165,6 +165,14 @@ class Encoder:
     def next_seq(self) -> int:
         return self._next_seq
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest JSON body one packet can carry with the current key: the budget a
+        caller splits its state to (1,400 minus header, our name and the MAC)."""
+        key = self.keyring.signing_key
+        trailer = auth.CRC_BYTES if key is None else auth.MAC_BYTES[key.method]
+        return MAX_PACKET_BYTES - HEADER_BYTES - len(self._sender) - trailer
+
     def encode(self, body: dict[str, Any]) -> bytes:
         """One signed datagram; PacketTooLarge when `body` does not fit (split it)."""
         packet = seal(

@@ -129,7 +129,9 @@ def test_encoder_refuses_a_body_that_does_not_fit_one_datagram() -> None:
 def test_largest_packet_that_fits_is_exactly_the_limit_and_decodes() -> None:
     overhead = HEADER_BYTES + len(b"masternginx") + 32 + len(b'{"b":""}')
     body = {"b": "x" * (MAX_PACKET_BYTES - overhead)}
-    data = encoder().encode(body)
+    enc = encoder()
+    assert enc.max_body_bytes == MAX_PACKET_BYTES - overhead + len(b'{"b":""}')
+    data = enc.encode(body)
     assert len(data) == MAX_PACKET_BYTES
     assert isinstance(decoder().decode(data, 0.0), Packet)
     with pytest.raises(PacketTooLarge):
