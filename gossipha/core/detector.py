@@ -132,12 +132,17 @@ class PhiAccrualDetector:
         self._sum += interval_s
         self._sum_sq += interval_s * interval_s
 
-    def heartbeat(self, now_s: float) -> None:
-        """Record an arrival; a non-increasing timestamp is a caller bug."""
+    def heartbeat(self, now_s: float, learn: bool = True) -> None:
+        """Record an arrival; a non-increasing timestamp is a caller bug.
+
+        `learn=False` restarts the rhythm without sampling the gap: an arrival that ends an
+        outage must not teach the window that outages are normal (it would make phi lax
+        for the next `window` arrivals).
+        """
         if self._last_s is not None:
             assert now_s >= self._last_s, "time went backwards"
             interval = now_s - self._last_s
-            if interval > 0.0:
+            if interval > 0.0 and learn:
                 self._push(interval)
         self._last_s = now_s
         self.samples += 1

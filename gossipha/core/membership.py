@@ -54,9 +54,12 @@ from gossipha.core.awareness import Awareness
 from gossipha.core.detector import Level, PhiAccrualDetector, Policy
 from gossipha.core.suspicion import Suspicion
 
-# Send to every peer while the cluster is this small; beyond it, to FANOUT random peers.
-ALL_PEERS_MAX_NODES = 4
-FANOUT = 3
+# Messages per node per interval. While N - 1 <= FANOUT every peer gets every heartbeat
+# and judges every other ("all-peers mode"); beyond, a node sends to its MONITORS ring
+# successors (they judge it on regular direct arrivals) plus FANOUT - MONITORS random peers.
+FANOUT = 4
+MONITORS = 2
+ALL_PEERS_MAX_NODES = FANOUT + 1
 # Own entry plus up to 7 others: with 64-character names a digest stays under ~1,000 bytes.
 MAX_DIGEST_ENTRIES = 8
 MAX_NAME_LEN = 64
@@ -394,6 +397,11 @@ class Membership:
         self._peers = {p: _Peer(p, links, timings) for p in peers}
         self._order = tuple(sorted(peers))
         self._known = frozenset((self_name, *peers))
+        self._ring_order = tuple(sorted((self_name, *peers)))
+        self._judged: frozenset[str] = frozenset()
+        # Newly judged peers not yet heard directly: only the deadtime cap applies to them,
+        # since they learn of the ring change through gossip, O(log N) intervals later.
+        self._grace: set[str] = set()
         self._n = len(peers) + 1
         self._all_peers = self._n <= ALL_PEERS_MAX_NODES
         self._awareness = Awareness()
@@ -446,7 +454,8 @@ class Membership:
         ):
             self.rejected += 1
             return []
-        peer.link_det[link].heartbeat(now_s)
+        self._arrival(peer.link_det[link], now_s)
+        self._grace.discard(sender)
         events: list[MemberEvent] = []
         touched: list[_Peer] = [peer]
         for entry in digest.entries:
@@ -459,15 +468,17 @@ class Membership:
             self._merge(subject, entry, sender, now_s, events)
             if subject is not peer:
                 touched.append(subject)
+        judges = self._judges(now_s)
         for p in touched:
-            events.extend(self._evaluate(p, now_s))
+            events.extend(self._evaluate(p, now_s, p.name in judges))
         return events
 
     def tick(self, now_s: float) -> list[MemberEvent]:
         """Re-judge every peer: warntime, phi, deadtime, initdead and suspicion deadlines."""
         events: list[MemberEvent] = []
+        judges = self._judges(now_s)
         for name in self._order:
-            events.extend(self._evaluate(self._peers[name], now_s))
+            events.extend(self._evaluate(self._peers[name], now_s, name in judges))
         return events
 
     def outgoing(self, now_s: float) -> list[tuple[str, Digest]]:
@@ -478,10 +489,12 @@ class Membership:
         if not self._unhealthy:
             self._awareness.apply_delta(-1)
         self._unhealthy = False
-        if self._all_peers or len(self._order) <= FANOUT:
+        if self._all_peers:
             targets = list(self._order)
         else:
-            targets = self._rng.sample(self._order, FANOUT)
+            succ, _ = self._ring()
+            rest = [p for p in self._order if p not in succ]
+            targets = succ + self._rng.sample(rest, FANOUT - len(succ))
         return [(t, self._digest_for(t)) for t in targets]
 
     # ------------------------------------------------------------------ merging
@@ -500,8 +513,32 @@ class Membership:
             why = f"{sender} knew a later incarnation {entry.incarnation} of us"
         return [Refuted(self.name, f"{why}; incarnation now {self.incarnation}")]
 
+    def _ring(self) -> tuple[list[str], list[str]]:
+        """Our MONITORS successors and predecessors on the ring of members not DEAD to us.
+
+        Successors get our heartbeat every interval; we judge our predecessors. Skipping the
+        dead reshapes the ring, so a node whose monitors died gets new ones.
+        """
+        ring = [n for n in self._ring_order if n == self.name or self._peers[n].state is not
+                PeerState.DEAD]  # fmt: skip
+        i = ring.index(self.name)
+        size = len(ring)
+        k = min(MONITORS, size - 1)
+        succ = [ring[(i + j) % size] for j in range(1, k + 1)]
+        pred = [ring[(i - j) % size] for j in range(1, k + 1)]
+        return succ, pred
+
+    def incarnation_of(self, peer: str) -> int | None:
+        return self._peers[peer].incarnation
+
     def _fresh(self, peer: _Peer, now_s: float) -> bool:
-        """We have our own recent evidence that `peer` runs (direct or a gossiped counter)."""
+        """We have our own recent evidence that `peer` runs (direct or a gossiped counter).
+
+        In gossip mode only the peers we monitor count: for the others our evidence is
+        sparse relayed gossip, weaker than a monitor's verdict.
+        """
+        if not self._all_peers and peer.name not in self._judged:
+            return False
         level = self._policy.level(peer.liveness, now_s, self._awareness.multiplier)
         return level in (Level.OK, Level.WARN)
 
@@ -517,14 +554,14 @@ class Membership:
             peer.status = Status.ALIVE
             peer.accuser = None
             peer.suspicion = None
-            peer.liveness.heartbeat(now_s)
+            self._arrival(peer.liveness, now_s)
             if entry.status is Status.ALIVE:
                 self._enqueue(peer.name, Status.ALIVE, None, entry.incarnation)
                 return
         elif entry.counter > peer.counter:
             peer.counter = entry.counter
             peer.health = entry.health
-            peer.liveness.heartbeat(now_s)
+            self._arrival(peer.liveness, now_s)
         if entry.status is Status.ALIVE or peer.status is Status.DEAD:
             return
         accuser = entry.accuser
@@ -543,13 +580,19 @@ class Membership:
         elif peer.suspicion.confirm(accuser):
             self._enqueue(peer.name, Status.SUSPECT, accuser, entry.incarnation)
 
+    def _arrival(self, det: PhiAccrualDetector, now_s: float) -> None:
+        """Feed a detector; a gap it had already judged DEAD is an outage, not rhythm."""
+        dead = self._policy.level(det, now_s, self._awareness.multiplier) is Level.DEAD
+        det.heartbeat(now_s, learn=not dead or det.last_s is None)
+
     def _start_suspicion(self, peer: _Peer, accuser: str, now_s: float) -> None:
         if peer.incarnation is None:
             peer.incarnation = 0  # never heard: accuse the null incarnation, any real one wins
         rounds = max(1, math.ceil(math.log2(self._n)))
         min_s = self._awareness.scale(2.0 * rounds * self._timings.keepalive_s)
         max_s = max(min_s, self._awareness.scale(self._timings.deadtime_s))
-        expected = min(EXPECTED_CONFIRMATIONS, self._n - 2)
+        judges = self._n - 1 if self._all_peers else MONITORS
+        expected = max(0, min(EXPECTED_CONFIRMATIONS, judges - 1))
         peer.status = Status.SUSPECT
         peer.accuser = accuser
         peer.suspicion = Suspicion(
@@ -568,12 +611,43 @@ class Membership:
 
     # ------------------------------------------------------------------ judging
 
-    def _evaluate(self, peer: _Peer, now_s: float) -> list[MemberEvent]:
-        """Derive the local state from detectors and gossip status; emit the transitions."""
+    def _judges(self, now_s: float) -> frozenset[str]:
+        """The peers our own detectors may accuse: all of them, or our ring predecessors.
+
+        A peer that just became ours to judge (the ring reshaped around a death) gets the
+        benefit of the doubt: its rhythm restarts now, as if it had just been heard, since
+        until now only sparse gossip told us about it and it may not yet send to us.
+        """
+        if self._all_peers:
+            return frozenset(self._order)
+        judges = frozenset(self._ring()[1])
+        for name in judges - self._judged:
+            self._peers[name].liveness.heartbeat(now_s, learn=False)
+            self._grace.add(name)
+        self._grace &= judges
+        self._judged = judges
+        return judges
+
+    def _evaluate(self, peer: _Peer, now_s: float, judged: bool) -> list[MemberEvent]:
+        """Derive the local state from detectors and gossip status; emit the transitions.
+
+        In gossip mode a peer we do not monitor only gets sparse, delayed gossip about its
+        counter, which is no basis for accusing it: its state then follows gossip alone.
+        """
         events: list[MemberEvent] = []
         mult = self._awareness.multiplier
-        live = self._policy.level(peer.liveness, now_s, mult)
-        links = {name: self._policy.level(d, now_s, mult) for name, d in peer.link_det.items()}
+        if not judged:
+            live = Level.UNKNOWN if peer.liveness.last_s is None else Level.OK
+        else:
+            live = self._policy.level(peer.liveness, now_s, mult)
+        if judged and peer.name in self._grace and live is not Level.OK:
+            quiet = peer.liveness.silence_s(now_s) or 0.0
+            live = Level.DEAD if quiet >= self._timings.deadtime_s else Level.OK
+        links = (
+            {name: self._policy.level(d, now_s, mult) for name, d in peer.link_det.items()}
+            if self._all_peers
+            else {}
+        )
         level = live
         if (
             self._all_peers
@@ -596,8 +670,11 @@ class Membership:
         if peer.status is Status.SUSPECT:
             susp = peer.suspicion
             assert susp is not None
+            if level is Level.DEAD and susp.confirm(self.name):
+                # our own detector agrees with someone else's accusation: confirm it
+                self._enqueue(peer.name, Status.SUSPECT, self.name, susp.incarnation)
             silence = peer.liveness.silence_s(now_s)
-            if silence is not None and silence >= self._timings.deadtime_s:
+            if judged and silence is not None and silence >= self._timings.deadtime_s:
                 events.append(self._declare_dead(peer, f"silent {silence:.3f}s >= deadtime"))
             elif now_s >= susp.deadline_s:
                 events.append(
