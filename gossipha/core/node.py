@@ -82,6 +82,8 @@ SPLIT_BRAIN_BACKOFF_LEASES = 2.0
 # A stop that never reports back stops being covered by lease renewal after this long.
 STOP_RENEW_LIMIT_S = 30.0
 MAX_RELAY = 4
+# An adopted group (VIP found on this host at start) must get its lease within this many.
+ADOPT_LIMIT_LEASES = 2.0
 
 
 class Phase(enum.Enum):
@@ -98,6 +100,7 @@ class _Group:
     phase: Phase = Phase.IDLE
     claim: Claim | None = None
     adopted: bool = False
+    adopted_since_s: float = 0.0
     started: bool = False  # StartGroup emitted for the current claim
     since_s: float = 0.0  # when the current phase began
     backoff_until_s: float = float("-inf")
@@ -332,6 +335,7 @@ class Node:
                 continue
             # The VIP is up here already: it runs here until we learn otherwise.
             g.adopted = True
+            g.adopted_since_s = now_s
             g.started = True
             self._begin_claim(now_s, g, out)
 
@@ -431,6 +435,16 @@ class Node:
                         self._to_idle(now_s, g, BACKOFF_LEASES)
                     else:
                         self._abandon(now_s, g, out, BACKOFF_LEASES)
+                elif (
+                    g.adopted
+                    and now_s - g.adopted_since_s > ADOPT_LIMIT_LEASES * self.timings.lease_s
+                ):
+                    # Running without a lease is covered only by the VIP probe: not for long.
+                    out.notice(NoticeKind.LEASE_LOST, group=gname, detail="adopted, no lease")
+                    self._stop(now_s, g, StopReason.LEASE_LOST, out)
+                    self._to_idle(now_s, g, BACKOFF_LEASES)
+                elif g.adopted and g.claim.max_seen_epoch >= g.claim.epoch:
+                    self._begin_claim(now_s, g, out)  # our epoch is stale: ask again, higher
                 elif self._holding_valid(now_s, g, claiming=True):
                     if g.adopted:
                         self._start(now_s, g, out)
