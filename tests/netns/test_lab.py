@@ -118,8 +118,11 @@ def test_teardown_is_complete_and_repeatable() -> None:
     other = Lab()
     with other:
         proc = other.spawn("master", ["sleep", "60"])
-        pids = other.pids("master")
-        assert proc.pid in pids
+        # `ip netns exec` enters the namespace just after fork: wait for it, bounded.
+        deadline = time.monotonic() + 5.0
+        while proc.pid not in other.pids("master") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.pid in other.pids("master")
     assert own_namespaces(other.prefix) == []
     assert proc.poll() is not None
     assert not other.workdir.exists() or not any(other.workdir.iterdir())
