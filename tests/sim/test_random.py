@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -32,6 +33,9 @@ def _batch(args: tuple[int, int, int, int]) -> tuple[list[str], list[str]]:
     return unsafe, stuck
 
 
+@pytest.mark.skipif(
+    not os.environ.get("GOSSIPHA_SIM_LONG"), reason="4 min on 2 cores; set GOSSIPHA_SIM_LONG=1"
+)
 @pytest.mark.xfail(
     reason="known open bugs found by this test (see report): a VipProbeResult delivered late "
     "after a pause is trusted; kill -9 of a holder cut off on the service network",
