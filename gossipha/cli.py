@@ -15,6 +15,7 @@ import orjson
 from gossipha import __version__
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
+from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
 
@@ -132,13 +133,4 @@ def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool)
     sys.exit(1)
 
 
-def _register_optional_commands() -> None:
-    """Commands whose parts may not be in this build yet."""
-    try:
-        from gossipha.sim.command import sim
-    except ImportError:
-        return
-    main.add_command(sim)
-
-
-_register_optional_commands()
+main.add_command(sim)
