@@ -52,7 +52,7 @@ def load(
 
     Raises ConfigError (file, line, message) on the first problem; nothing is started.
     """
-    path = Path(path)
+    path = Path(path).absolute()  # every path in the model is absolute: migrate writes them out
     name = node_name or local_node_name()
     if path.is_dir():
         from gossipha.config.heartbeat import load_ha_d

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from gossipha import __version__
@@ -165,3 +166,12 @@ def test_shipped_tutorial_files_are_the_tutorials() -> None:
     assert (TUTORIAL / "master" / "haresources").read_text().strip() == (
         "masternginx 192.168.171.100/24/eth0:0 nginx"
     )
+
+
+def test_migrate_of_a_relative_path_points_at_the_real_keyfile(
+    master_ha_d: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(master_ha_d.parent)
+    result = CliRunner().invoke(main, ["migrate", "master", "--node-name", "masternginx"])
+    assert result.exit_code == 0, result.output
+    assert f'keyfile = "{master_ha_d / "authkeys"}"' in result.output
