@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents)
+DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager)
 
 if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
