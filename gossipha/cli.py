@@ -15,6 +15,7 @@ import orjson
 from gossipha import __version__
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
+from gossipha.lab.demo import demo
 from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
@@ -134,3 +135,4 @@ def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool)
 
 
 main.add_command(sim)
+main.add_command(demo)

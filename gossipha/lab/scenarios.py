@@ -1,0 +1,863 @@
+"""The tutorial's failure tests (and a few harsher ones) run against real agents in the lab.
+
+A `Cluster` puts the tutorial's /etc/ha.d on master and slave (timings from a `Profile`,
+logs in the lab's workdir, a resource.d/nginx script driving the lab's nginx) and runs
+``gossipha agent`` in each namespace. A `Scenario` is a list of steps against it; the runner
+watches every scenario with the lab's client (one request per 20 ms to the VIP) and holder
+sampler (both nodes' addresses every 20 ms) and reports the longest outage, the instants when
+two nodes held the VIP, and who served before and after. Each step asserts who serves.
+
+Every wait is bounded by a deadline derived from the profile; every fault is undone in a
+`finally`; after a scenario the runner brings the cluster back to its baseline (both agents
+running, master serving), restarting it from scratch if that fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from gossipha.config.durations import parse_duration
+from gossipha.lab.nginx import TUTORIAL_PAGES
+from gossipha.lab.observe import (
+    Client,
+    HolderSampler,
+    Summary,
+    fetch,
+    read_client_log,
+    summarize,
+)
+from gossipha.lab.topology import TUTORIAL_VIP, Lab, LabError
+
+NODES = ("master", "slave")
+HOSTNAMES = {"master": "masternginx", "slave": "slavenginx"}
+PEER = {"master": "slave", "slave": "master"}
+VIP = str(TUTORIAL_VIP.ip)
+VIP_LABEL = "eth0:0"
+TUTORIAL_DIR = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tutorial"
+# The core's defaults for what ha.cf cannot set (config/model.py Timings).
+LEASE_S = 2.0
+FAILBACK_DELAY_S = 5.0
+# Poll period of the step checks (each poll is one `ip addr` and one HTTP request).
+POLL_S = 0.05
+# A scenario that must not interrupt service may still lose one client request to
+# scheduling noise on a loaded CI machine; anything longer is an outage.
+NO_OUTAGE_S = 0.2
+# How long a graceful stop may take: the agent exits once its successor holds.
+STOP_TIMEOUT_S = 20.0
+
+
+class StepFailed(AssertionError):
+    """A step's expectation did not hold within its bound (the message says what was seen)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """ha.cf timings for a run; the bounds every wait uses derive from them."""
+
+    name: str
+    keepalive: str
+    warntime: str
+    deadtime: str
+    initdead: str
+    loss_s: float = 20.0  # how long the heartbeat-loss scenario runs
+
+    @property
+    def deadtime_s(self) -> float:
+        return parse_duration(self.deadtime)
+
+    @property
+    def initdead_s(self) -> float:
+        return parse_duration(self.initdead)
+
+    @property
+    def keepalive_s(self) -> float:
+        return parse_duration(self.keepalive)
+
+    @property
+    def failover_bound_s(self) -> float:
+        """Peer (or ping node) declared dead, old promises run out, a probe, a start."""
+        return self.deadtime_s + 3 * LEASE_S + 5.0
+
+    @property
+    def failback_bound_s(self) -> float:
+        """A restarted preferred node: start-up grace, failback delay, a handover."""
+        return self.initdead_s + FAILBACK_DELAY_S + self.failover_bound_s
+
+    @property
+    def startup_bound_s(self) -> float:
+        return self.initdead_s + 3 * LEASE_S + 10.0
+
+    @property
+    def quiet_s(self) -> float:
+        """How long to watch that nothing moves: past every timeout that could move it."""
+        return self.deadtime_s + 3 * LEASE_S + 2.0
+
+
+TUTORIAL = Profile("tutorial", keepalive="2", warntime="10", deadtime="30", initdead="60")
+FAST = Profile("fast", keepalive="200ms", warntime="500ms", deadtime="2", initdead="3")
+
+
+# ---- configuration on disk ----
+
+
+def render_hacf(text: str, node: str, profile: Profile, node_dir: Path, second_link: bool) -> str:
+    """The tutorial's ha.cf with the profile's timings, logs under `node_dir`, and optionally
+    a second heartbeat link over eth0 (to the peer's service address)."""
+    from gossipha.lab.topology import TUTORIAL_HOSTS
+
+    peer_eth0 = next(h for h in TUTORIAL_HOSTS if h.node == PEER[node]).iface("eth0").address.ip
+    values = {
+        "keepalive": profile.keepalive,
+        "warntime": profile.warntime,
+        "deadtime": profile.deadtime,
+        "initdead": profile.initdead,
+        "logfile": str(node_dir / "ha-log"),
+        "debugfile": str(node_dir / "ha-debug"),
+    }
+    out: list[str] = [f"# gossipha lab: the tutorial's ha.cf, profile {profile.name}"]
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] in values:
+            out.append(f"{words[0]} {values[words[0]]}")
+            continue
+        out.append(line)
+        if second_link and words[:2] == ["ucast", "eth1"]:
+            out.append(f"ucast eth0 {peer_eth0}")
+    return "\n".join(out) + "\n"
+
+
+def render_nginx_script(node: str, nginx_root: Path) -> str:
+    """resource.d/nginx: Heartbeat's `nginx start|stop|status` mapped onto the lab's nginx."""
+    package_root = Path(__file__).resolve().parents[2]
+    page = TUTORIAL_PAGES[node]
+    return f"""#!/bin/sh
+# gossipha lab: the tutorial's nginx on {node} (written by gossipha.lab.scenarios)
+for action; do :; done  # Heartbeat passes the action last
+export PYTHONPATH="{package_root}${{PYTHONPATH:+:$PYTHONPATH}}"
+nginx_lab() {{
+    "{sys.executable}" -m gossipha.lab.nginx "$1" "{nginx_root}" --page "{page}"
+}}
+case "$action" in
+    start|stop) nginx_lab "$action" ;;
+    status)
+        if nginx_lab status; then echo running; else echo stopped; fi
+        exit 0 ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
+"""
+
+
+def write_ha_d(
+    node: str, dest: Path, profile: Profile, *, second_link: bool = False
+) -> tuple[Path, Path]:
+    """/etc/ha.d for `node` under `dest`; returns (its directory, its nginx root)."""
+    source = TUTORIAL_DIR / node
+    if not (source / "ha.cf").is_file():
+        raise LabError(f"the tutorial's files are missing: {source} (run from the repository)")
+    ha_d = dest / node / "ha.d"
+    nginx_root = dest / node / "nginx"
+    ha_d.mkdir(parents=True, exist_ok=True)
+    nginx_root.mkdir(parents=True, exist_ok=True)
+    hacf = render_hacf((source / "ha.cf").read_text(), node, profile, dest / node, second_link)
+    (ha_d / "ha.cf").write_text(hacf)
+    for name in ("authkeys", "haresources"):
+        shutil.copyfile(source / name, ha_d / name)
+    (ha_d / "authkeys").chmod(0o600)
+    script = ha_d / "resource.d" / "nginx"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(render_nginx_script(node, nginx_root))
+    script.chmod(0o755)
+    return ha_d, nginx_root
+
+
+def child_env() -> dict[str, str]:
+    """Our environment with this package importable (the agent runs `python -m gossipha`)."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+# ---- the cluster ----
+
+
+class Cluster:
+    """Two agents in a built lab, their configuration, and probes of who serves."""
+
+    def __init__(self, lab: Lab, profile: Profile, *, say: Callable[[str], None] | None = None):
+        self.lab = lab
+        self.profile = profile
+        self.say = say or (lambda _msg: None)
+        self.root = lab.workdir / f"cluster-{profile.name}"
+        self.second_link = False
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+        self.ha_d: dict[str, Path] = {}
+        self.nginx_root: dict[str, Path] = {}
+        self.configure(second_link=False)
+
+    # ---- configuration and agents ----
+
+    def configure(self, *, second_link: bool) -> None:
+        for node in NODES:
+            self.ha_d[node], self.nginx_root[node] = write_ha_d(
+                node, self.root, self.profile, second_link=second_link
+            )
+        self.second_link = second_link
+
+    def agent_log(self, node: str) -> Path:
+        return self.root / node / "agent.log"
+
+    def agent_alive(self, node: str) -> bool:
+        proc = self.agents.get(node)
+        return proc is not None and proc.poll() is None
+
+    def start_agent(self, node: str) -> subprocess.Popen[bytes]:
+        """``gossipha agent --config DIR --node-name NAME`` in the node's namespace."""
+        if self.agent_alive(node):
+            raise LabError(f"{node}: agent already running (pid {self.agents[node].pid})")
+        old = self._logs.pop(node, None)
+        if old is not None:
+            old.close()
+        log = self.agent_log(node).open("ab")
+        log.write(f"---- gossipha lab: agent started at {time.monotonic():.3f}\n".encode())
+        log.flush()
+        self._logs[node] = log
+        argv = [
+            sys.executable,
+            "-m",
+            "gossipha",
+            "agent",
+            "--config",
+            str(self.ha_d[node]),
+            "--node-name",
+            HOSTNAMES[node],
+        ]
+        proc = self.lab.spawn(node, argv, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+        self.agents[node] = proc
+        return proc
+
+    def stop_agent(self, node: str, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM (Heartbeat's `service heartbeat stop`): releases and exits; SIGKILL after
+        the bound. Returns the exit status."""
+        proc = self.agents.get(node)
+        if proc is None:
+            return None
+        return self.lab.stop(proc, timeout_s=timeout_s)
+
+    def signal_agent(self, node: str, sig: signal.Signals) -> None:
+        proc = self.agents.get(node)
+        if proc is None or proc.poll() is not None:
+            raise LabError(f"{node}: no running agent to send {sig.name}")
+        os.kill(proc.pid, sig)
+
+    def kill_agent(self, node: str) -> None:
+        """kill -9 of the agent alone: what it started (VIP, nginx) stays."""
+        self.signal_agent(node, signal.SIGKILL)
+        self.agents[node].wait(timeout=5.0)
+
+    def close(self) -> None:
+        """Stop both agents (bounded) and close their logs; the lab removes the rest."""
+        for node in NODES:
+            with contextlib.suppress(Exception):
+                self.signal_agent(node, signal.SIGCONT)
+            with contextlib.suppress(Exception):
+                self.stop_agent(node, timeout_s=5.0)
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+    def log_tail(self, node: str, lines: int = 15) -> str:
+        try:
+            text = self.agent_log(node).read_text(errors="replace")
+        except OSError:
+            return "(no agent log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ---- what is true right now ----
+
+    def vip_line(self, node: str) -> str:
+        """`ip -o addr` line of the VIP on an up interface of `node` ('' when absent)."""
+        result = self.lab.run(
+            node,
+            ["ip", "-o", "-4", "addr", "show", "up", "to", f"{VIP}/32"],
+            uts=False,
+            check=False,
+            timeout_s=5.0,
+        )
+        return result.stdout.strip()
+
+    def holders(self) -> tuple[str, ...]:
+        return tuple(n for n in NODES if self.vip_line(n))
+
+    def nginx_pid(self, node: str) -> int | None:
+        """The lab nginx master of `node`, if its pid file names a live nginx."""
+        try:
+            pid = int((self.nginx_root[node] / "nginx.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"nginx" in cmdline else None
+
+    def served_by(self) -> str | None:
+        return fetch(self.lab, "client", VIP, timeout_s=0.3)
+
+    def state(self) -> str:
+        held = self.holders()
+        nginx = [n for n in NODES if self.nginx_pid(n) is not None]
+        return (
+            f"VIP on {'+'.join(held) or 'nobody'}, nginx on {'+'.join(nginx) or 'nobody'}, "
+            f"client sees {self.served_by() or 'nothing'}, agents alive: "
+            f"{'+'.join(n for n in NODES if self.agent_alive(n)) or 'none'}"
+        )
+
+    # ---- waits ----
+
+    def wait_serving(self, node: str, bound_s: float, what: str) -> float:
+        """Until `node` alone holds the VIP and answers the client; seconds taken."""
+        start = time.monotonic()
+        deadline = start + bound_s
+        seen = ""
+        while True:
+            held = self.holders()
+            who = self.served_by() if held == (node,) else None
+            if held == (node,) and who == node:
+                return time.monotonic() - start
+            seen = f"VIP on {held or 'nobody'}, client saw {who}"
+            if time.monotonic() > deadline:
+                raise StepFailed(f"{what}: {node} not serving after {bound_s:.1f}s ({seen})")
+            time.sleep(POLL_S)
+
+    def hold(self, node: str, duration_s: float, what: str) -> None:
+        """For `duration_s`, `node` alone holds the VIP and answers, at every poll."""
+        start = time.monotonic()
+        while time.monotonic() - start < duration_s:
+            held = self.holders()
+            who = self.served_by()
+            if held != (node,) or who != node:
+                raise StepFailed(
+                    f"{what}: at +{time.monotonic() - start:.2f}s VIP on "
+                    f"{held or 'nobody'}, client saw {who} (expected {node} throughout)"
+                )
+            time.sleep(POLL_S)
+
+    # ---- baseline ----
+
+    def start(self) -> float:
+        """The tutorial's start-up: master first, then slave; until master serves."""
+        self.start_agent("master")
+        time.sleep(0.5)
+        self.start_agent("slave")
+        return self.wait_serving("master", self.profile.startup_bound_s, "start-up")
+
+    def stop_all(self) -> None:
+        """Both agents stopped; any VIP or nginx they left behind removed by hand."""
+        for node in NODES:
+            with contextlib.suppress(Exception):
+                self.signal_agent(node, signal.SIGCONT)
+        for node in NODES:
+            self.stop_agent(node, timeout_s=5.0)
+        for node in NODES:
+            if self.vip_line(node):
+                self.lab.run(
+                    node,
+                    ["ip", "addr", "del", f"{VIP}/{TUTORIAL_VIP.network.prefixlen}", "dev", "eth0"],
+                    uts=False,
+                    check=False,
+                )
+            script = self.ha_d[node] / "resource.d" / "nginx"
+            self.lab.run(node, [str(script), "stop"], uts=False, check=False, timeout_s=15.0)
+
+    def heal(self) -> None:
+        """Undo every fault a scenario may have left (idempotent)."""
+        for node in NODES:
+            with contextlib.suppress(Exception):
+                self.signal_agent(node, signal.SIGCONT)
+            self.lab.restore(node)
+            self.lab.iptables(node, ["-F", "INPUT"])
+            self.lab.nft_loss(node, "eth1", None)
+        self.lab.restore("ping")
+
+    def ensure_baseline(self, *, second_link: bool = False) -> None:
+        """Both agents running with the wanted configuration and master serving; a full
+        restart of the cluster when anything else fails."""
+        self.heal()
+        if second_link != self.second_link or not any(self.agent_alive(n) for n in NODES):
+            self.stop_all()
+            self.configure(second_link=second_link)
+            self.start()
+            return
+        for node in NODES:
+            if not self.agent_alive(node):
+                self.start_agent(node)
+        try:
+            self.wait_serving("master", self.profile.failback_bound_s, "baseline")
+        except StepFailed as exc:
+            self.say(f"  baseline not reached ({exc}); restarting the cluster")
+            self.stop_all()
+            self.start()
+
+
+# ---- scenarios ----
+
+
+@dataclass(slots=True)
+class StepResult:
+    name: str
+    ok: bool
+    elapsed_s: float
+    detail: str = ""
+
+
+class Run:
+    """What a scenario's body works with: the cluster and a step recorder."""
+
+    def __init__(self, cluster: Cluster, say: Callable[[str], None]) -> None:
+        self.cluster = cluster
+        self.profile = cluster.profile
+        self.lab = cluster.lab
+        self.say = say
+        self.steps: list[StepResult] = []
+        self.started_s = time.monotonic()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.say(f"  step: {name}")
+        start = time.monotonic()
+        try:
+            yield
+        except StepFailed as exc:
+            self.steps.append(StepResult(name, False, time.monotonic() - start, str(exc)))
+            self.say(f"  FAILED: {exc}")
+            raise
+        elapsed = time.monotonic() - start
+        self.steps.append(StepResult(name, True, elapsed))
+        self.say(f"  ok ({elapsed:.2f}s): {name}")
+
+
+Body = Callable[[Run], None]
+
+
+class Start(enum.Enum):
+    """What a scenario needs before it starts."""
+
+    BASELINE = "baseline"  # cluster running, master serving
+    BASELINE_TWO_LINKS = "baseline-two-links"  # the same, with a second heartbeat link on eth0
+    STOPPED = "stopped"  # no agent running, no VIP, no nginx
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    title: str
+    body: Body
+    start: Start = Start.BASELINE
+    # Longest client outage allowed (None: reported, not judged).
+    max_outage_s: Callable[[Profile], float] | None = None
+    # Why it cannot be run yet (reported as skipped, never as a pass).
+    pending: str | None = None
+
+
+def _startup(run: Run) -> None:
+    c = run.cluster
+    with run.step("start master's agent, then slave's: VIP on master's eth0:0"):
+        c.start_agent("master")
+        time.sleep(0.5)
+        c.start_agent("slave")
+        c.wait_serving("master", run.profile.startup_bound_s, "start-up")
+    with run.step("master has eth0:0 and nginx; slave has neither"):
+        line = c.vip_line("master")
+        if VIP_LABEL not in line:
+            raise StepFailed(f"VIP on master without label {VIP_LABEL}: {line!r}")
+        if c.nginx_pid("master") is None:
+            raise StepFailed("nginx not running on master")
+        if c.vip_line("slave") or c.nginx_pid("slave") is not None:
+            raise StepFailed(f"slave runs something: {c.state()}")
+        c.hold("master", 1.0, "after start-up")
+
+
+def _ping_lost(run: Run) -> None:
+    c, lab = run.cluster, run.lab
+    rule = ["INPUT", "-p", "icmp", "-j", "DROP"]
+    try:
+        with run.step("iptables -I INPUT -p icmp -j DROP on master: slave serves"):
+            lab.iptables("master", ["-I", *rule])
+            c.wait_serving("slave", run.profile.failover_bound_s, "ping node lost")
+        with run.step("iptables -D INPUT -p icmp -j DROP: back to master (auto_failback)"):
+            lab.iptables("master", ["-D", *rule])
+            c.wait_serving("master", run.profile.failback_bound_s, "ping node back")
+    finally:
+        lab.run("master", ["iptables", "-w", "-D", *rule], uts=False, check=False)
+
+
+def _graceful_stop(run: Run) -> None:
+    c = run.cluster
+    with run.step("stop master's agent (SIGTERM): slave serves"):
+        c.signal_agent("master", signal.SIGTERM)
+        c.wait_serving("slave", run.profile.failover_bound_s, "master stopped")
+        code = c.stop_agent("master")
+        if code not in (0, -signal.SIGTERM):
+            raise StepFailed(f"master's agent exited {code} on SIGTERM")
+        if c.nginx_pid("master") is not None:
+            raise StepFailed("nginx still running on the stopped master")
+    with run.step("start master's agent again: back to master"):
+        c.start_agent("master")
+        c.wait_serving("master", run.profile.failback_bound_s, "master restarted")
+
+
+def _link_cut(run: Run) -> None:
+    c, lab = run.cluster, run.lab
+    try:
+        with run.step("ip link set eth1 down on both: master keeps serving, slave never claims"):
+            lab.set_link("master", "eth1", False)
+            lab.set_link("slave", "eth1", False)
+            c.hold("master", run.profile.quiet_s, "heartbeat link cut")
+        with run.step("eth1 up again on both: nothing moves"):
+            lab.set_link("master", "eth1", True)
+            lab.set_link("slave", "eth1", True)
+            c.hold("master", run.profile.quiet_s, "heartbeat link back")
+    finally:
+        lab.set_link("master", "eth1", True)
+        lab.set_link("slave", "eth1", True)
+
+
+def _crash(run: Run) -> None:
+    c, lab = run.cluster, run.lab
+    try:
+        with run.step("master crashes (every process killed, links down): slave serves"):
+            lab.crash("master")
+            c.wait_serving("slave", run.profile.failover_bound_s, "master crashed")
+    finally:
+        lab.restore("master")
+    with run.step("master back (links up, agent started): back to master"):
+        c.start_agent("master")
+        c.wait_serving("master", run.profile.failback_bound_s, "master rebooted")
+
+
+def _kill_agent(run: Run) -> None:
+    c = run.cluster
+    nginx_before = c.nginx_pid("master")
+    with run.step("kill -9 master's agent: VIP and nginx stay on master, slave does not claim"):
+        c.kill_agent("master")
+        c.hold("master", run.profile.quiet_s, "agent killed")
+    with run.step("start master's agent again: it adopts VIP and nginx"):
+        c.start_agent("master")
+        c.hold("master", run.profile.quiet_s, "agent restarted")
+        nginx_after = c.nginx_pid("master")
+        if nginx_after is None or nginx_after != nginx_before:
+            raise StepFailed(f"nginx not adopted: pid {nginx_before} before, {nginx_after} after")
+
+
+def _pause_agent(run: Run) -> None:
+    c = run.cluster
+    pause_s = run.profile.deadtime_s + 2 * LEASE_S + 1.0
+    try:
+        with run.step(f"SIGSTOP master's agent for {pause_s:.0f}s (past its lease)"):
+            c.signal_agent("master", signal.SIGSTOP)
+            time.sleep(pause_s)
+            run.say(f"    after the pause: {c.state()}")
+    finally:
+        c.signal_agent("master", signal.SIGCONT)
+    with run.step("SIGCONT: master serves again (never two holders meanwhile)"):
+        c.wait_serving("master", run.profile.failback_bound_s, "agent resumed")
+
+
+def _nginx_killed(run: Run) -> None:
+    c = run.cluster
+    with run.step("kill -9 nginx on master: served again (restarted or failed over)"):
+        pid = c.nginx_pid("master")
+        if pid is None:
+            raise StepFailed("no nginx on master to kill")
+        os.kill(pid, signal.SIGKILL)
+        start = time.monotonic()
+        deadline = start + run.profile.failover_bound_s
+        while time.monotonic() < deadline:
+            if c.served_by() is not None:
+                return
+            time.sleep(POLL_S)
+        raise StepFailed(f"nobody serves {run.profile.failover_bound_s:.0f}s later: {c.state()}")
+
+
+def _heartbeat_loss(run: Run) -> None:
+    c, lab = run.cluster, run.lab
+    try:
+        with run.step(f"20% loss on eth1 of both for {run.profile.loss_s:.0f}s: no failover"):
+            lab.nft_loss("master", "eth1", 20)
+            lab.nft_loss("slave", "eth1", 20)
+            c.hold("master", run.profile.loss_s, "20% heartbeat loss")
+    finally:
+        lab.nft_loss("master", "eth1", None)
+        lab.nft_loss("slave", "eth1", None)
+
+
+def _no_outage(_profile: Profile) -> float:
+    return NO_OUTAGE_S
+
+
+def _failover(profile: Profile) -> float:
+    return profile.failover_bound_s
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "startup",
+        "start-up: master first, then slave; VIP and nginx on master only",
+        _startup,
+        start=Start.STOPPED,
+    ),
+    Scenario(
+        "ping-lost",
+        "test 1: master loses its ping node (ICMP dropped), then gets it back",
+        _ping_lost,
+        max_outage_s=_failover,
+    ),
+    Scenario(
+        "graceful-stop",
+        "test 2: master's agent stopped (service heartbeat stop), then started",
+        _graceful_stop,
+        max_outage_s=_failover,
+    ),
+    Scenario(
+        "link-cut",
+        "test 3: heartbeat link (eth1) down on both, the tutorial's single link",
+        _link_cut,
+        max_outage_s=_no_outage,
+    ),
+    Scenario(
+        "link-cut-redundant",
+        "test 3 with a second heartbeat link over eth0: a non-event",
+        _link_cut,
+        start=Start.BASELINE_TWO_LINKS,
+        max_outage_s=_no_outage,
+    ),
+    Scenario(
+        "crash",
+        "master node crashes (power loss), then boots",
+        _crash,
+        max_outage_s=_failover,
+    ),
+    Scenario(
+        "kill-agent",
+        "kill -9 of master's agent alone, then restarted",
+        _kill_agent,
+        max_outage_s=_no_outage,
+    ),
+    Scenario(
+        "pause-agent",
+        "SIGSTOP of master's agent past its lease, then SIGCONT",
+        _pause_agent,
+    ),
+    Scenario(
+        "nginx-killed",
+        "nginx killed on master",
+        _nginx_killed,
+        max_outage_s=_failover,
+        pending=(
+            "the tutorial's ha.cf/haresources configure no health check of nginx, and the "
+            "agent does not monitor services from ha.cf yet"
+        ),
+    ),
+    Scenario(
+        "heartbeat-loss",
+        "20% random loss on the heartbeat link for a while: no failover",
+        _heartbeat_loss,
+        max_outage_s=_no_outage,
+    ),
+)
+SCENARIO_NAMES = tuple(s.name for s in SCENARIOS)
+
+
+def scenario(name: str) -> Scenario:
+    for s in SCENARIOS:
+        if s.name == name:
+            return s
+    raise KeyError(f"no scenario {name!r}; expected one of {', '.join(SCENARIO_NAMES)}")
+
+
+# ---- the runner ----
+
+
+@dataclass(slots=True)
+class Result:
+    name: str
+    title: str
+    profile: str
+    passed: bool | None  # None: skipped (pending)
+    outage_s: float = 0.0
+    dual_holder_instants: int = 0
+    holder_before: str | None = None
+    holder_after: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+    requests: int = 0
+    answered: int = 0
+    switches: list[tuple[float, str | None, str | None]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "profile": self.profile,
+            "passed": self.passed,
+            "status": "skipped" if self.passed is None else ("passed" if self.passed else "failed"),
+            "outage_s": round(self.outage_s, 3),
+            "dual_holder_instants": self.dual_holder_instants,
+            "holder_before": self.holder_before,
+            "holder_after": self.holder_after,
+            "requests": self.requests,
+            "answered": self.answered,
+            "switches": [{"t_s": round(t, 3), "from": a, "to": b} for t, a, b in self.switches],
+            "steps": [
+                {"name": s.name, "ok": s.ok, "elapsed_s": round(s.elapsed_s, 3), "detail": s.detail}
+                for s in self.steps
+            ],
+            "error": self.error,
+            "skipped": self.skipped,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def _holder_name(held: tuple[str, ...]) -> str | None:
+    return "+".join(held) if held else None
+
+
+class _Live(threading.Thread):
+    """Prints who holds the VIP and who the client sees whenever either changes."""
+
+    def __init__(self, sampler: HolderSampler, client: Client, say: Callable[[str], None]):
+        super().__init__(name="gha-demo-live", daemon=True)
+        self.sampler, self.client, self.say = sampler, client, say
+        self.stop_event = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        last: tuple[str | None, str | None] | None = None
+        for _ in range(100_000):  # bounded; stopped long before
+            if self.stop_event.wait(0.25):
+                return
+            held = self.sampler.samples[-1].holders if self.sampler.samples else ()
+            answers = read_client_log(self.client.log_path)[-5:]
+            who = answers[-1].who if answers else None
+            now = (_holder_name(held), who)
+            if now != last:
+                last = now
+                self.say(
+                    f"    [{time.monotonic() - self.t0:6.2f}s] VIP on {now[0] or 'nobody':7} "
+                    f"| client sees {now[1] or 'no answer'}"
+                )
+
+
+def run_scenario(
+    cluster: Cluster,
+    sc: Scenario,
+    *,
+    say: Callable[[str], None] | None = None,
+    live: bool = False,
+) -> Result:
+    """Bring the cluster to the scenario's start, run it under observation, judge it."""
+    say = say or (lambda _msg: None)
+    result = Result(sc.name, sc.title, cluster.profile.name, passed=None)
+    say(f"== {sc.name}: {sc.title}")
+    if sc.pending is not None:
+        result.skipped = sc.pending
+        say(f"  skipped (not yet): {sc.pending}")
+        return result
+    if sc.start is Start.STOPPED:
+        cluster.heal()
+        cluster.stop_all()
+        cluster.configure(second_link=False)
+    else:
+        cluster.ensure_baseline(second_link=sc.start is Start.BASELINE_TWO_LINKS)
+    budget_s = 4 * cluster.profile.failback_bound_s + 2 * cluster.profile.loss_s + 60.0
+    client = Client(cluster.lab, duration_s=budget_s)
+    sampler = HolderSampler(cluster.lab, duration_s=budget_s)
+    run = Run(cluster, say)
+    result.holder_before = _holder_name(cluster.holders())
+    started = time.monotonic()
+    client.start()
+    sampler.start()
+    ticker = _Live(sampler, client, say) if live else None
+    if ticker is not None:
+        ticker.start()
+    try:
+        time.sleep(0.3)  # a few requests before the fault
+        sc.body(run)
+        time.sleep(0.3)
+    except StepFailed as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a lab command failed: report it, keep the run going
+        result.error = f"{type(exc).__name__}: {exc}"
+        say(f"  ERROR: {result.error}")
+    finally:
+        if ticker is not None:
+            ticker.stop_event.set()
+            ticker.join(timeout=2.0)
+        sampler.stop()
+        client.stop()
+    result.duration_s = time.monotonic() - started
+    result.steps = run.steps
+    result.holder_after = _holder_name(cluster.holders())
+    summary: Summary = summarize(client.samples(), sampler.samples)
+    result.outage_s = summary.longest_outage_s
+    result.dual_holder_instants = summary.dual_holder_samples
+    result.requests, result.answered = summary.requests, summary.answered
+    result.switches = list(summary.switches)
+    result.passed = judge(sc, cluster.profile, result)
+    if result.error is not None:
+        for node in NODES:
+            say(f"  {node}'s agent log (last lines):\n{_indent(cluster.log_tail(node))}")
+    say(
+        f"  {'PASSED' if result.passed else 'FAILED'}: longest outage {result.outage_s:.2f}s, "
+        f"dual-holder instants {result.dual_holder_instants}, "
+        f"{result.holder_before} -> {result.holder_after}"
+        + (f" ({result.error})" if result.error else "")
+    )
+    return result
+
+
+def judge(sc: Scenario, profile: Profile, result: Result) -> bool:
+    """Passed: every step held, never two holders, outage within the scenario's bound."""
+    if result.dual_holder_instants and result.error is None:
+        result.error = f"{result.dual_holder_instants} samples with two VIP holders"
+    if sc.max_outage_s is not None and result.error is None:
+        bound = sc.max_outage_s(profile)
+        if result.outage_s > bound:
+            result.error = f"outage {result.outage_s:.2f}s exceeds {bound:.2f}s"
+    if result.requests == 0 and result.error is None:
+        result.error = "the client made no request"
+    return result.error is None
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    | " + line for line in text.splitlines())
+
+
+def run_all(
+    lab: Lab,
+    profile: Profile,
+    names: Sequence[str] = SCENARIO_NAMES,
+    *,
+    say: Callable[[str], None] | None = None,
+    live: bool = False,
+) -> list[Result]:
+    """Run the named scenarios, in the order given, on one cluster in `lab`."""
+    cluster = Cluster(lab, profile, say=say)
+    try:
+        return [run_scenario(cluster, scenario(n), say=say, live=live) for n in names]
+    finally:
+        cluster.close()
