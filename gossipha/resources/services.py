@@ -367,7 +367,9 @@ async def _script_action(
         if res.kind is ServiceKind.RESOURCE_D:
             running = heartbeat_status_running(run.output, code)
             verdict = "running" if running else "not running"
-            return _outcome(res, action, run, ok=running, verdict=f"{verdict} (exit {code})")
+            return _outcome(
+                res, action, run, ok=running, verdict=f"{verdict} (exit {code})", running=running
+            )
         what = LSB_STATUS_CODES.get(code, "status unknown")
         known = code == LSB_RUNNING or code in _LSB_NOT_RUNNING
         return _outcome(
