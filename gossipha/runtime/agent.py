@@ -1,0 +1,863 @@
+"""The agent: one asyncio loop driving the pure core, performing its effects in order.
+
+    links (UDP) --decode/verify--> MessageReceived --+
+    pinger (ICMP) ------------------> PingResult ----+--> Node.step(now_s, input) -> Output
+    ticker (next_wakeup_s, lag) ----> Tick/LoopLag --+        |
+    signals --------------------> Shutdown/reload    |        v
+                                                   actions (per group, in order), sends, notices
+
+Every task lives in one TaskGroup. `Node.step` has no await inside, so each step is atomic;
+its actions run as tasks, serialized per group (a StopGroup cancels an unfinished start,
+then stops everything the start may have begun). Only this module reads time
+(`loop.time()`). On the way out, whatever happens, every group this process may have
+started is stopped and its VIPs removed (`_release_all`, safe to run twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import random
+import resource
+import secrets
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, assert_never
+
+from gossipha.config.errors import ConfigError
+from gossipha.config.load import Loaded, load
+from gossipha.config.model import Config, ResourceGroup, ServiceResource, VipResource
+from gossipha.core.node import Node
+from gossipha.core.types import (
+    FoundRunning,
+    Input,
+    LoopLag,
+    MessageReceived,
+    Notice,
+    NoticeKind,
+    Output,
+    PingResult,
+    ProbeVip,
+    ResourceAction,
+    ResourceResult,
+    Resumed,
+    Send,
+    Shutdown,
+    Stalled,
+    StartGroup,
+    StopGroup,
+    Tick,
+    VipProbeResult,
+    message_from_wire,
+)
+from gossipha.resources import services, vip
+from gossipha.runtime import clock, logs
+from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent
+from gossipha.runtime.links import LinkError, LinkSocket
+from gossipha.runtime.logs import kv
+from gossipha.runtime.notify import Notifier
+from gossipha.runtime.respawn import Respawner
+from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
+from gossipha.wire.keyring import Keyring, KeyringError
+from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
+from gossipha.wire.replay import next_incarnation
+
+log = logging.getLogger("gossipha.agent")
+
+DEFAULT_STATE_DIR = Path("/var/lib/gossipha")
+STATE_DIR_ENV = "GOSSIPHA_STATE_DIR"
+# Body key naming the addressee: bcast/mcast/ucast-to-all reach every node, only it acts.
+TO_KEY = "to"
+ANNOUNCE_COUNT = 5
+ANNOUNCE_INTERVAL_S = 0.2
+REANNOUNCE_S = 10.0
+SHUTDOWN_TIMEOUT_S = 30.0
+RELOAD_TIMEOUT_S = 10.0
+HOUSEKEEPING_S = 10.0
+REJECT_LOG_INTERVAL_S = 60.0
+# Rejects that are expected traffic, not alarms: our own bcast/mcast echo.
+_QUIET_REJECTS = frozenset({RejectReason.LOOPBACK})
+_WARN_NOTICES = frozenset(
+    {
+        NoticeKind.PEER_WARN,
+        NoticeKind.PEER_DEAD,
+        NoticeKind.LINK_DOWN,
+        NoticeKind.PING_LOST,
+        NoticeKind.LEASE_LOST,
+        NoticeKind.RESOURCE_FAILED,
+        NoticeKind.NO_HOLDER,
+    }
+)
+_ERROR_NOTICES = frozenset({NoticeKind.SPLIT_BRAIN_RISK})
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup body to leave it (cancels every task)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    config_path: Path
+    node_name: str | None = None
+    allow_unauthenticated: bool = False
+    state_dir: Path = DEFAULT_STATE_DIR
+    shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
+    reannounce_s: float = REANNOUNCE_S
+    mlock: bool = True
+
+
+# ---------------------------------------------------------------------- incarnation file
+
+
+def incarnation_path(state_dir: Path, cluster: str, node: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{cluster}-{node}")
+    return state_dir / f"{safe}.inc"
+
+
+def read_incarnation(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def write_incarnation(path: Path, value: int) -> None:
+    """Atomically (write, fsync, rename): a crash leaves the old or the new value."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    try:
+        os.write(fd, f"{value}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def new_incarnation(path: Path) -> int:
+    """Above every incarnation this node used before, persisted before anything is sent."""
+    previous: int | None = None
+    try:
+        previous = read_incarnation(path)
+    except OSError as exc:
+        log.warning(kv("incarnation file unreadable", path=path, error=exc))
+    value = next_incarnation(time.time_ns() // 1000, previous)
+    try:
+        write_incarnation(path, value)
+    except OSError as exc:
+        log.warning(
+            kv(
+                "incarnation not persisted; a restart with the clock stepped back may be "
+                "ignored by peers",
+                path=path,
+                error=exc,
+            )
+        )
+    return value
+
+
+def lock_memory() -> str:
+    """mlockall when the memlock limit allows it all (else a later allocation could fail)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft != resource.RLIM_INFINITY:
+        return f"skipped (LimitMEMLOCK={soft}, needs infinity)"
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
+        return f"failed: {os.strerror(ctypes.get_errno())}"
+    return "locked"
+
+
+# ---------------------------------------------------------------------- per-group state
+
+
+@dataclass(slots=True)
+class _GroupRun:
+    """What this process does for one group: its action chain and while-held helpers."""
+
+    config: ResourceGroup
+    task: asyncio.Task[None] | None = None
+    starting: bool = False
+    epoch: int = 0
+    # True from the first resource touched until a stop finished: cleanup must stop it.
+    active: bool = False
+    held: bool = False
+    helpers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Counters:
+    """For tests and metrics."""
+
+    steps: int = 0
+    stalls: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    too_large: int = 0
+    bad_messages: int = 0
+    not_for_us: int = 0
+
+
+class Agent:
+    """One node's runtime. `await run()` returns the exit status."""
+
+    def __init__(
+        self, loaded: Loaded, options: AgentOptions, notifier: Notifier | None = None
+    ) -> None:
+        self.config: Config = loaded.config
+        self.options = options
+        self.notifier = notifier or Notifier()
+        self.counters = Counters()
+        self.rejects = RejectCounter()
+        self._reject_log = RejectLogLimiter(REJECT_LOG_INTERVAL_S)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._node: Node | None = None
+        self._encoder: Encoder | None = None
+        self._decoder: Decoder | None = None
+        self._links: dict[str, LinkSocket] = {}
+        self._runs = {g.name: _GroupRun(g) for g in self.config.groups}
+        self._respawners: list[Respawner] = []
+        t = self.config.timings
+        self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
+        self._wakeup_s = 0.0
+        self._rearm = asyncio.Event()
+        self._exit = asyncio.Event()
+        self._exit_status = 0
+        self._closing = False
+        self._shutdown_requested = False
+        self.incarnation = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        loop = self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        keyring = Keyring.from_auth(cfg.auth)
+        for weakness in keyring.weaknesses():
+            log.warning(kv("weak authentication", detail=weakness))
+        if self.options.mlock:
+            log.info(kv("memory lock", result=lock_memory()))
+        inc_path = incarnation_path(self.options.state_dir, cfg.cluster_name, cfg.node_name)
+        self.incarnation = await asyncio.to_thread(new_incarnation, inc_path)
+        cid = cluster_id(cfg.cluster_name)
+        self._encoder = Encoder(
+            cluster=cid, node=cfg.node_name, incarnation=self.incarnation, keyring=keyring
+        )
+        self._decoder = Decoder(
+            cluster=cid,
+            node=cfg.node_name,
+            incarnation=self.incarnation,
+            senders=[n.name for n in cfg.nodes],
+            keyring=keyring,
+        )
+        log.info(
+            kv(
+                "agent starting",
+                cluster=cfg.cluster_name,
+                node=cfg.node_name,
+                incarnation=self.incarnation,
+                links=",".join(f"{lk.name}:{lk.kind.value}" for lk in cfg.links),
+                groups=",".join(self._runs),
+            )
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                await self._open_links()
+                self._install_signals(loop)
+                found = await self._found_running()
+                self._node = Node(
+                    cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
+                )
+                if found:
+                    log.warning(kv("found running", groups=",".join(found)))
+                    for name in found:
+                        self._runs[name].active = True
+                        self._runs[name].held = True
+                    self._feed(FoundRunning(found))
+                self._feed(Tick())
+                tg.create_task(self._ticker(), name="ticker")
+                tg.create_task(self._housekeeping(), name="housekeeping")
+                if cfg.ping_groups:
+                    tg.create_task(self._ping(), name="pinger")
+                for spec in cfg.respawns:
+                    r = Respawner(spec)
+                    self._respawners.append(r)
+                    tg.create_task(r.run(), name=f"respawn:{spec.command[0]}")
+                for name in found:
+                    self._start_helpers(self._runs[name])
+                self.notifier.ready(f"node {cfg.node_name} running")
+                log.info(kv("agent ready", node=cfg.node_name))
+                await self._exit.wait()
+                raise _Stop
+        except* _Stop:
+            pass
+        finally:
+            await self._cleanup()
+        return self._exit_status
+
+    async def _cleanup(self) -> None:
+        """Stop what we may run, close links, remove handlers. Safe to run twice."""
+        self._closing = True
+        if self._loop is not None:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    self._loop.remove_signal_handler(sig)
+        await self._release_all()
+        for r in self._respawners:
+            await r.stop()
+        for ls in self._links.values():
+            ls.close()
+        self.notifier.stopping("stopped")
+        log.info(kv("agent stopped", node=self.config.node_name, status=self._exit_status))
+
+    def stop(self, status: int = 0) -> None:
+        """Leave now (after cleanup); for fatal errors and the forced shutdown."""
+        self._exit_status = status
+        self._exit.set()
+
+    async def _open_links(self) -> None:
+        for link in self.config.links:
+            ls = LinkSocket(link, self._on_datagram)
+            try:
+                await ls.open()
+            except (LinkError, OSError, TimeoutError) as exc:
+                log.error(kv("link failed", link=link.name, error=exc))
+                continue
+            self._links[link.name] = ls
+            log.info(
+                kv(
+                    "link up",
+                    link=link.name,
+                    kind=link.kind.value,
+                    iface=link.interface,
+                    port=link.port,
+                )
+            )
+        if not self._links and self.config.links:
+            raise LinkError("no heartbeat link could be opened")
+
+    async def _found_running(self) -> tuple[str, ...]:
+        """Groups whose VIP is already here: an agent killed with -9 left them up."""
+        found: list[str] = []
+        for g in self.config.groups:
+            for v in g.vips:
+                try:
+                    if await vip.has_vip(v):
+                        found.append(g.name)
+                        break
+                except vip.VipError as exc:
+                    log.warning(kv("vip check failed", group=g.name, vip=v.address, error=exc))
+        return tuple(found)
+
+    # ------------------------------------------------------------------ signals
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.add_signal_handler(signal.SIGTERM, self._on_terminate, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_terminate, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+
+    def _on_terminate(self, name: str) -> None:
+        if self._shutdown_requested:
+            log.warning(kv("second stop signal: stopping resources now", signal=name))
+            self.stop(0)
+            return
+        self._shutdown_requested = True
+        log.info(kv("graceful shutdown", signal=name, timeout_s=self.options.shutdown_timeout_s))
+        self.notifier.stopping("handing over")
+        self._spawn(self._shutdown_timer(), "shutdown-timer")
+        self._feed(Shutdown())
+
+    async def _shutdown_timer(self) -> None:
+        await asyncio.sleep(self.options.shutdown_timeout_s)
+        log.warning(
+            kv(
+                "graceful shutdown timed out: stopping resources now",
+                timeout_s=self.options.shutdown_timeout_s,
+            )
+        )
+        self.stop(0)
+
+    def _on_hangup(self) -> None:
+        self._spawn(self._reload(), "reload")
+
+    async def _reload(self) -> None:
+        opts = self.options
+        try:
+            loaded = await asyncio.wait_for(
+                asyncio.to_thread(
+                    load,
+                    opts.config_path,
+                    self.config.node_name,
+                    allow_unauthenticated=opts.allow_unauthenticated,
+                ),
+                RELOAD_TIMEOUT_S,
+            )
+            keyring = Keyring.from_auth(loaded.config.auth)
+        except ConfigError as exc:
+            log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
+            return
+        except (KeyringError, OSError, TimeoutError) as exc:
+            log.error(kv("reload failed; keeping the running configuration", error=exc))
+            return
+        for warning in loaded.warnings:
+            log.warning(kv("config warning", detail=warning.render()))
+        for weakness in keyring.weaknesses():
+            log.warning(kv("weak authentication", detail=weakness))
+        assert self._encoder is not None and self._decoder is not None
+        self._encoder.keyring = keyring
+        self._decoder.keyring = keyring
+        new = loaded.config
+        for problem in logs.configure(new.logging):
+            log.warning(problem)
+        old = self.config
+        self.config = replace(old, auth=new.auth, logging=new.logging)
+        if replace(new, auth=old.auth, logging=old.logging) != old:
+            log.warning(
+                "reload: keys and logging applied; other changes (nodes, links, timings, "
+                "resources) need a restart"
+            )
+        log.info(kv("reloaded", keys=len(keyring.keys), active=keyring.active))
+
+    # ------------------------------------------------------------------ the core
+
+    def _feed(self, event: Input) -> None:
+        """Step the core with `event` and perform its output; a stall is reported first."""
+        if self._closing or self._node is None or self._loop is None:
+            return
+        now_s = self._loop.time()
+        stalled_s = self._stall.check(now_s)
+        if stalled_s is not None:
+            self.counters.stalls += 1
+            log.warning(
+                kv("loop stalled; dropping expired leases first", stalled_s=f"{stalled_s:.3f}")
+            )
+            self._step(now_s, Stalled(stalled_s))
+            self._step(now_s, Resumed())
+        self._step(now_s, event)
+
+    def _step(self, now_s: float, event: Input) -> None:
+        assert self._node is not None
+        out = self._node.step(now_s, event)
+        self.counters.steps += 1
+        self._perform(out)
+        wake_s = clock.next_wakeup_s(now_s, out.next_wakeup_s, self.config.timings.keepalive_s)
+        self._stall.armed(now_s, wake_s)
+        if wake_s != self._wakeup_s:
+            self._wakeup_s = wake_s
+            self._rearm.set()
+        if self._node.done and not self._exit.is_set():
+            log.info(kv("handed over; exiting", node=self.config.node_name))
+            self.stop(0)
+
+    async def _ticker(self) -> None:
+        """Tick at the core's next_wakeup_s (at least every keepalive/4); report lag."""
+        assert self._loop is not None
+        loop = self._loop
+        while True:
+            target_s = self._wakeup_s
+            self._rearm.clear()
+            if target_s > loop.time():
+                try:
+                    async with asyncio.timeout_at(target_s):
+                        await self._rearm.wait()
+                    continue  # an earlier wakeup was asked for: wait for that one
+                except TimeoutError:
+                    pass
+            late_s = clock.lag_s(loop.time(), target_s)
+            self._feed(LoopLag(late_s) if late_s >= clock.LAG_REPORT_S else Tick())
+
+    def _perform(self, out: Output) -> None:
+        for action in out.actions:
+            match action:
+                case StopGroup(group=g, epoch=e, reason=r):
+                    self._stop_group(g, e, r.value)
+                case StartGroup(group=g, epoch=e):
+                    self._start_group(g, e)
+                case ProbeVip(group=g):
+                    self._spawn(self._probe(g), f"probe:{g}")
+                case _:
+                    assert_never(action)
+        for send in out.sends:
+            self._send(send)
+        for notice in out.notices:
+            self._log_notice(notice)
+
+    def _log_notice(self, n: Notice) -> None:
+        level = (
+            logging.ERROR
+            if n.kind in _ERROR_NOTICES
+            else logging.WARNING
+            if n.kind in _WARN_NOTICES
+            else logging.INFO
+        )
+        log.log(
+            level,
+            kv(n.kind.value, peer=n.peer, group=n.group, link=n.link, detail=n.detail or None),
+        )
+
+    # ------------------------------------------------------------------ wire
+
+    def _send(self, send: Send) -> None:
+        assert self._encoder is not None
+        body: dict[str, Any] = send.message.to_wire()
+        body[TO_KEY] = send.to
+        if send.link is not None:
+            targets = [self._links[send.link]] if send.link in self._links else []
+        else:
+            targets = list(self._links.values())
+        for ls in targets:
+            # One packet per link (own sequence number): each copy is accepted, so the
+            # receiver sees the message on every link and tracks each link's health.
+            try:
+                data = self._encoder.encode(body)
+            except PacketTooLarge as exc:
+                self.counters.too_large += 1
+                log.error(
+                    kv("message too large; not sent", to=send.to, type=body.get("t"), error=exc)
+                )
+                return
+            for address in ls.targets(send.to, self.config.nodes):
+                if ls.send(data, address):
+                    self.counters.packets_out += 1
+
+    def _on_datagram(self, link: str, data: bytes, addr: tuple[str, int]) -> None:
+        if self._closing or self._decoder is None or self._loop is None:
+            return
+        now_s = self._loop.time()
+        result = self._decoder.decode(data, now_s)
+        if isinstance(result, Reject):
+            self._rejected(result, link, addr, now_s)
+            return
+        self.counters.packets_in += 1
+        to = result.body.get(TO_KEY)
+        if to is not None and to != self.config.node_name:
+            self.counters.not_for_us += 1
+            return
+        try:
+            message = message_from_wire(result.body)
+        except ValueError as exc:
+            self.counters.bad_messages += 1
+            self._rejected(
+                Reject(RejectReason.BAD_BODY, result.sender, result.key_id),
+                link,
+                addr,
+                now_s,
+                str(exc),
+            )
+            return
+        self._feed(MessageReceived(link, result.sender, message))
+
+    def _rejected(
+        self, reject: Reject, link: str, addr: tuple[str, int], now_s: float, why: str = ""
+    ) -> None:
+        self.rejects.add(reject)
+        line = self._reject_log.observe(reject, now_s)
+        if line is None:
+            return
+        level = logging.DEBUG if reject.reason in _QUIET_REJECTS else logging.WARNING
+        log.log(
+            level,
+            line.render() + " " + kv("", link=link, source=addr[0], detail=why or None).strip(),
+        )
+
+    # ------------------------------------------------------------------ resources
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
+        if self._tg is None or self._closing:
+            coro.close()
+            return None
+        return self._tg.create_task(coro, name=name)
+
+    def _start_group(self, gname: str, epoch: int) -> None:
+        run = self._runs[gname]
+        prev = run.task
+        run.starting = True
+        run.task = self._spawn(self._do_start(run, epoch, prev), f"start:{gname}")
+
+    def _stop_group(self, gname: str, epoch: int, reason: str) -> None:
+        run = self._runs[gname]
+        prev = run.task
+        if prev is not None and run.starting and not prev.done():
+            log.warning(kv("cancelling unfinished start", group=gname, reason=reason))
+            prev.cancel()
+        run.starting = False
+        run.task = self._spawn(self._do_stop(run, epoch, reason, prev), f"stop:{gname}")
+
+    async def _do_start(self, run: _GroupRun, epoch: int, prev: asyncio.Task[None] | None) -> None:
+        if prev is not None:
+            await asyncio.wait([prev])
+        g = run.config
+        run.epoch = epoch
+        run.active = True
+        log.info(kv("starting group", group=g.name, epoch=epoch))
+        ok, detail = True, ""
+        for res in g.resources:
+            try:
+                if isinstance(res, VipResource):
+                    placed = await vip.add_vip(res)
+                    log.info(
+                        kv(
+                            "vip added",
+                            group=g.name,
+                            vip=res.address,
+                            iface=placed.interface,
+                            label=placed.label,
+                        )
+                    )
+                    self._spawn(self._announce(res), f"announce:{res.address}")
+                else:
+                    outcome = await services.start_service(
+                        res, epoch=epoch, group=g.name, env=self._service_env(epoch, g.name)
+                    )
+                    log.info(
+                        kv(
+                            "service start",
+                            group=g.name,
+                            service=res.name,
+                            ok=outcome.ok,
+                            duration_s=f"{outcome.duration_s:.3f}",
+                        )
+                    )
+                    if not outcome.ok:
+                        ok, detail = False, f"{res.name}: {outcome.detail}"
+                        break
+            except vip.VipError as exc:
+                ok, detail = False, f"vip {res_name(res)}: {exc}"
+                break
+            except Exception as exc:  # a bug in an adapter must not take the loop down
+                log.exception(kv("start error", group=g.name, resource=res_name(res)))
+                ok, detail = False, f"{res_name(res)}: {exc}"
+                break
+        run.starting = False
+        if ok:
+            run.held = True
+            self._start_helpers(run)
+            log.info(kv("group started", group=g.name, epoch=epoch))
+        else:
+            log.error(kv("group start failed", group=g.name, epoch=epoch, detail=detail))
+        self._feed(ResourceResult(g.name, ResourceAction.START, ok, detail))
+
+    async def _do_stop(
+        self, run: _GroupRun, epoch: int, reason: str, prev: asyncio.Task[None] | None
+    ) -> None:
+        if prev is not None:
+            await asyncio.wait([prev])
+        g = run.config
+        log.info(kv("stopping group", group=g.name, epoch=epoch, reason=reason))
+        ok, detail = await self._stop_resources(run, epoch)
+        log.log(
+            logging.INFO if ok else logging.ERROR,
+            kv("group stopped" if ok else "group stop failed", group=g.name, detail=detail or None),
+        )
+        self._feed(ResourceResult(g.name, ResourceAction.STOP, ok, detail))
+
+    async def _stop_resources(self, run: _GroupRun, epoch: int) -> tuple[bool, str]:
+        """Helpers off, services in reverse, VIPs removed; every step tried, failures noted."""
+        self._stop_helpers(run)
+        run.held = False
+        g = run.config
+        failures: list[str] = []
+        vips_gone = True
+        for res in reversed(g.resources):
+            try:
+                if isinstance(res, VipResource):
+                    await vip.remove_vip(res)
+                    log.info(kv("vip removed", group=g.name, vip=res.address))
+                else:
+                    outcome = await services.stop_service(
+                        res, epoch=epoch, group=g.name, env=self._service_env(epoch, g.name)
+                    )
+                    if not outcome.ok:
+                        failures.append(f"{res.name}: {outcome.detail}")
+            except vip.VipError as exc:
+                vips_gone = False
+                failures.append(f"vip {res_name(res)}: {exc}")
+            except Exception as exc:
+                log.exception(kv("stop error", group=g.name, resource=res_name(res)))
+                if isinstance(res, VipResource):
+                    vips_gone = False
+                failures.append(f"{res_name(res)}: {exc}")
+        if vips_gone:
+            run.active = False
+        return not failures, "; ".join(failures)
+
+    async def _release_all(self) -> None:
+        """On the way out: stop every group this process may run (idempotent)."""
+        for run in self._runs.values():
+            if run.task is not None and not run.task.done():
+                run.task.cancel()
+                await asyncio.wait([run.task])
+            if not run.active:
+                continue
+            log.warning(kv("releasing on exit", group=run.config.name))
+            ok, detail = await self._stop_resources(run, run.epoch)
+            if not ok:
+                log.error(kv("release on exit incomplete", group=run.config.name, detail=detail))
+
+    def _service_env(self, epoch: int, group: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["GOSSIPHA_EPOCH"] = str(epoch)
+        env["GOSSIPHA_GROUP"] = group
+        env["GOSSIPHA_NODE"] = self.config.node_name
+        return env
+
+    async def _probe(self, gname: str) -> None:
+        t = self.config.timings
+        g = self._runs[gname].config
+        answered = False
+        for v in g.vips:
+            try:
+                mac = await vip.probe(v, t.vip_probe_count, t.vip_probe_interval_s)
+            except vip.VipError as exc:
+                log.error(kv("vip probe failed", group=gname, vip=v.address, error=exc))
+                continue
+            if mac is not None:
+                log.error(kv("vip answered our probe", group=gname, vip=v.address, mac=mac))
+                answered = True
+        self._feed(VipProbeResult(gname, answered))
+
+    async def _announce(self, v: VipResource, count: int = ANNOUNCE_COUNT) -> None:
+        try:
+            await vip.announce(v, count, ANNOUNCE_INTERVAL_S)
+        except vip.VipError as exc:
+            log.warning(kv("vip announce failed", vip=v.address, error=exc))
+
+    # -- while a group is held: re-announce, watch for foreign claims and removal
+
+    def _start_helpers(self, run: _GroupRun) -> None:
+        self._stop_helpers(run)
+        for v in run.config.vips:
+            for coro, name in (
+                (self._reannounce(v), f"reannounce:{v.address}"),
+                (self._watch(run, v), f"watch:{v.address}"),
+            ):
+                task = self._spawn(coro, name)
+                if task is not None:
+                    run.helpers.append(task)
+
+    def _stop_helpers(self, run: _GroupRun) -> None:
+        for task in run.helpers:
+            task.cancel()
+        run.helpers.clear()
+
+    async def _reannounce(self, v: VipResource) -> None:
+        while True:
+            await asyncio.sleep(self.options.reannounce_s)
+            await self._announce(v, 1)
+
+    async def _watch(self, run: _GroupRun, v: VipResource) -> None:
+        def sink(event: vip.VipEvent) -> None:
+            if isinstance(event, vip.ForeignClaim):
+                log.error(
+                    kv(
+                        NoticeKind.SPLIT_BRAIN_RISK.value,
+                        group=run.config.name,
+                        vip=event.address,
+                        mac=event.mac,
+                        detail="another host claims our VIP; re-announcing",
+                    )
+                )
+                self._spawn(self._announce(v), f"announce:{v.address}")
+            elif run.held:
+                log.error(
+                    kv(
+                        "vip removed behind our back; re-adding",
+                        group=run.config.name,
+                        vip=event.address,
+                    )
+                )
+                self._spawn(self._readd(run, v), f"readd:{v.address}")
+
+        try:
+            await vip.VipWatcher(v, sink).run()
+        except (vip.VipError, OSError) as exc:
+            log.warning(kv("vip watcher stopped", vip=v.address, error=exc))
+
+    async def _readd(self, run: _GroupRun, v: VipResource) -> None:
+        if not run.held:
+            return
+        try:
+            await vip.add_vip(v)
+        except vip.VipError as exc:
+            log.error(kv("vip re-add failed", vip=v.address, error=exc))
+            return
+        await self._announce(v)
+
+    # ------------------------------------------------------------------ ping, housekeeping
+
+    async def _ping(self) -> None:
+        t = self.config.timings
+
+        def sink(event: PingEvent) -> None:
+            if isinstance(event, GroupReport):
+                self._feed(PingResult(event.group, event.reachable))
+
+        pinger = Pinger(
+            self.config.ping_groups,
+            interval_s=t.ping_interval_s,
+            deadping_s=t.deadping_s,
+            sink=sink,
+        )
+        try:
+            await pinger.run()
+        except OSError as exc:
+            # Unable to ping is unable to prove we are not the isolated node: say so.
+            log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
+            for pg in self.config.ping_groups:
+                self._feed(PingResult(pg.name, False))
+
+    async def _housekeeping(self) -> None:
+        """Watchdog keepalives (only while the core is being stepped) and reject summaries."""
+        assert self._loop is not None
+        loop = self._loop
+        wd_s = self.notifier.watchdog_s
+        every_s = min(HOUSEKEEPING_S, wd_s / 2) if wd_s else HOUSEKEEPING_S
+        last_flush_s = loop.time()
+        while True:
+            await asyncio.sleep(every_s)
+            now_s = loop.time()
+            if wd_s and now_s - self._stall.last_step_s < wd_s / 2:
+                self.notifier.watchdog()
+            if now_s - last_flush_s >= HOUSEKEEPING_S:
+                last_flush_s = now_s
+                for line in self._reject_log.flush(now_s):
+                    log.warning(line.render())
+
+
+def res_name(res: VipResource | ServiceResource) -> str:
+    return str(res.address) if isinstance(res, VipResource) else res.name
+
+
+def state_dir_from_env(default: Path = DEFAULT_STATE_DIR) -> Path:
+    value = os.environ.get(STATE_DIR_ENV)
+    return Path(value) if value else default
+
+
+async def run_agent(loaded: Loaded, options: AgentOptions) -> int:
+    """Entry point for the CLI: logs configured, agent run, logs closed."""
+    for problem in logs.configure(loaded.config.logging):
+        log.warning(problem)
+    agent = Agent(loaded, options)
+    status = 1
+    try:
+        status = await agent.run()
+    except* LinkError as group:
+        for exc in group.exceptions:
+            log.error(kv("cannot start", error=exc))
+    finally:
+        logs.close()
+    return status
+
+
+__all__ = ["Agent", "AgentOptions", "run_agent"]

@@ -1,0 +1,98 @@
+"""Where the agent logs: stderr always, and Heartbeat's logfile/debugfile/logfacility.
+
+Lines are `event key=value ...` so they grep and parse the same in every destination.
+`logfile` gets INFO and up, `debugfile` everything, syslog INFO and up with the configured
+facility (via /dev/log when present). Files use WatchedFileHandler, so logrotate works
+without a signal. `configure` may be called again after a reload; it replaces only the
+handlers it installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+from gossipha.config.model import Logging
+
+LOGGER = "gossipha"
+_MARK = "_gossipha_handler"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SYSLOG_FORMAT = "gossipha[%(process)d]: %(levelname)s %(message)s"
+DEV_LOG = "/dev/log"
+
+
+def kv(event: str, **fields: object) -> str:
+    """`event k=v k=v`; values with spaces are quoted so lines stay machine-readable."""
+    parts = [event]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not text or any(c in text for c in ' "=\n'):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def _mark(handler: logging.Handler) -> logging.Handler:
+    setattr(handler, _MARK, True)
+    return handler
+
+
+def configure(settings: Logging, *, verbose: bool = False) -> list[str]:
+    """(Re)install the handlers for `settings`; returns problems (unwritable files) to log."""
+    root = logging.getLogger(LOGGER)
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            with contextlib.suppress(Exception):
+                handler.close()
+    problems: list[str] = []
+    debug = verbose or settings.debug > 0 or settings.debugfile is not None
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.propagate = False
+    formatter = logging.Formatter(FORMAT)
+    stderr = _mark(logging.StreamHandler(sys.stderr))
+    stderr.setLevel(logging.DEBUG if verbose or settings.debug > 0 else logging.INFO)
+    stderr.setFormatter(formatter)
+    root.addHandler(stderr)
+    for path, level in ((settings.logfile, logging.INFO), (settings.debugfile, logging.DEBUG)):
+        if path is None:
+            continue
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            handler = _mark(logging.handlers.WatchedFileHandler(path))
+        except OSError as exc:
+            problems.append(kv("log file unusable", path=path, error=exc))
+            continue
+        handler.setLevel(level)
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    if settings.facility is not None and os.path.exists(DEV_LOG):
+        facility = logging.handlers.SysLogHandler.facility_names.get(settings.facility.lower())
+        if facility is None:
+            problems.append(kv("unknown syslog facility", facility=settings.facility))
+        else:
+            try:
+                syslog = _mark(logging.handlers.SysLogHandler(DEV_LOG, facility))
+            except OSError as exc:
+                problems.append(kv("syslog unusable", address=DEV_LOG, error=exc))
+            else:
+                syslog.setLevel(logging.INFO)
+                syslog.setFormatter(logging.Formatter(SYSLOG_FORMAT))
+                root.addHandler(syslog)
+    return problems
+
+
+def close() -> None:
+    """Remove and close the handlers `configure` installed (safe to call twice)."""
+    root = logging.getLogger(LOGGER)
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            with contextlib.suppress(Exception):
+                handler.close()
