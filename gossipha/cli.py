@@ -123,15 +123,46 @@ def keygen(output: Path) -> None:
 )
 @_node_name
 @_allow_unauth
-def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool) -> None:
-    """Run the cluster agent on this node."""
-    _load(config_path, node_name, allow_unauthenticated)
-    click.echo(
-        "gossipha: error: the agent runtime is not built yet (it lands with the runtime issue); "
-        "the configuration above was checked and is valid, but nothing was started",
-        err=True,
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    envvar="GOSSIPHA_STATE_DIR",
+    default=Path("/var/lib/gossipha"),
+    show_default=True,
+    help="Where the incarnation number is kept across restarts (env GOSSIPHA_STATE_DIR).",
+)
+@click.option(
+    "--shutdown-timeout",
+    "shutdown_timeout_s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a graceful stop may take before resources are stopped anyway.",
+)
+@click.option("--no-mlock", is_flag=True, help="Do not lock the agent's memory (mlockall).")
+def agent(
+    config_path: Path,
+    node_name: str | None,
+    allow_unauthenticated: bool,
+    state_dir: Path,
+    shutdown_timeout_s: float,
+    no_mlock: bool,
+) -> None:
+    """Run the cluster agent on this node until SIGTERM (SIGHUP reloads keys and logging)."""
+    import asyncio
+
+    from gossipha.runtime.agent import AgentOptions, run_agent
+
+    loaded = _load(config_path, node_name, allow_unauthenticated)
+    options = AgentOptions(
+        config_path=config_path,
+        node_name=node_name,
+        allow_unauthenticated=allow_unauthenticated,
+        state_dir=state_dir,
+        shutdown_timeout_s=shutdown_timeout_s,
+        mlock=not no_mlock,
     )
-    sys.exit(1)
+    sys.exit(asyncio.run(run_agent(loaded, options)))
 
 
 main.add_command(sim)
