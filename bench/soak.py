@@ -123,7 +123,7 @@ def git_state() -> str | None:
             cwd=root,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "gossipha"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "gossipha"],
             capture_output=True,
             text=True,
             check=True,
