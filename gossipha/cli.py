@@ -16,6 +16,7 @@ from gossipha import __version__
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
 from gossipha.lab.demo import demo
+from gossipha.observe.commands import register as register_observe
 from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
@@ -167,3 +168,4 @@ def agent(
 
 main.add_command(sim)
 main.add_command(demo)
+register_observe(main)

@@ -1,0 +1,133 @@
+"""`gossipha status|standby|takeover|maintenance`: the operator's commands.
+
+`status` reads the agent's /status over HTTP (loopback by default) and prints it crm_mon
+style, or as JSON. The others send one command on the admin socket. Exit status 1 with a
+one-line error when the agent is not running or refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from gossipha.core.types import AdminKind
+from gossipha.observe.admin import AdminError, send_admin
+from gossipha.observe.status import render_text
+
+DEFAULT_URL = "http://127.0.0.1:9694"
+DEFAULT_SOCKET = Path("/run/gossipha/admin.sock")
+FETCH_TIMEOUT_S = 3.0
+
+
+def _fail(msg: str) -> NoReturn:
+    click.echo(f"gossipha: error: {msg}", err=True)
+    sys.exit(1)
+
+
+def fetch_status(url: str, timeout_s: float = FETCH_TIMEOUT_S) -> dict[str, Any]:
+    """GET {url}/status; RuntimeError with a readable message on any failure."""
+    target = url.rstrip("/") + "/status"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout_s) as resp:
+            doc = orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{target}: HTTP {exc.code} (agent starting?)") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RuntimeError(
+            f"cannot reach the agent at {target} ({reason}); is it running?"
+        ) from exc
+    except orjson.JSONDecodeError as exc:
+        raise RuntimeError(f"{target}: not a gossipha status document") from exc
+    if not isinstance(doc, dict):
+        raise RuntimeError(f"{target}: not a gossipha status document")
+    return doc
+
+
+_socket_opt = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SOCKET,
+    show_default=True,
+    help="The agent's admin socket (observe.admin_socket).",
+)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the /status document as JSON.")
+@click.option("--watch", is_flag=True, help="Refresh until interrupted.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="The agent's status API.")
+def status(as_json: bool, watch: bool, interval: float, url: str) -> None:
+    """Show the cluster at a glance: nodes, links, phi, groups, holders, recent events."""
+    while True:
+        try:
+            doc = fetch_status(url)
+        except RuntimeError as exc:
+            if not watch:
+                _fail(str(exc))
+            click.echo(f"gossipha: {exc}", err=True)
+        else:
+            if as_json:
+                text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+            else:
+                text = render_text(doc)
+            if watch and not as_json:
+                click.clear()
+            click.echo(text, nl=False)
+        if not watch:
+            return
+        try:
+            time.sleep(max(interval, 0.1))
+        except KeyboardInterrupt:
+            return
+
+
+def _send(socket_path: Path, kind: AdminKind) -> None:
+    try:
+        reply = asyncio.run(send_admin(socket_path, kind))
+    except AdminError as exc:
+        _fail(str(exc))
+    if not reply.ok:
+        _fail(f"agent refused {kind.value}: {reply.detail}")
+    click.echo(reply.detail or f"{kind.value}: ok")
+
+
+@click.command()
+@_socket_opt
+def standby(socket_path: Path) -> None:
+    """Give up every group here and stay ineligible (Heartbeat's hb_standby)."""
+    _send(socket_path, AdminKind.STANDBY)
+
+
+@click.command()
+@_socket_opt
+def takeover(socket_path: Path) -> None:
+    """Become the preferred holder of every group (Heartbeat's hb_takeover)."""
+    _send(socket_path, AdminKind.TAKEOVER)
+
+
+@click.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_socket_opt
+def maintenance(state: str, socket_path: Path) -> None:
+    """Cluster-wide watch-only mode: nobody claims or hands over groups while on."""
+    _send(socket_path, AdminKind.MAINTENANCE_ON if state == "on" else AdminKind.MAINTENANCE_OFF)
+
+
+COMMANDS = (status, standby, takeover, maintenance)
+
+
+def register(group: click.Group) -> None:
+    """Add the observe commands to the `gossipha` group (one line in cli.py)."""
+    for command in COMMANDS:
+        group.add_command(command)
