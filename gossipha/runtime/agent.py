@@ -716,15 +716,22 @@ class Agent:
         t = self.config.timings
         g = self._runs[gname].config
         answered = False
+        started_s = self._loop.time() if self._loop is not None else 0.0
+        # The core trusts a silence only if it is fresh (about count x interval after the
+        # ProbeVip): listen one interval after the last probe, not the adapter's default.
         for v in g.vips:
             try:
-                mac = await vip.probe(v, t.vip_probe_count, t.vip_probe_interval_s)
+                mac = await vip.probe(
+                    v, t.vip_probe_count, t.vip_probe_interval_s, wait_s=t.vip_probe_interval_s
+                )
             except vip.VipError as exc:
                 log.error(kv("vip probe failed", group=gname, vip=v.address, error=exc))
                 continue
             if mac is not None:
                 log.error(kv("vip answered our probe", group=gname, vip=v.address, mac=mac))
                 answered = True
+        took_s = (self._loop.time() if self._loop is not None else 0.0) - started_s
+        log.info(kv("vip probed", group=gname, answered=answered, took_s=f"{took_s:.3f}"))
         self._feed(VipProbeResult(gname, answered))
 
     async def _announce(self, v: VipResource, count: int = ANNOUNCE_COUNT) -> None:
