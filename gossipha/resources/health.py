@@ -66,7 +66,10 @@ async def http_check(
                 )
             if check.expect_body is not None:
                 body = await resp.content.read(BODY_LIMIT_BYTES)
-                text = body.decode(resp.get_encoding() or "utf-8", "replace")
+                try:
+                    text = body.decode(resp.charset or "utf-8", "replace")
+                except LookupError:  # a charset Python does not know
+                    text = body.decode("utf-8", "replace")
                 if check.expect_body not in text:
                     return result(
                         False, f"GET {check.url}: body lacks {check.expect_body!r}: {text[:120]!r}"
@@ -214,7 +217,8 @@ HealthSink = Callable[[CheckResult], None]
 
 class HealthMonitor:
     """Runs each check of `group` every `interval_s` (start to start), one probe in flight per
-    check, and passes every result to `sink` (synchronous; e.g. a bounded queue's put_nowait).
+    check, and passes every result to `sink`. The sink is synchronous and must not block or
+    raise for back-pressure: e.g. a bounded queue's put_nowait that drops (and counts) on full.
 
     `await monitor.run()` until cancelled; cancellation kills any probe command and closes the
     HTTP session. An exception from `sink` ends `run` (and reaches the caller's TaskGroup).

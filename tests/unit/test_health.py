@@ -59,7 +59,15 @@ async def site() -> AsyncIterator[Site]:
             return web.Response(text="ok")
         return web.Response(status=503, text="down")
 
+    async def html(request: web.Request) -> web.Response:
+        charset = request.query.get("charset")
+        ctype = "text/html" + (f"; charset={charset}" if charset else "")
+        return web.Response(
+            body=b"<h1>222222222222 slave server</h1>", headers={"Content-Type": ctype}
+        )
+
     app = web.Application()
+    app.router.add_get("/html", html)
     app.router.add_get("/", page)
     app.router.add_get("/broken", broken)
     app.router.add_get("/slow", slow)
@@ -87,6 +95,14 @@ async def test_http_status_and_body_match(site: Site) -> None:
     assert result.healthy, result.detail
     assert (result.group, result.check) == ("web", "web")
     assert "200" in result.detail
+
+
+@pytest.mark.parametrize("query", ["", "?charset=latin-1", "?charset=no-such-charset"])
+async def test_http_body_without_or_with_odd_charset(site: Site, query: str) -> None:
+    """nginx sends text/html without a charset; an unknown charset falls back to UTF-8."""
+    check = http(site.base + "/html" + query, expect_body="slave server")
+    result = await run_check(check, group="web")
+    assert result.healthy, result.detail
 
 
 async def test_http_500_is_unhealthy(site: Site) -> None:
