@@ -39,6 +39,7 @@ from gossipha.core.types import (
     FoundRunning,
     Input,
     LoopLag,
+    Message,
     MessageReceived,
     Notice,
     NoticeKind,
@@ -113,6 +114,28 @@ class AgentOptions:
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     reannounce_s: float = REANNOUNCE_S
     mlock: bool = True
+
+
+# ---------------------------------------------------------------------- framing
+
+
+def frame(send: Send) -> dict[str, Any]:
+    """The packet body for a Send: the message's wire form (its "t" tags the type) plus
+    the addressee, since bcast, mcast and ucast-to-every-peer also reach other nodes."""
+    body: dict[str, Any] = send.message.to_wire()
+    body[TO_KEY] = send.to
+    return body
+
+
+def unframe(body: dict[str, Any], me: str) -> Message | None:
+    """The message in a verified body; None when addressed to another node; ValueError
+    for a body that is no valid message (counted as bad_body)."""
+    to = body.get(TO_KEY)
+    if to is not None and to != me:
+        if not isinstance(to, str):
+            raise ValueError(f"{TO_KEY}: expected a node name")
+        return None
+    return message_from_wire(body)
 
 
 # ---------------------------------------------------------------------- incarnation file
@@ -510,8 +533,7 @@ class Agent:
 
     def _send(self, send: Send) -> None:
         assert self._encoder is not None
-        body: dict[str, Any] = send.message.to_wire()
-        body[TO_KEY] = send.to
+        body = frame(send)
         if send.link is not None:
             targets = [self._links[send.link]] if send.link in self._links else []
         else:
@@ -540,12 +562,8 @@ class Agent:
             self._rejected(result, link, addr, now_s)
             return
         self.counters.packets_in += 1
-        to = result.body.get(TO_KEY)
-        if to is not None and to != self.config.node_name:
-            self.counters.not_for_us += 1
-            return
         try:
-            message = message_from_wire(result.body)
+            message = unframe(result.body, self.config.node_name)
         except ValueError as exc:
             self.counters.bad_messages += 1
             self._rejected(
@@ -555,6 +573,9 @@ class Agent:
                 now_s,
                 str(exc),
             )
+            return
+        if message is None:
+            self.counters.not_for_us += 1
             return
         self._feed(MessageReceived(link, result.sender, message))
 

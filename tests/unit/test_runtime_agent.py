@@ -1,0 +1,168 @@
+"""The agent's pure parts: message framing through the real codec, the incarnation file,
+the order of inputs after a stall, respawn backoff and the log line format."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gossipha.config.load import Loaded
+from gossipha.core.types import (
+    Heartbeat,
+    Input,
+    LeaseReply,
+    LeaseRequest,
+    NodeStatus,
+    Output,
+    Resumed,
+    Send,
+    Stalled,
+    Tick,
+)
+from gossipha.runtime import agent as agent_mod
+from gossipha.runtime.agent import Agent, AgentOptions, frame, unframe
+from gossipha.runtime.logs import kv
+from gossipha.runtime.respawn import FIRST_BACKOFF_S, MAX_BACKOFF_S, next_backoff_s
+from gossipha.sim.harness import make_config
+from gossipha.wire.codec import Decoder, Encoder, Packet, cluster_id
+from gossipha.wire.keyring import Keyring
+
+
+def _pair() -> tuple[Encoder, Decoder]:
+    cfg = make_config(2)
+    keyring = Keyring.from_auth(cfg.auth)
+    cid = cluster_id(cfg.cluster_name)
+    enc = Encoder(cluster=cid, node="n0", incarnation=7, keyring=keyring)
+    dec = Decoder(cluster=cid, node="n1", incarnation=9, senders=["n0", "n1"], keyring=keyring)
+    return enc, dec
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Heartbeat(NodeStatus("n0", 7, 3, ping_count=1)),
+        LeaseRequest("g0", 4, 12),
+        LeaseReply("g0", 4, 12, granted=False, holder="n1", max_epoch=5, busy_s=1.5),
+    ],
+)
+def test_a_message_survives_encoder_and_decoder(message: Any) -> None:
+    enc, dec = _pair()
+    packet = dec.decode(enc.encode(frame(Send("n1", message))), 0.0)
+    assert isinstance(packet, Packet) and packet.sender == "n0"
+    assert unframe(packet.body, "n1") == message
+
+
+def test_a_message_for_another_node_is_ignored() -> None:
+    body = frame(Send("n2", LeaseRequest("g0", 1, 1)))
+    assert unframe(body, "n1") is None
+    assert unframe(body, "n2") == LeaseRequest("g0", 1, 1)
+
+
+def test_bad_bodies_raise_value_error() -> None:
+    with pytest.raises(ValueError):
+        unframe({"t": "nope", "to": "n1"}, "n1")
+    with pytest.raises(ValueError):
+        unframe({"t": "lreq", "to": 5}, "n1")
+    with pytest.raises(ValueError):
+        unframe({"t": "lreq", "g": "g0", "e": 0, "q": 1}, "n1")  # epoch 0 is invalid
+
+
+def test_incarnation_goes_up_even_when_the_clock_steps_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = agent_mod.incarnation_path(tmp_path / "state", "c", "n/0")
+    assert path.parent == tmp_path / "state" and "/" not in path.name
+    monkeypatch.setattr(agent_mod.time, "time_ns", lambda: 5_000_000_000_000)
+    first = agent_mod.new_incarnation(path)
+    assert first == 5_000_000_000 and agent_mod.read_incarnation(path) == first
+    monkeypatch.setattr(agent_mod.time, "time_ns", lambda: 1_000_000_000_000)  # stepped back
+    second = agent_mod.new_incarnation(path)
+    assert second == first + 1 and agent_mod.read_incarnation(path) == second
+
+
+def test_unwritable_state_still_gives_an_incarnation(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert agent_mod.new_incarnation(blocker / "sub" / "x.inc") > 0
+
+
+class _FakeLoop:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def time(self) -> float:
+        return self.now_s
+
+
+class _Recorder:
+    done = False
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, Input]] = []
+
+    def step(self, now_s: float, event: Input) -> Output:
+        self.events.append((now_s, event))
+        return Output(next_wakeup_s=now_s + 0.01)
+
+
+def _agent() -> tuple[Agent, _FakeLoop, _Recorder]:
+    cfg = make_config(2)
+    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
+    loop, rec = _FakeLoop(), _Recorder()
+    a._loop = loop  # type: ignore[assignment]
+    a._node = rec  # type: ignore[assignment]
+    return a, loop, rec
+
+
+def test_after_a_pause_stalled_and_resumed_come_before_anything_else() -> None:
+    a, loop, rec = _agent()
+    a._feed(Tick())
+    loop.now_s += 0.02  # on time
+    a._feed(Tick())
+    assert [type(e) for _, e in rec.events] == [Tick, Tick]
+    rec.events.clear()
+    loop.now_s += 5.0  # SIGSTOP ... SIGCONT: a datagram is the first thing to arrive
+    a._feed(LeaseRequest("g0", 1, 1))  # type: ignore[arg-type]
+    kinds = [type(e) for _, e in rec.events]
+    assert kinds == [Stalled, Resumed, LeaseRequest]
+    stalled = rec.events[0][1]
+    assert isinstance(stalled, Stalled) and math.isclose(stalled.duration_s, 5.0)
+    assert a.counters.stalls == 1
+    rec.events.clear()
+    loop.now_s += 0.01
+    a._feed(Tick())
+    assert [type(e) for _, e in rec.events] == [Tick]
+
+
+def test_the_wakeup_follows_the_core_capped_at_a_quarter_keepalive() -> None:
+    a, loop, _rec = _agent()
+    a._feed(Tick())
+    assert math.isclose(a._wakeup_s, loop.now_s + 0.01)
+
+
+def test_closing_agent_ignores_inputs() -> None:
+    a, _loop, rec = _agent()
+    a._closing = True
+    a._feed(Tick())
+    assert rec.events == []
+
+
+def test_respawn_backoff_doubles_to_a_cap_and_resets_after_a_healthy_run() -> None:
+    b = next_backoff_s(0.0, 0.1)
+    assert b == FIRST_BACKOFF_S
+    seen = [b]
+    for _ in range(10):
+        b = next_backoff_s(b, 0.1)
+        seen.append(b)
+    assert seen[:3] == [1.0, 2.0, 4.0] and max(seen) == MAX_BACKOFF_S
+    assert next_backoff_s(MAX_BACKOFF_S, 120.0) == FIRST_BACKOFF_S
+
+
+def test_log_lines_are_key_value() -> None:
+    assert kv("peer_dead", peer="n1", detail="silent 2s", group=None) == (
+        'peer_dead peer=n1 detail="silent 2s"'
+    )
+    assert kv("x", a="", b='q"uote') == 'x a="" b="q\\"uote"'
