@@ -297,11 +297,11 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._open_links()
-                self._install_signals(loop)
                 found = await self._found_running()
                 self._node = Node(
                     cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
                 )
+                self._install_signals(loop)  # Shutdown needs the core
                 if found:
                     log.warning(kv("found running", groups=",".join(found)))
                     for name in found:
