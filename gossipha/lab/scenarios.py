@@ -246,7 +246,10 @@ class Cluster:
             "--node-name",
             HOSTNAMES[node],
         ]
-        proc = self.lab.spawn(node, argv, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+        env = child_env()
+        # Incarnation numbers etc. per node, in the lab (both agents share one filesystem).
+        env["GOSSIPHA_STATE_DIR"] = str(self.root / node / "state")
+        proc = self.lab.spawn(node, argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.agents[node] = proc
         return proc
 
@@ -269,11 +272,17 @@ class Cluster:
         self.signal_agent(node, signal.SIGKILL)
         self.agents[node].wait(timeout=5.0)
 
+    def _stop_order(self) -> list[str]:
+        """Non-holders first: a stopping holder waits to hand over to a live peer."""
+        held = self.holders()
+        return sorted(NODES, key=lambda n: n in held)
+
     def close(self) -> None:
         """Stop both agents (bounded) and close their logs; the lab removes the rest."""
         for node in NODES:
             with contextlib.suppress(Exception):
                 self.signal_agent(node, signal.SIGCONT)
+        for node in self._stop_order():
             with contextlib.suppress(Exception):
                 self.stop_agent(node, timeout_s=5.0)
         for log in self._logs.values():
@@ -368,7 +377,7 @@ class Cluster:
         for node in NODES:
             with contextlib.suppress(Exception):
                 self.signal_agent(node, signal.SIGCONT)
-        for node in NODES:
+        for node in self._stop_order():
             self.stop_agent(node, timeout_s=5.0)
         for node in NODES:
             if self.vip_line(node):
@@ -751,9 +760,10 @@ class _Live(threading.Thread):
             if self.stop_event.wait(0.25):
                 return
             held = self.sampler.samples[-1].holders if self.sampler.samples else ()
-            answers = read_client_log(self.client.log_path)[-5:]
-            who = answers[-1].who if answers else None
-            now = (_holder_name(held), who)
+            answers = read_client_log(self.client.log_path)[-1:]
+            if not answers:
+                continue  # no request made yet
+            now = (_holder_name(held), answers[-1].who)
             if now != last:
                 last = now
                 self.say(
