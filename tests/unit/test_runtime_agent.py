@@ -166,3 +166,14 @@ def test_log_lines_are_key_value() -> None:
         'peer_dead peer=n1 detail="silent 2s"'
     )
     assert kv("x", a="", b='q"uote') == 'x a="" b="q\\"uote"'
+
+
+async def test_a_reload_with_a_broken_config_keeps_the_running_keys(tmp_path: Path) -> None:
+    cfg = make_config(2)
+    a = Agent(Loaded(cfg, ()), AgentOptions(tmp_path / "missing-ha.d"))
+    enc, dec = _pair()
+    a._encoder, a._decoder = enc, dec
+    before = enc.keyring
+    await a._reload()
+    assert enc.keyring is before and dec.keyring is before
+    assert a.config is cfg
