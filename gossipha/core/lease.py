@@ -54,8 +54,11 @@ class _Promise:
     epoch: int = 0
     expires_s: float = float("-inf")
     max_epoch: int = 0
+    # The node that max_epoch belongs to (promised to it, or it said it runs at it): that
+    # node alone may be promised max_epoch again; everyone else needs a higher one.
+    max_owner: NodeId | None = None
     # The lapsed promise a new one replaced, restored if the new claimant never used it.
-    prev: tuple[NodeId | None, int, int] | None = None
+    prev: tuple[NodeId | None, int, int, NodeId | None] | None = None
 
 
 class Voter:
@@ -78,12 +81,15 @@ class Voter:
             )
         renew = p.holder == sender and p.epoch == req.epoch
         free = p.holder is None or now_s >= p.expires_s
-        if renew or (free and req.epoch > p.max_epoch):
+        fresh = req.epoch > p.max_epoch or (req.epoch == p.max_epoch and p.max_owner == sender)
+        # A holder may also move its own running promise to a higher epoch (it re-asked).
+        if renew or ((free or p.holder == sender) and fresh):
             if not renew:
-                p.prev = (p.holder, p.epoch, p.max_epoch)
+                p.prev = (p.holder, p.epoch, p.max_epoch, p.max_owner)
             p.holder, p.epoch = sender, req.epoch
             p.expires_s = now_s + self._span_s
-            p.max_epoch = max(p.max_epoch, req.epoch)
+            if req.epoch >= p.max_epoch:
+                p.max_epoch, p.max_owner = req.epoch, sender
             return LeaseReply(req.group, req.epoch, req.seq, True, sender, p.max_epoch, 0.0)
         busy_s = max(0.0, p.expires_s - now_s) if p.holder is not None else 0.0
         return LeaseReply(
@@ -103,17 +109,24 @@ class Voter:
             return
         p.expires_s = now_s
         if unused and p.prev is not None:
-            p.holder, p.epoch, p.max_epoch = p.prev
-            p.max_epoch = max(p.max_epoch, p.epoch)
+            p.holder, p.epoch, p.max_epoch, p.max_owner = p.prev
+            if p.epoch > p.max_epoch:
+                p.max_epoch, p.max_owner = p.epoch, p.holder
         else:
-            # Keep max_epoch: a late duplicate of the holder's request must not re-promise.
+            # Keep max_epoch, owned by nobody: a late duplicate of the holder's request must
+            # not re-promise.
             p.holder = None
+            p.max_owner = None
         p.prev = None
 
-    def learn_epoch(self, group: GroupName, epoch: int) -> None:
-        """Epochs seen in gossip: only raises the bar for new holders (restarted voters)."""
+    def learn_epoch(self, group: GroupName, epoch: int, holder: NodeId | None = None) -> None:
+        """Epochs seen in gossip raise the bar for new holders (restarted voters); the node
+        that runs at `epoch` (its own status said so) may still be promised that epoch."""
         p = self._get(group)
-        p.max_epoch = max(p.max_epoch, epoch)
+        if epoch > p.max_epoch:
+            p.max_epoch, p.max_owner = epoch, holder
+        elif epoch == p.max_epoch and p.max_owner != holder:
+            p.max_owner = None  # two claimants of one epoch: neither gets it again
 
     def promised(self, now_s: float, group: GroupName) -> NodeId | None:
         p = self._promises.get(group)
@@ -160,6 +173,7 @@ class Claim:
     _sent_s: dict[int, float] = field(default_factory=dict)
     _seq: int = 0
     max_seen_epoch: int = 0
+    stale: bool = False  # a voter refused our epoch as not new: ask again, higher
 
     def __post_init__(self) -> None:
         assert self.voters, "a lease needs voters"
@@ -212,6 +226,8 @@ class Claim:
                 view.refused_by = ""
             return Refusal.NONE
         view.refused_by = reply.holder if reply.busy_s > 0 else ""
+        if reply.busy_s <= 0:
+            self.stale = True
         view.refused_until_s = now_s + reply.busy_s * (1 + 2 * self.max_drift)
         return Refusal.BUSY if reply.busy_s > 0 else Refusal.STALE_EPOCH
 

@@ -84,6 +84,11 @@ STOP_RENEW_LIMIT_S = 30.0
 MAX_RELAY = 4
 # An adopted group (VIP found on this host at start) must get its lease within this many.
 ADOPT_LIMIT_LEASES = 2.0
+# A VIP probe answer is trusted only if it arrives within this many probe times of the
+# ProbeVip (local clock, shrunk by drift): the start then follows the probe's end by less
+# than one probe time, which is what makes two probes that missed each other impossible
+# (docs/design.md, "Two nodes").
+PROBE_FRESH_PROBES = 1.5
 
 
 class Phase(enum.Enum):
@@ -109,6 +114,7 @@ class _Group:
     start_failed_until_s: float = float("-inf")
     eligible_since_s: dict[NodeId, float] = field(default_factory=dict)
     no_holder_noticed: bool = False
+    probe_sent_s: float = float("-inf")  # when the pending ProbeVip was emitted (local clock)
 
 
 class _Out:
@@ -216,6 +222,7 @@ class Node:
                 self._members.note_lag(lag_s)
             case Stalled(duration_s=d):
                 self._members.note_lag(d)
+                self._on_stall()
             case Resumed():
                 pass
             case AdminCommand(kind=kind):
@@ -271,15 +278,29 @@ class Node:
             self._statuses[st.name] = st
             if self._voter is not None:
                 for h in st.holding:
-                    self._voter.learn_epoch(h.group, h.epoch)
+                    self._voter.learn_epoch(h.group, h.epoch, st.name)
             if old is None or old.takeover != st.takeover:
                 self._takeover = max(self._takeover, st.takeover)
+
+    def _probe(self, now_s: float, g: _Group, out: _Out) -> None:
+        g.probe_sent_s = now_s
+        out.actions.append(ProbeVip(g.config.name))
+
+    def _probe_fresh_s(self) -> float:
+        t = self.timings
+        probe_s = t.vip_probe_count * t.vip_probe_interval_s
+        return PROBE_FRESH_PROBES * probe_s * (1.0 - t.max_drift) / (1.0 + t.max_drift)
 
     def _on_probe(self, now_s: float, gname: GroupName, answered: bool, out: _Out) -> None:
         g = self._groups.get(gname)
         if g is None or g.phase is not Phase.PROBING:
             return
         assert g.claim is not None
+        if not answered and now_s - g.probe_sent_s > self._probe_fresh_s():
+            # Late (a stall, a slow loop): the host that would have answered may have
+            # started since. A silence is only worth something fresh: probe again.
+            self._probe(now_s, g, out)
+            return
         if answered:
             if not g.split_brain_noticed:
                 out.notice(
@@ -327,6 +348,11 @@ class Node:
             case AdminKind.MAINTENANCE_OFF:
                 self._maintenance = False
         out.notice(NoticeKind.ADMIN, detail=kind.value)
+
+    def _on_stall(self) -> None:
+        """After a stall nothing learned before it is fresh: a pending probe answer is void."""
+        for g in self._groups.values():
+            g.probe_sent_s = float("-inf")
 
     def _adopt(self, now_s: float, groups: tuple[GroupName, ...], out: _Out) -> None:
         for gname in groups:
@@ -443,14 +469,14 @@ class Node:
                     out.notice(NoticeKind.LEASE_LOST, group=gname, detail="adopted, no lease")
                     self._stop(now_s, g, StopReason.LEASE_LOST, out)
                     self._to_idle(now_s, g, BACKOFF_LEASES)
-                elif g.adopted and g.claim.max_seen_epoch >= g.claim.epoch:
+                elif g.adopted and (g.claim.stale or g.claim.max_seen_epoch > g.claim.epoch):
                     self._begin_claim(now_s, g, out)  # our epoch is stale: ask again, higher
                 elif self._holding_valid(now_s, g, claiming=True):
                     if g.adopted:
                         self._start(now_s, g, out)
                     else:
                         g.phase, g.since_s = Phase.PROBING, now_s
-                        out.actions.append(ProbeVip(gname))
+                        self._probe(now_s, g, out)
                 elif not g.adopted and (
                     now_s - g.since_s > self.timings.lease_s
                     or target != self.name

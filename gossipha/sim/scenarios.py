@@ -50,6 +50,7 @@ class ScheduleResult:
     messages: int = 0
     bytes: int = 0
     sim_s: float = 0.0
+    orphans: int = 0  # overlaps inside documented limit L1 (Sim.orphaned), not violations
     trace: list[str] = field(default_factory=list)
 
 
@@ -135,18 +136,28 @@ def random_schedule(
             side = [n for n in names if rng.random() < 0.5] or [victim]
             other = [n for n in names if n not in side]
             sym = rng.random() < 0.7
-            sim.at(at, partial(sim.net.partition, side, other, symmetric=sym))
+            sim.fault(
+                at,
+                f"partition {side}|{other} sym={sym}",
+                partial(sim.net.partition, side, other, symmetric=sym),
+            )
         elif kind == "isolate":
             others = [n for n in names if n != victim]
             svc = not even
-            sim.at(at, partial(sim.net.partition, [victim], others, service=svc))
+            sim.fault(
+                at,
+                f"isolate {victim} service={svc}",
+                partial(sim.net.partition, [victim], others, service=svc),
+            )
         elif kind == "cut":
             a, b = rng.sample(names, 2) if len(names) > 1 else (victim, victim)
-            sim.at(at, partial(sim.net.cut.add, (a, b)))
+            sim.fault(at, f"cut {a}->{b}", partial(sim.net.cut.add, (a, b)))
         elif kind == "loss":
             p = PathOptions(loss=rng.uniform(0.2, 0.6), delay_s=0.001, jitter_s=t.keepalive_s)
-            sim.at(
-                at, partial(sim.net.paths.update, {(victim, o): p for o in names if o != victim})
+            sim.fault(
+                at,
+                f"loss {victim} {p.loss:.2f}",
+                partial(sim.net.paths.update, {(victim, o): p for o in names if o != victim}),
             )
         elif kind == "pause":
             d = rng.uniform(0.2, 3.0) * t.lease_s
@@ -158,13 +169,13 @@ def random_schedule(
             sim.at(at, partial(sim.crash_host, member))
             sim.at(at + rng.uniform(0.5, 4.0), partial(sim.restart, member))
         elif kind == "ping":
-            sim.at(at, partial(sim.set_ping, member, False))
+            sim.fault(at, f"ping lost {member}", partial(sim.set_ping, member, False))
         elif kind == "graceful":
             sim.at(at, partial(sim.graceful_stop, member))
             sim.at(at + rng.uniform(1.0, 4.0), partial(sim.restart, member))
         else:
             rate = 1 + rng.uniform(-t.max_drift, t.max_drift)
-            sim.at(at, partial(sim.set_rate, victim, rate))
+            sim.fault(at, f"rate {victim} {rate:.4f}", partial(sim.set_rate, victim, rate))
     sim.run_until(t_chaos + span + 4.0)
     # 3. heal: liveness within the bound.
     sim.heal()
@@ -179,6 +190,7 @@ def random_schedule(
         sim.stats.bytes,
     )
     result.sim_s = sim.now_s
+    result.orphans = sim.stats.orphan_overlaps
     if result.safety or result.liveness:
         result.trace = sim.trace[-60:]
     return result
