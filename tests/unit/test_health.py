@@ -177,7 +177,17 @@ async def test_command_check_timeout_kills_it(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 1.5
     assert not result.healthy and "timed out after 0.3s" in result.detail
     pid = int(pidfile.read_text())
-    assert not _alive(pid)
+    assert await _gone(pid)
+
+
+async def _gone(pid: int, within_s: float = 2.0) -> bool:
+    """True once `pid` has exited; SIGKILL delivery is asynchronous, so poll briefly."""
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -297,7 +307,7 @@ async def test_monitor_keeps_its_interval_and_runs_every_check(site: Site, tmp_p
         await task
     for name in ("page", "cmd"):
         mine = [r for r in results if r.check == name]
-        assert 4 <= len(mine) <= 7, (name, len(mine))
+        assert 3 <= len(mine) <= 7, (name, len(mine))
         assert all(r.healthy for r in mine), mine
 
 
@@ -316,7 +326,7 @@ async def test_monitor_cancel_kills_a_running_probe(tmp_path: Path) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not _alive(pid)
+    assert await _gone(pid)
 
 
 async def test_monitor_sink_error_reaches_the_caller() -> None:

@@ -20,8 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from gossipha.config.model import ServiceKind, ServiceResource, VipResource
+from gossipha.config.model import (
+    HealthCheck,
+    HealthCheckKind,
+    ServiceKind,
+    ServiceResource,
+    VipResource,
+)
 from gossipha.resources import services
+from gossipha.resources.health import run_check
 from gossipha.resources.services import (
     ServiceOutcome,
     start_group,
@@ -46,6 +53,16 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def gone(pid: int, within_s: float = 2.0) -> bool:
+    """True once `pid` has exited; SIGKILL delivery is asynchronous, so poll briefly."""
+    deadline = time.monotonic() + within_s
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def read_pid(path: Path) -> int:
@@ -172,11 +189,7 @@ async def test_lsb_start_status_stop_with_pid_file(tmp_path: Path, reap_pids: li
 
     stopped = await stop_service(res, epoch=1, group="web")
     assert stopped.ok, stopped.detail
-    for _ in range(50):
-        if not alive(pid):
-            break
-        await asyncio.sleep(0.02)
-    assert not alive(pid)
+    assert await gone(pid)
     assert (await status_service(res, epoch=1, group="web")).running is False
 
 
@@ -246,7 +259,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path, reap_pids: 
     assert "timed out after 0.5s" in out.detail
     assert "starting, slowly" in out.detail
     assert 0.5 <= elapsed < 2.0, elapsed
-    assert not alive(pid), "the script's background child must be killed with it"
+    assert await gone(pid), "the script's background child must be killed with it"
 
 
 async def test_cancelled_action_kills_its_process_group(tmp_path: Path) -> None:
@@ -262,7 +275,7 @@ async def test_cancelled_action_kills_its_process_group(tmp_path: Path) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not alive(pid)
+    assert await gone(pid)
 
 
 async def test_output_is_bounded_to_the_tail(tmp_path: Path) -> None:
@@ -485,11 +498,17 @@ async def test_real_nginx_ocf_agent_on_loopback(tmp_path: Path) -> None:
         assert started.ok, started.detail
         assert fetch(port) == "1111111111111master server\n"
         assert (await status_service(res, epoch=1, group="web")).running is True
+        check = HealthCheck(
+            "page", HealthCheckKind.HTTP, url=f"http://127.0.0.1:{port}/", expect_body="master"
+        )
+        assert (await run_check(check, group="web")).healthy
         stopped = await stop_service(res, epoch=1, group="web")
         assert stopped.ok, stopped.detail
         with pytest.raises(OSError):
             fetch(port)
         assert (await status_service(res, epoch=1, group="web")).running is False
+        down = await run_check(check, group="web")
+        assert not down.healthy, down.detail
         again = await stop_service(res, epoch=1, group="web")
         assert again.ok, again.detail
     finally:
