@@ -810,6 +810,7 @@ def run_scenario(
         time.sleep(0.3)
     except StepFailed as exc:
         result.error = str(exc)
+        settle(cluster, say)
     except Exception as exc:  # a lab command failed: report it, keep the run going
         result.error = f"{type(exc).__name__}: {exc}"
         say(f"  ERROR: {result.error}")
@@ -838,6 +839,17 @@ def run_scenario(
         + (f" ({result.error})" if result.error else "")
     )
     return result
+
+
+def settle(cluster: Cluster, say: Callable[[str], None]) -> None:
+    """After a failed step, keep watching until master serves again (bounded), so the
+    outage and the final holder recorded are the whole effect of the failure."""
+    cluster.heal()
+    try:
+        took = cluster.wait_serving("master", cluster.profile.failback_bound_s, "settling")
+        say(f"  settled: master serves again {took:.2f}s after the failed step")
+    except StepFailed as exc:
+        say(f"  not settled: {exc}")
 
 
 def judge(sc: Scenario, profile: Profile, result: Result) -> bool:
