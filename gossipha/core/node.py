@@ -30,6 +30,7 @@ from gossipha.core.membership import (
     LinkUp,
     MemberEvent,
     Membership,
+    MembershipSnapshot,
     PeerDead,
     PeerJoined,
     PeerRecovered,
@@ -195,6 +196,46 @@ class Node:
 
     def phase(self, group: GroupName) -> Phase:
         return self._groups[group].phase
+
+    # -- read-only accessors for the runtime's status and metrics (no state changes)
+
+    def membership_snapshot(self, now_s: float) -> MembershipSnapshot:
+        """Liveness figures of every peer and link at `now_s` (for /status and metrics)."""
+        return self._members.snapshot(now_s)
+
+    def holder(self, group: GroupName) -> NodeId | None:
+        """Who runs `group` as far as this node knows: itself, a live peer saying so, or None."""
+        if group in self.running():
+            return self.name
+        return self._other_holder(group)
+
+    def holder_epoch(self, group: GroupName) -> int:
+        """The lease epoch of `holder(group)` (ours, or as gossiped); 0 when no holder."""
+        if group in self.running():
+            return self.epoch(group)
+        other = self._other_holder(group)
+        return 0 if other is None else self._status_epoch(other, group)
+
+    def lease_remaining_s(self, group: GroupName, now_s: float) -> float | None:
+        """Seconds our promises for `group` still cover (majority or half); None unless we
+        run it."""
+        g = self._groups.get(group)
+        if g is None or g.claim is None or g.phase not in (Phase.RUNNING, Phase.STOPPING):
+            return None
+        until_s = max(g.claim.valid_until_s(), g.claim.half_until_s())
+        return max(0.0, until_s - now_s)
+
+    @property
+    def standby(self) -> bool:
+        return self._standby
+
+    @property
+    def maintenance(self) -> bool:
+        return self._maintenance
+
+    def unhealthy(self) -> frozenset[GroupName]:
+        """Groups this node declared itself unfit for (HealthResult healthy=False)."""
+        return frozenset(self._unhealthy)
 
     def step(self, now_s: float, event: Input) -> Output:
         assert now_s >= self._now_s - 1e-9, "now_s must not go backwards"
