@@ -91,6 +91,8 @@ def config_to_toml(config: Config) -> str:
     out.header("[auth]")
     out.key("keyfile", toml_value(_absolute(config.auth.path, base)))
     out.key("allow_unauthenticated", toml_value(config.auth.allow_unauthenticated))
+    if config.auth.mode is not None:
+        out.key("mode", toml_value(config.auth.mode))
     _nodes(out, config)
     for link in config.links:
         _link(out, config, link)

@@ -17,6 +17,8 @@ from typing import TypeAlias
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORT = 694
+# `[auth] mode` values, in roll-out order (gossipha.wire.keyring.AuthMode has the same values).
+AUTH_MODES = ("accept-unsigned", "sign-accept-both", "enforce")
 
 
 class LinkKind(enum.Enum):
@@ -149,6 +151,9 @@ class Auth:
     keys: tuple[AuthKey, ...]
     # `crc` (no authentication) is refused unless this is set explicitly.
     allow_unauthenticated: bool = False
+    # One of AUTH_MODES, set for a staged turn-on of authentication (docs/security.md);
+    # None: enforce (accept-unsigned when the active key is crc and that is allowed).
+    mode: str | None = None
 
     @property
     def active_key(self) -> AuthKey:

@@ -23,7 +23,9 @@ from gossipha.config.authkeys import active_line, parse_authkeys
 from gossipha.config.durations import parse_duration
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.model import (
+    AUTH_MODES,
     DEFAULT_PORT,
+    AuthMethod,
     Config,
     HealthCheck,
     HealthCheckKind,
@@ -361,7 +363,7 @@ _TIMING_DURATIONS = {
 _TIMING_FLOATS = ("phi_warn", "phi_dead", "max_drift")
 _TIMING_INTS = ("phi_window", "vip_probe_count")
 _TIMING_KEYS = (*_TIMING_DURATIONS, *_TIMING_FLOATS, *_TIMING_INTS)
-_AUTH_KEYS = ("keyfile", "allow_unauthenticated")
+_AUTH_KEYS = ("keyfile", "allow_unauthenticated", "mode")
 _NODE_KEYS = ("role", "voter", "addresses")
 _LINK_KEYS = ("name", "kind", "interface", "port", "peers", "group", "ttl", "loop")
 _PING_KEYS = ("name", "addresses", "interface")
@@ -953,6 +955,12 @@ def _observe(r: _Reader, data: object) -> Observe:
 # Entry point.
 
 
+def _auth_mode(r: _Reader) -> Callable[[Any, KeyPath], str]:
+    """`[auth] mode`: one step of the staged turn-on of authentication (docs/security.md)."""
+    modes = {m: m for m in AUTH_MODES}
+    return lambda value, where: r.choice(value, where, modes)
+
+
 def _key_lines(text: str) -> KeyLines:
     """Line numbers for `text`; if the scanner fails, errors just carry no line."""
     try:
@@ -1019,6 +1027,15 @@ def load_toml(
         keyfile, allow_unauthenticated=allow_unauthenticated or bool(allow)
     )
     r.locations["auth"] = (keyfile, active_line(keyfile))
+    mode = r.optional(auth_table, "mode", ("auth",), _auth_mode(r))
+    if mode is not None:
+        if mode != "accept-unsigned" and auth.active_key.method is AuthMethod.CRC:
+            r.fail(
+                ("auth", "mode"),
+                f"{mode!r} signs, but {keyfile}'s active key {auth.active} is crc; "
+                'expected "accept-unsigned" or a signing key in `auth N`',
+            )
+        auth = dataclasses.replace(auth, mode=mode)
     config = Config(
         source=path,
         cluster_name=r.string(cluster["name"], ("cluster", "name")),

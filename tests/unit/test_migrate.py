@@ -17,6 +17,7 @@ from gossipha.config.durations import parse_duration
 from gossipha.config.heartbeat import load_ha_d
 from gossipha.config.migrate import config_to_toml, toml_duration
 from gossipha.config.model import (
+    AUTH_MODES,
     Auth,
     AuthKey,
     AuthMethod,
@@ -92,11 +93,16 @@ def auths(draw: st.DrawFn) -> Auth:
         method = draw(st.sampled_from(AuthMethod))
         value = b"" if method is AuthMethod.CRC else draw(secret).encode()
         keys.append(AuthKey(key_id, method, value))
+    active = draw(st.sampled_from(ids))
+    crc_active = any(k.key_id == active and k.method is AuthMethod.CRC for k in keys)
+    # A mode that signs needs a signing active key (load_toml refuses it otherwise).
+    modes = ("accept-unsigned",) if crc_active else AUTH_MODES
     return Auth(
         path=Path("/placeholder"),  # replaced by the test with the file it writes
-        active=draw(st.sampled_from(ids)),
+        active=active,
         keys=tuple(keys),
         allow_unauthenticated=draw(st.booleans()),
+        mode=draw(st.none() | st.sampled_from(modes)),
     )
 
 
