@@ -17,6 +17,7 @@ from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
 from gossipha.lab.demo import demo
 from gossipha.observe.commands import register as register_observe
+from gossipha.runtime.commands import register as register_runtime
 from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
@@ -169,3 +170,4 @@ def agent(
 main.add_command(sim)
 main.add_command(demo)
 register_observe(main)
+register_runtime(main)

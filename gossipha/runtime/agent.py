@@ -31,12 +31,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, assert_never
 
+from prometheus_client import CollectorRegistry
+
 from gossipha.config.errors import ConfigError
 from gossipha.config.load import Loaded, load
 from gossipha.config.model import Config, ResourceGroup, ServiceResource, VipResource
 from gossipha.core.node import Node
 from gossipha.core.types import (
+    AdminCommand,
+    AdminKind,
     FoundRunning,
+    HealthResult,
+    Heartbeat,
     Input,
     LoopLag,
     Message,
@@ -58,15 +64,22 @@ from gossipha.core.types import (
     VipProbeResult,
     message_from_wire,
 )
+from gossipha.observe.admin import AdminError, AdminServer
+from gossipha.observe.api import ApiServer, make_app
+from gossipha.observe.metrics import Metrics
 from gossipha.resources import services, vip
+from gossipha.resources.health import CheckResult, GroupHealth, HealthDecision
 from gossipha.runtime import clock, logs
-from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent
+from gossipha.runtime.health_watch import checks_for, make_monitor
+from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent, PingReport
+from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
 from gossipha.runtime.links import LinkError, LinkSocket
 from gossipha.runtime.logs import kv
 from gossipha.runtime.notify import Notifier
+from gossipha.runtime.reload import default_pidfile, keyring_for, remove_pidfile, write_pidfile
 from gossipha.runtime.respawn import Respawner
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
-from gossipha.wire.keyring import Keyring, KeyringError
+from gossipha.wire.keyring import KeyringError
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
 from gossipha.wire.replay import next_incarnation
 
@@ -99,6 +112,16 @@ _WARN_NOTICES = frozenset(
 _ERROR_NOTICES = frozenset({NoticeKind.SPLIT_BRAIN_RISK})
 MCL_CURRENT = 1
 MCL_FUTURE = 2
+# After a group was given up for failing health checks and stopped here, this node stays
+# ineligible for it this long (it cannot prove itself healthy without running it), then
+# may hold it again (Pacemaker's failure-timeout).
+UNHEALTHY_HOLD_S = 60.0
+_ADMIN_DETAIL = {
+    AdminKind.STANDBY: "standby: groups here are handed over; this node stays ineligible",
+    AdminKind.TAKEOVER: "takeover: this node is now preferred for every group",
+    AdminKind.MAINTENANCE_ON: "maintenance on: nobody claims or hands over groups",
+    AdminKind.MAINTENANCE_OFF: "maintenance off",
+}
 
 
 class _Stop(Exception):
@@ -114,6 +137,11 @@ class AgentOptions:
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     reannounce_s: float = REANNOUNCE_S
     mlock: bool = True
+    # Observe overrides (None: the configuration's observe.listen_*/admin_socket).
+    listen: tuple[str, int] | None = None
+    admin_socket: Path | None = None
+    unhealthy_hold_s: float = UNHEALTHY_HOLD_S
+    pidfile: Path | None = None  # None: <state_dir>/gossipha.pid (read by `gossipha reload`)
 
 
 # ---------------------------------------------------------------------- framing
@@ -215,6 +243,12 @@ class _GroupRun:
     active: bool = False
     held: bool = False
     helpers: list[asyncio.Task[None]] = field(default_factory=list)
+    # Health: trackers while held, the monitor task, and a give-up waiting to expire.
+    health: GroupHealth | None = None
+    monitor: asyncio.Task[None] | None = None
+    given_up: bool = False
+    hold: asyncio.Task[None] | None = None
+    restarts: int = 0
 
 
 @dataclass(slots=True)
@@ -234,11 +268,22 @@ class Agent:
     """One node's runtime. `await run()` returns the exit status."""
 
     def __init__(
-        self, loaded: Loaded, options: AgentOptions, notifier: Notifier | None = None
+        self,
+        loaded: Loaded,
+        options: AgentOptions,
+        notifier: Notifier | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config: Config = loaded.config
         self.options = options
         self.notifier = notifier or Notifier()
+        # No registry: /metrics serves an empty one of our own (never a global default).
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.observe = ObserveGlue(self.config, metrics)
+        self.api_port: int | None = None
+        self.admin_path: Path | None = None
         self.counters = Counters()
         self.rejects = RejectCounter()
         self._reject_log = RejectLogLimiter(REJECT_LOG_INTERVAL_S)
@@ -265,7 +310,7 @@ class Agent:
     async def run(self) -> int:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
-        keyring = Keyring.from_auth(cfg.auth)
+        keyring = keyring_for(cfg.auth)
         for weakness in keyring.weaknesses():
             log.warning(kv("weak authentication", detail=weakness))
         if self.options.mlock:
@@ -294,7 +339,7 @@ class Agent:
             )
         )
         try:
-            async with asyncio.TaskGroup() as tg:
+            async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._open_links()
                 found = await self._found_running()
@@ -302,6 +347,8 @@ class Agent:
                     cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
                 )
                 self._install_signals(loop)  # Shutdown needs the core
+                await self._start_observe(stack, tg)
+                self._write_pidfile()  # only now: SIGHUP before the handler would kill us
                 if found:
                     log.warning(kv("found running", groups=",".join(found)))
                     for name in found:
@@ -341,8 +388,79 @@ class Agent:
             await r.stop()
         for ls in self._links.values():
             ls.close()
+        remove_pidfile(self._pidfile, os.getpid())
+        counts = {r.value: n for r, n in self.rejects.snapshot().items() if n}
+        if counts:
+            log.info(kv("rejected packets", **counts))
         self.notifier.stopping("stopped")
         log.info(kv("agent stopped", node=self.config.node_name, status=self._exit_status))
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.options.pidfile or default_pidfile(self.options.state_dir)
+
+    def _write_pidfile(self) -> None:
+        try:
+            write_pidfile(self._pidfile, os.getpid())
+        except OSError as exc:
+            log.warning(kv("pid file not written; use reload --pid", path=self._pidfile, error=exc))
+
+    # ------------------------------------------------------------------ observe
+
+    async def _start_observe(self, stack: contextlib.AsyncExitStack, tg: asyncio.TaskGroup) -> None:
+        """HTTP API, admin socket, hooks, Alertmanager. A part that cannot start is logged
+        and left out: observability never keeps the agent from running its groups."""
+        obs = self.config.observe
+        self._refresh_status()  # /status answers from the first request
+        host, port = self.options.listen or (obs.listen_address, obs.listen_port)
+        api = ApiServer(make_app(self.observe.status, self.registry), host, port)
+        try:
+            await stack.enter_async_context(api)
+            self.api_port = api.port
+        except OSError as exc:
+            log.error(kv("observe api not started", address=host, port=port, error=exc))
+        path = self.options.admin_socket or obs.admin_socket
+        admin = AdminServer(path, self._admin)
+        try:
+            await stack.enter_async_context(admin)
+            self.admin_path = path
+        except (AdminError, OSError) as exc:
+            log.error(kv("admin socket not started", path=path, error=exc))
+        tg.create_task(self._observe_loop(), name="observe")
+        if self.observe.hook_runner is not None:
+            tg.create_task(self.observe.hook_runner.run(), name="hooks")
+        if self.observe.am_client is not None:
+            tg.create_task(self.observe.am_client.run(), name="alertmanager")
+
+    async def _admin(self, kind: AdminKind) -> str:
+        """An admin socket command: one core step (atomic), answered at once."""
+        if self._node is None or self._closing:
+            raise RuntimeError("the agent is shutting down")
+        self._feed(AdminCommand(kind))
+        return _ADMIN_DETAIL[kind]
+
+    async def _observe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH_S)
+            self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        if self._node is None or self._loop is None:
+            return
+        try:
+            self.observe.refresh(self._node, self._loop.time(), time.time(), self.rejects)
+        except Exception:  # a bug in a gauge must not take the groups down with it
+            log.exception("status refresh failed")
+
+    def _epoch_of(self, group: str) -> int:
+        """The epoch a hook sees for `group`: ours if we claim it, else the holder's."""
+        if self._node is None:
+            return 0
+        try:
+            epoch = self._node.epoch(group)
+        except KeyError:  # a witness keeps no group state
+            epoch = 0
+        return epoch or self._node.holder_epoch(group)
 
     def stop(self, status: int = 0) -> None:
         """Leave now (after cleanup); for fatal errors and the forced shutdown."""
@@ -426,7 +544,7 @@ class Agent:
                 ),
                 RELOAD_TIMEOUT_S,
             )
-            keyring = Keyring.from_auth(loaded.config.auth)
+            keyring = keyring_for(loaded.config.auth)
         except ConfigError as exc:
             log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
             return
@@ -450,7 +568,9 @@ class Agent:
                 "reload: keys and logging applied; other changes (nodes, links, timings, "
                 "resources) need a restart"
             )
-        log.info(kv("reloaded", keys=len(keyring.keys), active=keyring.active))
+        log.info(
+            kv("reloaded", keys=len(keyring.keys), active=keyring.active, mode=keyring.mode.value)
+        )
 
     # ------------------------------------------------------------------ the core
 
@@ -474,6 +594,8 @@ class Agent:
         out = self._node.step(now_s, event)
         self.counters.steps += 1
         self._perform(out)
+        if out.notices or out.actions:
+            self.observe.on_output(out, self._epoch_of, time.time())
         wake_s = clock.next_wakeup_s(now_s, out.next_wakeup_s, self.config.timings.keepalive_s)
         self._stall.armed(now_s, wake_s)
         if wake_s != self._wakeup_s:
@@ -498,6 +620,7 @@ class Agent:
                 except TimeoutError:
                     pass
             late_s = clock.lag_s(loop.time(), target_s)
+            self.observe.on_lag(late_s)
             self._feed(LoopLag(late_s) if late_s >= clock.LAG_REPORT_S else Tick())
 
     def _perform(self, out: Output) -> None:
@@ -535,10 +658,10 @@ class Agent:
         assert self._encoder is not None
         body = frame(send)
         if send.link is not None:
-            targets = [self._links[send.link]] if send.link in self._links else []
+            targets = [(send.link, self._links[send.link])] if send.link in self._links else []
         else:
-            targets = list(self._links.values())
-        for ls in targets:
+            targets = list(self._links.items())
+        for link_name, ls in targets:
             # One packet per link (own sequence number): each copy is accepted, so the
             # receiver sees the message on every link and tracks each link's health.
             try:
@@ -552,6 +675,7 @@ class Agent:
             for address in ls.targets(send.to, self.config.nodes):
                 if ls.send(data, address):
                     self.counters.packets_out += 1
+                    self.observe.on_packet(link_name, "sent", len(data))
 
     def _on_datagram(self, link: str, data: bytes, addr: tuple[str, int]) -> None:
         if self._closing or self._decoder is None or self._loop is None:
@@ -562,6 +686,7 @@ class Agent:
             self._rejected(result, link, addr, now_s)
             return
         self.counters.packets_in += 1
+        self.observe.on_packet(link, "received", len(data))
         try:
             message = unframe(result.body, self.config.node_name)
         except ValueError as exc:
@@ -577,6 +702,8 @@ class Agent:
         if message is None:
             self.counters.not_for_us += 1
             return
+        if isinstance(message, Heartbeat):
+            self.observe.on_heartbeat(result.sender, link, now_s)
         self._feed(MessageReceived(link, result.sender, message))
 
     def _rejected(
@@ -663,6 +790,7 @@ class Agent:
         run.starting = False
         if ok:
             run.held = True
+            run.health = None  # a fresh start: fresh failure and restart counts
             self._start_helpers(run)
             log.info(kv("group started", group=g.name, epoch=epoch))
         else:
@@ -687,6 +815,7 @@ class Agent:
         """Helpers off, services in reverse, VIPs removed; every step tried, failures noted."""
         self._stop_helpers(run)
         run.held = False
+        self._hold_after_give_up(run)
         g = run.config
         failures: list[str] = []
         vips_gone = True
@@ -765,6 +894,7 @@ class Agent:
 
     def _start_helpers(self, run: _GroupRun) -> None:
         self._stop_helpers(run)
+        self._start_monitor(run)
         for v in run.config.vips:
             for coro, name in (
                 (self._reannounce(v), f"reannounce:{v.address}"),
@@ -775,9 +905,132 @@ class Agent:
                     run.helpers.append(task)
 
     def _stop_helpers(self, run: _GroupRun) -> None:
+        self._stop_monitor(run)
         for task in run.helpers:
             task.cancel()
         run.helpers.clear()
+
+    # -- health: checks (or service status) while held; restart, give up, recover
+
+    def _start_monitor(self, run: _GroupRun) -> None:
+        self._stop_monitor(run)
+        g = run.config
+        if run.health is None:
+            run.health = GroupHealth(g.name, checks_for(g))
+
+        def sink(result: CheckResult) -> None:
+            self._on_check(run, result)
+
+        monitor = make_monitor(g, sink, epoch=run.epoch, env=self._service_env(run.epoch, g.name))
+        if monitor is not None:
+            run.monitor = self._spawn(monitor.run(), f"health:{g.name}")
+
+    def _stop_monitor(self, run: _GroupRun) -> None:
+        if run.monitor is not None:
+            run.monitor.cancel()
+            run.monitor = None
+
+    def _on_check(self, run: _GroupRun, result: CheckResult) -> None:
+        """One probe result: count it, let the group's trackers decide, act on it."""
+        if self._closing or not run.held or run.health is None:
+            return
+        g = run.config.name
+        self.observe.on_health(g, result.healthy)
+        decision = run.health.record(result)
+        first = result.detail.splitlines()[0] if result.detail else ""
+        match decision:
+            case HealthDecision.HEALTHY | HealthDecision.RECOVERED:
+                if run.given_up:
+                    self._recovered(run, f"check {result.check} passes")
+            case HealthDecision.FAILING:
+                log.log(
+                    logging.DEBUG if run.given_up else logging.WARNING,
+                    kv("health check failed", group=g, check=result.check, detail=first),
+                )
+            case HealthDecision.RESTART:
+                log.error(
+                    kv(
+                        "health check failing; restarting the group's services here",
+                        group=g,
+                        check=result.check,
+                        detail=first,
+                    )
+                )
+                self._restart_group(run)
+            case HealthDecision.GIVE_UP:
+                log.error(
+                    kv(
+                        "health check still failing after restarts; giving the group up",
+                        group=g,
+                        check=result.check,
+                        detail=first,
+                    )
+                )
+                run.given_up = True
+                self._feed(HealthResult(g, healthy=False))
+            case _:
+                assert_never(decision)
+
+    def _recovered(self, run: _GroupRun, why: str) -> None:
+        run.given_up = False
+        if run.hold is not None:
+            run.hold.cancel()
+            run.hold = None
+        if run.health is not None:
+            run.health.reset()
+        log.warning(kv("group eligible here again", group=run.config.name, reason=why))
+        self._feed(HealthResult(run.config.name, healthy=True))
+
+    def _restart_group(self, run: _GroupRun) -> None:
+        """Restart the services in the group's action chain (after whatever runs now)."""
+        prev = run.task
+        run.task = self._spawn(self._do_restart(run, prev), f"restart:{run.config.name}")
+
+    async def _do_restart(self, run: _GroupRun, prev: asyncio.Task[None] | None) -> None:
+        if prev is not None:
+            await asyncio.wait([prev])
+        g = run.config
+        if not run.held or self._closing:
+            return
+        self._stop_monitor(run)
+        epoch = run.epoch
+        env = self._service_env(epoch, g.name)
+        svcs = [r for r in g.resources if isinstance(r, ServiceResource)]
+        run.starting = True  # a StopGroup now cancels the restart and stops everything
+        run.restarts += 1
+        ok, detail = True, ""
+        try:
+            for res in reversed(svcs):
+                outcome = await services.stop_service(res, epoch=epoch, group=g.name, env=env)
+                log.info(kv("service stop", group=g.name, service=res.name, ok=outcome.ok))
+            for res in svcs:
+                outcome = await services.start_service(res, epoch=epoch, group=g.name, env=env)
+                log.info(kv("service start", group=g.name, service=res.name, ok=outcome.ok))
+                if not outcome.ok:
+                    ok, detail = False, f"{res.name}: {outcome.detail}"
+                    break
+        except Exception as exc:  # a bug in an adapter must not take the loop down
+            log.exception(kv("restart error", group=g.name))
+            ok, detail = False, str(exc)
+        run.starting = False
+        if ok:
+            log.warning(kv("group restarted", group=g.name, epoch=epoch, restarts=run.restarts))
+            self._start_monitor(run)
+        else:
+            # A start that fails is a failed start, whenever it happens: the core stops
+            # the group and lets another node have it.
+            log.error(kv("group restart failed", group=g.name, epoch=epoch, detail=detail))
+            self._feed(ResourceResult(g.name, ResourceAction.START, False, f"restart: {detail}"))
+
+    def _hold_after_give_up(self, run: _GroupRun) -> None:
+        if run.given_up and (run.hold is None or run.hold.done()):
+            run.hold = self._spawn(self._unhealthy_hold(run), f"unhealthy:{run.config.name}")
+
+    async def _unhealthy_hold(self, run: _GroupRun) -> None:
+        await asyncio.sleep(self.options.unhealthy_hold_s)
+        run.hold = None
+        if run.given_up and not run.held:
+            self._recovered(run, f"given up {self.options.unhealthy_hold_s:g}s ago")
 
     async def _reannounce(self, v: VipResource) -> None:
         while True:
@@ -827,9 +1080,18 @@ class Agent:
     async def _ping(self) -> None:
         t = self.config.timings
 
+        groups_of: dict[str, list[str]] = {}
+        for pg in self.config.ping_groups:
+            for address in pg.addresses:
+                groups_of.setdefault(str(address), []).append(pg.name)
+
         def sink(event: PingEvent) -> None:
             if isinstance(event, GroupReport):
+                self.observe.on_ping(event.group, event.reachable)
                 self._feed(PingResult(event.group, event.reachable))
+            elif isinstance(event, PingReport) and event.reachable:
+                for name in groups_of.get(str(event.address), ()):
+                    self.observe.on_ping(name, True, event.rtt_s)
 
         pinger = Pinger(
             self.config.ping_groups,
@@ -843,6 +1105,7 @@ class Agent:
             # Unable to ping is unable to prove we are not the isolated node: say so.
             log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
             for pg in self.config.ping_groups:
+                self.observe.on_ping(pg.name, False)
                 self._feed(PingResult(pg.name, False))
 
     async def _housekeeping(self) -> None:
