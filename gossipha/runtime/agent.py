@@ -72,10 +72,10 @@ from gossipha.resources.health import CheckResult, GroupHealth, HealthDecision
 from gossipha.runtime import clock, logs
 from gossipha.runtime.health_watch import checks_for, make_monitor
 from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent, PingReport
-from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
 from gossipha.runtime.links import LinkError, LinkSocket
 from gossipha.runtime.logs import kv
 from gossipha.runtime.notify import Notifier
+from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
 from gossipha.runtime.reload import default_pidfile, keyring_for, remove_pidfile, write_pidfile
 from gossipha.runtime.respawn import Respawner
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
