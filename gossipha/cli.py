@@ -54,6 +54,19 @@ _allow_unauth = click.option(
 )
 
 
+def _parse_listen(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[str, int] | None:
+    """HOST:PORT (IPv6 as [ADDR]:PORT) for --listen."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gossipha")
 def main() -> None:
@@ -142,6 +155,17 @@ def keygen(output: Path) -> None:
     help="Seconds a graceful stop may take before resources are stopped anyway.",
 )
 @click.option("--no-mlock", is_flag=True, help="Do not lock the agent's memory (mlockall).")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    callback=_parse_listen,
+    help="Serve /metrics, /status, /healthz here instead of observe.listen_address:listen_port.",
+)
+@click.option(
+    "--admin-socket",
+    type=click.Path(path_type=Path),
+    help="Admin socket for standby/takeover/maintenance instead of observe.admin_socket.",
+)
 def agent(
     config_path: Path,
     node_name: str | None,
@@ -149,11 +173,16 @@ def agent(
     state_dir: Path,
     shutdown_timeout_s: float,
     no_mlock: bool,
+    listen: tuple[str, int] | None,
+    admin_socket: Path | None,
 ) -> None:
     """Run the cluster agent on this node until SIGTERM (SIGHUP reloads keys and logging)."""
     import asyncio
 
+    from prometheus_client import CollectorRegistry
+
     from gossipha.runtime.agent import AgentOptions, run_agent
+    from gossipha.runtime.observe_glue import metrics_for
 
     loaded = _load(config_path, node_name, allow_unauthenticated)
     options = AgentOptions(
@@ -163,8 +192,13 @@ def agent(
         state_dir=state_dir,
         shutdown_timeout_s=shutdown_timeout_s,
         mlock=not no_mlock,
+        listen=listen,
+        admin_socket=admin_socket,
     )
-    sys.exit(asyncio.run(run_agent(loaded, options)))
+    # The one registry of this process (no global default): built here, passed down.
+    registry = CollectorRegistry()
+    metrics = metrics_for(loaded.config, registry)
+    sys.exit(asyncio.run(run_agent(loaded, options, registry=registry, metrics=metrics)))
 
 
 main.add_command(sim)

@@ -1135,11 +1135,17 @@ def state_dir_from_env(default: Path = DEFAULT_STATE_DIR) -> Path:
     return Path(value) if value else default
 
 
-async def run_agent(loaded: Loaded, options: AgentOptions) -> int:
+async def run_agent(
+    loaded: Loaded,
+    options: AgentOptions,
+    *,
+    registry: CollectorRegistry | None = None,
+    metrics: Metrics | None = None,
+) -> int:
     """Entry point for the CLI: logs configured, agent run, logs closed."""
     for problem in logs.configure(loaded.config.logging):
         log.warning(problem)
-    agent = Agent(loaded, options)
+    agent = Agent(loaded, options, registry=registry, metrics=metrics)
     status = 1
     try:
         status = await agent.run()
