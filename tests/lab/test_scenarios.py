@@ -26,7 +26,30 @@ ORDER = (
 )
 
 
-@pytest.mark.parametrize("name", ORDER)
+# Known agent bugs, seen with the agent of 917a687 (the demo still reports these as FAILED):
+# when eth1 comes back on both nodes, both regain the ping node within a few ms; the master
+# briefly sees the slave with the ping node and itself without, stops the group
+# (reason=handover) and, the slave not taking it, takes it back: a needless outage of
+# about 1.8 s. Timing-dependent: the single-link run hits it about one time in three.
+_RELINK_BUG = (
+    "agent bug: when eth1 and the ping node come back on both nodes, the master stops the "
+    "group (reason=handover) for a transient ping advantage of the slave (~1.8 s outage)"
+)
+KNOWN_BUGS = {"link-cut": _RELINK_BUG, "link-cut-redundant": _RELINK_BUG}
+
+
+class ScenarioFailed(AssertionError):
+    """A scenario failed without two VIP holders (a safety failure is never an xfail)."""
+
+
+def _known_bug(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(reason=reason, raises=ScenarioFailed, strict=False)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=_known_bug(KNOWN_BUGS[n])) if n in KNOWN_BUGS else n for n in ORDER],
+)
 def test_scenario(fast_cluster: Cluster, name: str) -> None:
     sc = scenario(name)
     if sc.pending is not None:
@@ -35,5 +58,6 @@ def test_scenario(fast_cluster: Cluster, name: str) -> None:
     report = json.dumps(result.as_json(), indent=1)
     logs = "\n".join(f"--- {n} agent log\n{fast_cluster.log_tail(n, 40)}" for n in NODES)
     assert result.dual_holder_instants == 0, report + "\n" + logs
-    assert result.passed, report + "\n" + logs
+    if not result.passed:
+        raise ScenarioFailed(report + "\n" + logs)
     print(f"{name}: outage {result.outage_s:.3f}s, {result.holder_before} -> {result.holder_after}")
