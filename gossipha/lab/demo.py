@@ -76,7 +76,7 @@ def demo(fast: bool, names: tuple[str, ...], list_only: bool, as_json: bool, kee
         click.echo(f"gossipha demo: error: {why}", err=True)
         sys.exit(EXIT_UNUSABLE)
 
-    from gossipha.lab.topology import Lab, sweep_stale
+    from gossipha.lab.topology import Lab, LabError, sweep_stale
 
     profile = FAST if fast else TUTORIAL
 
@@ -91,9 +91,13 @@ def demo(fast: bool, names: tuple[str, ...], list_only: bool, as_json: bool, kee
     )
     sweep_stale()
     lab = Lab(keep_workdir=keep)
-    with lab:
-        say(f"lab built: namespaces {lab.prefix}*, work directory {lab.workdir}")
-        results = run_all(lab, profile, chosen, say=say, live=True)
+    try:
+        with lab:
+            say(f"lab built: namespaces {lab.prefix}*, work directory {lab.workdir}")
+            results = run_all(lab, profile, chosen, say=say, live=True)
+    except LabError as exc:
+        click.echo(f"gossipha demo: error: {exc}", err=True)
+        sys.exit(EXIT_UNUSABLE)
     say("")
     say(f"{'scenario':20} {'result':8} {'outage':>8} {'dual':>5}  holder before -> after")
     for r in results:
