@@ -249,7 +249,7 @@ def _agent_for_health(tmp_path: Path) -> tuple[Agent, _Fed]:
         registry=CollectorRegistry(),
     )
     fed = _Fed()
-    agent._feed = fed.inputs.append  # type: ignore[method-assign]
+    agent._feed = fed.inputs.append  # type: ignore[method-assign,assignment]
 
     def restart(run: Any) -> None:
         fed.restarts += 1
