@@ -237,6 +237,18 @@ class Node:
         """Groups this node declared itself unfit for (HealthResult healthy=False)."""
         return frozenset(self._unhealthy)
 
+    def target(self, group: GroupName) -> NodeId | None:
+        """Who should run `group` by this node's current view (placement.choose)."""
+        g = self._groups[group]
+        mine = g.phase in (Phase.RUNNING, Phase.STOPPING)
+        holder = self.name if mine else self._other_holder(group)
+        return choose(self._view(), g.config, holder, self._now_s, g.eligible_since_s)
+
+    def majority_until_s(self, group: GroupName) -> float:
+        """Until when (local clock) a majority of voters promise us `group`; -inf if not."""
+        claim = self._groups[group].claim
+        return float("-inf") if claim is None else claim.valid_until_s()
+
     def step(self, now_s: float, event: Input) -> Output:
         assert now_s >= self._now_s - 1e-9, "now_s must not go backwards"
         self._now_s = now_s = max(now_s, self._now_s)
@@ -660,7 +672,7 @@ class Node:
 
     # ------------------------------------------------------------------ status, heartbeats
 
-    def _make_status(self) -> NodeStatus:
+    def _make_status(self, version: int | None = None) -> NodeStatus:
         holding = tuple(
             Held(n, g.claim.epoch)
             for n, g in sorted(getattr(self, "_groups", {}).items())
@@ -669,7 +681,7 @@ class Node:
         return NodeStatus(
             name=self.name,
             incarnation=self._incarnation,
-            version=self._version,
+            version=self._version if version is None else version,
             ping_count=self._ping_count(),
             standby=self._standby or self._shutting_down or self.role is NodeRole.WITNESS,
             maintenance=self._maintenance,
@@ -679,8 +691,8 @@ class Node:
         )
 
     def _refresh_status(self) -> None:
-        fresh = self._make_status()
-        if replace(fresh, version=self._status.version) != self._status:
+        fresh = self._make_status(self._status.version)
+        if fresh != self._status:
             self._version += 1
             self._status = replace(fresh, version=self._version)
             self._statuses[self.name] = self._status

@@ -377,6 +377,32 @@ class Sim:
     def holders(self, group: str) -> list[str]:
         return [h.name for h in self.hosts.values() if group in h.up]
 
+    def settled(self) -> bool:
+        """Every group runs on exactly one host, whose agent holds a majority lease, and no
+        agent is trying to acquire or stop it: nothing left to happen without a new fault."""
+        for g in self.config.groups:
+            hs = self.holders(g.name)
+            if len(hs) != 1:
+                return False
+            h = self.hosts[hs[0]]
+            if h.node is None or h.paused_until_s is not None:
+                return False
+            if h.node.phase(g.name) is not Phase.RUNNING:
+                return False
+            if h.node.majority_until_s(g.name) <= h.clock.local(self.now_s):
+                return False
+            if h.node.target(g.name) != h.name:
+                return False  # a handover (failback, takeover) is still to come
+            for other in self.hosts.values():
+                if other is h or other.node is None or not other.node.config.members:
+                    continue
+                if (
+                    other.node.role is NodeRole.MEMBER
+                    and other.node.phase(g.name) is not Phase.IDLE
+                ):
+                    return False
+        return all(h.node is not None and h.paused_until_s is None for h in self.hosts.values())
+
     def check_liveness(self, label: str = "") -> None:
         for g in self.config.groups:
             hs = self.holders(g.name)

@@ -67,7 +67,13 @@ def crash_and_measure(
     sim.crash_host(victim)
     n_starts = len(sim.stats.starts)
     peers = {n for n, h in sim.hosts.items() if n != victim and h.node is not None}
-    sim.run_until(t0 + horizon_s)
+    # Until every live peer knows and the group runs elsewhere (or the horizon ends).
+    while sim.now_s < t0 + horizon_s:
+        sim.run_until(min(t0 + horizon_s, sim.now_s + 0.1))
+        knew = {by for t, by, p in sim.stats.dead_notices if p == victim and t >= t0}
+        moved = any(g == group for _, _, g, _ in sim.stats.starts[n_starts:])
+        if moved and knew >= peers:
+            break
     dead = [(t, by) for t, by, p in sim.stats.dead_notices if p == victim and t >= t0]
     first = dead[0][0] - t0 if dead else None
     knowers: dict[str, float] = {}
@@ -77,6 +83,24 @@ def crash_and_measure(
     starts = [t for t, _, g, _ in sim.stats.starts[n_starts:] if g == group]
     failover = starts[0] - t0 if starts else None
     return first, all_know, failover
+
+
+def run_until_settled(sim: Sim, deadline_s: float) -> None:
+    """Run to `deadline_s`, or stop early once the cluster has been settled (Sim.settled)
+    for two leases and a failback delay (an auto_failback may be pending): no fault is
+    left, so nothing would change after that."""
+    t = sim.config.timings
+    lease_s = t.lease_s
+    quiet_s = 2 * lease_s + t.failback_delay_s
+    since: float | None = None
+    while sim.now_s < deadline_s:
+        sim.run_until(min(deadline_s, sim.now_s + lease_s / 4))
+        if not sim.settled():
+            since = None
+        elif since is None:
+            since = sim.now_s
+        elif sim.now_s - since >= quiet_s:
+            return
 
 
 def random_schedule(
@@ -180,7 +204,7 @@ def random_schedule(
     # 3. heal: liveness within the bound.
     sim.heal()
     sim.net.default = PathOptions(loss=loss, delay_s=0.0005, jitter_s=jitter_s)
-    sim.run_until(sim.now_s + liveness_bound_s(config))
+    run_until_settled(sim, sim.now_s + liveness_bound_s(config))
     sim.check_liveness("after heal:")
     result.safety = [f"{v.at_s:.3f} {v.detail}" for v in sim.violations if v.kind == "safety"]
     result.liveness = [f"{v.at_s:.3f} {v.detail}" for v in sim.violations if v.kind == "liveness"]

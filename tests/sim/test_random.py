@@ -15,42 +15,59 @@ from gossipha.sim.scenarios import random_schedule
 # Faster start-up than the native defaults so 2,000 schedules fit in CI; the lease, the
 # detector and the probe keep their native values.
 CI_TIMINGS = replace(native_timings(), initdead_s=1.5, failback_delay_s=2.0)
-# (members, witnesses, first seed, count): 2,000 schedules, two processes, ~1.5 min.
-BATCHES = [(2, 0, 0, 500), (3, 0, 500, 300), (2, 0, 800, 500), (2, 1, 1300, 400), (3, 0, 1700, 300)]
+# (members, witnesses, share of the schedules): weighted to the pairs the tutorial is about,
+# with real majorities (a witness, three nodes) and some five-node clusters.
+MIX = [(2, 0, 0.45), (2, 1, 0.20), (3, 0, 0.25), (5, 0, 0.10)]
+# GOSSIPHA_SIM_SCHEDULES=20000 (and GOSSIPHA_SIM_SEED=first seed) for a long run.
+SCHEDULES = int(os.environ.get("GOSSIPHA_SIM_SCHEDULES", "2000"))
+FIRST_SEED = int(os.environ.get("GOSSIPHA_SIM_SEED", "0"))
+WORKERS = int(os.environ.get("GOSSIPHA_SIM_WORKERS", "2"))
+CHUNK = 50
 
 
-def _batch(args: tuple[int, int, int, int]) -> tuple[list[str], list[str]]:
+def _chunks() -> list[tuple[int, int, int, int]]:
+    """(members, witnesses, first seed, count) chunks; each kind gets its own seed range."""
+    out = []
+    seed = FIRST_SEED
+    for members, witnesses, share in MIX:
+        total = round(SCHEDULES * share)
+        for first in range(seed, seed + total, CHUNK):
+            out.append((members, witnesses, first, min(CHUNK, seed + total - first)))
+        seed += total
+    # Biggest clusters first so the two workers finish together.
+    return sorted(out, key=lambda c: -c[0])
+
+
+def _batch(args: tuple[int, int, int, int]) -> tuple[list[str], list[str], int]:
     members, witnesses, first, count = args
     config = make_config(members, witnesses=witnesses, timings=CI_TIMINGS)
-    unsafe, stuck = [], []
+    unsafe, stuck, orphans = [], [], 0
     for seed in range(first, first + count):
         r = random_schedule(config, seed, loss=0.05, jitter_s=0.02)
-        what = f"members={members} witnesses={witnesses} seed={seed}: {r.safety + r.liveness}"
+        orphans += r.orphans
+        what = (
+            f"members={members} witnesses={witnesses} seed={seed}: {r.safety + r.liveness}\n"
+            f"  replay: random_schedule(make_config({members}, witnesses={witnesses}, "
+            f"timings=CI_TIMINGS), {seed}, loss=0.05, jitter_s=0.02)"
+        )
         if r.safety:
             unsafe.append(what + "\n" + "\n".join(r.trace[-30:]))
         elif r.liveness:
-            stuck.append(what)
-    return unsafe, stuck
+            stuck.append(what + "\n" + "\n".join(r.trace[-15:]))
+    return unsafe, stuck, orphans
 
 
-@pytest.mark.skipif(
-    not os.environ.get("GOSSIPHA_SIM_LONG"), reason="4 min on 2 cores; set GOSSIPHA_SIM_LONG=1"
-)
-@pytest.mark.xfail(
-    reason="known open bugs found by this test (see report): a VipProbeResult delivered late "
-    "after a pause is trusted; kill -9 of a holder cut off on the service network",
-    strict=False,
-)
-def test_two_thousand_random_schedules_are_safe_and_live() -> None:
-    assert sum(b[3] for b in BATCHES) == 2000
-    with ProcessPoolExecutor(2) as pool:
-        results = list(pool.map(_batch, BATCHES))
+def test_random_schedules_are_safe_and_live() -> None:
+    """2,000 seeded schedules (about a minute on two cores): never two holders at once
+    (outside documented limit L1), and one holder within liveness_bound_s after heal."""
+    chunks = _chunks()
+    assert sum(c[3] for c in chunks) == SCHEDULES
+    with ProcessPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(_batch, chunks))
     unsafe = [u for res in results for u in res[0]]
     stuck = [s for res in results for s in res[1]]
-    assert not unsafe, "\n\n".join(unsafe[:3])
-    # Known weakness (docs/design.md): about 1 schedule in 200 of two nodes after an
-    # asymmetric partition has a failover still in progress when the bound is checked.
-    assert len(stuck) <= 10, "\n".join(stuck)
+    assert not unsafe, f"{len(unsafe)} unsafe schedules; first ones:\n" + "\n\n".join(unsafe[:3])
+    assert not stuck, f"{len(stuck)} schedules without a holder in time:\n" + "\n\n".join(stuck[:5])
 
 
 def _broken_holder_span(lease_s: float, max_drift: float) -> float:
