@@ -412,13 +412,8 @@ def main() -> int:
 
 
 def _progress(entry: dict[str, Any]) -> None:
-    print(
-        f"sim_scale: {entry['layer']} N={entry['nodes']} "
-        f"msgs/node/s={entry.get('msgs_per_node_s')} detect={entry['detect_s']} "
-        f"all_know={entry['all_know_s']} wall={entry['wall_s']}s",
-        file=sys.stderr,
-        flush=True,
-    )
+    """Each size's entry as one JSON line on stderr, so an interrupted run keeps its results."""
+    print(f"sim_scale: {json.dumps(entry)}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
