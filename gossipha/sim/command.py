@@ -51,6 +51,7 @@ def run(
         "jitter_s": jitter_s,
         "safety_violations": sum(len(r.safety) for r in results),
         "liveness_violations": sum(len(r.liveness) for r in results),
+        "orphan_overlaps": sum(r.orphans for r in results),
         "first_violation_seed": None if first_bad is None else first_bad.seed,
         "detect_s": percentiles([r.detect_s for r in results if r.detect_s is not None]),
         "detect_all_s": percentiles(
