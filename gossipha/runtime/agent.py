@@ -794,7 +794,12 @@ class Agent:
             self._start_helpers(run)
             log.info(kv("group started", group=g.name, epoch=epoch))
         else:
+            # Start failure is fatal here (Pacemaker's start-failure-is-fatal): this node is
+            # ineligible until UNHEALTHY_HOLD_S after the stop, so a peer takes the group
+            # instead of this node reclaiming it after every start-failure backoff.
             log.error(kv("group start failed", group=g.name, epoch=epoch, detail=detail))
+            run.given_up = True
+            self._feed(HealthResult(g.name, healthy=False))
         self._feed(ResourceResult(g.name, ResourceAction.START, ok, detail))
 
     async def _do_stop(
@@ -924,6 +929,13 @@ class Agent:
         monitor = make_monitor(g, sink, epoch=run.epoch, env=self._service_env(run.epoch, g.name))
         if monitor is not None:
             run.monitor = self._spawn(monitor.run(), f"health:{g.name}")
+            log.info(
+                kv(
+                    "health monitor started",
+                    group=g.name,
+                    checks=",".join(run.health.trackers),
+                )
+            )
 
     def _stop_monitor(self, run: _GroupRun) -> None:
         if run.monitor is not None:
@@ -1017,9 +1029,12 @@ class Agent:
             log.warning(kv("group restarted", group=g.name, epoch=epoch, restarts=run.restarts))
             self._start_monitor(run)
         else:
-            # A start that fails is a failed start, whenever it happens: the core stops
-            # the group and lets another node have it.
-            log.error(kv("group restart failed", group=g.name, epoch=epoch, detail=detail))
+            # It cannot run here: give it up at once (ineligible, so a peer takes it rather
+            # than this node claiming it again after its start-failure backoff), and report
+            # the failed start (alert, metrics).
+            log.error(kv("group restart failed; giving it up", group=g.name, detail=detail))
+            run.given_up = True
+            self._feed(HealthResult(g.name, healthy=False))
             self._feed(ResourceResult(g.name, ResourceAction.START, False, f"restart: {detail}"))
 
     def _hold_after_give_up(self, run: _GroupRun) -> None:

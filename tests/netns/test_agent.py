@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,13 @@ class _Agents:
         self.root = root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
+        self.ha_d: dict[str, Path] = {}
+        self.nginx_root: dict[str, Path] = {}
 
-    def start(self, node: str) -> subprocess.Popen[bytes]:
-        ha_d, _nginx = write_ha_d(node, self.root, FAST)
+    def start(self, node: str, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """`gossipha agent` in `node` with the FAST profile; `extra` agent options appended."""
+        ha_d, nginx_root = write_ha_d(node, self.root, FAST)
+        self.ha_d[node], self.nginx_root[node] = ha_d, nginx_root
         env = child_env()
         env["GOSSIPHA_STATE_DIR"] = str(self.root / node / "state")
         self.logs[node] = self.root / node / "agent.log"
@@ -69,6 +73,9 @@ class _Agents:
                     str(ha_d),
                     "--node-name",
                     HOSTNAMES[node],
+                    "--admin-socket",
+                    str(self.admin_socket(node)),
+                    *extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -76,6 +83,10 @@ class _Agents:
             )
         self.procs[node] = proc
         return proc
+
+    def admin_socket(self, node: str) -> Path:
+        """Per node: both agents share the host's filesystem (not /run/gossipha)."""
+        return self.root / node / "admin.sock"
 
     def log(self, node: str) -> str:
         try:
