@@ -2,14 +2,16 @@
 
     python bench/soak.py --schedules 100000 --workers 2 --json     # from the repository root
     python bench/soak.py --schedules 20000 --time-limit 3000       # stop early, report so far
-    python bench/soak.py --replay 1234                             # one seed, with its trace
+    python bench/soak.py --replay 1234 --members 2 --witnesses 1   # one seed, with its trace
 
 The schedules are exactly those of tests/sim/test_random.py: `random_schedule` from
-gossipha.sim.scenarios with loss 5 %, jitter 20 ms, the test's CI timings, and its mix of
-clusters. Seed s runs the test's batch for `s % 2000` (2 members for 1,000 of every 2,000
-seeds, 3 members for 600, 2 members + 1 witness for 400), so seeds 0..1999 replay the test
-one for one and later seeds continue the same mix. Exit status 1 when any safety or
-liveness violation was found; the first seeds of each kind are listed for replay.
+gossipha.sim.scenarios with loss 5 %, jitter 20 ms, the test's CI timings and its MIX of
+clusters, each kind on its own contiguous seed range. `--schedules S --start F` runs the
+same schedules as `GOSSIPHA_SIM_SCHEDULES=S GOSSIPHA_SIM_SEED=F pytest tests/sim/test_random.py`
+(2,000 from seed 0 is the normal suite). Overlaps inside the documented limit L1 (orphan
+VIPs) are counted apart, as the test does. Violations are printed to stderr as found;
+SIGTERM or SIGINT (or --time-limit) stops after the running chunks and still reports.
+Exit status 1 when any safety or liveness violation was found.
 Results go to docs/benchmarks.md "## Simulator".
 """
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -31,22 +34,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gossipha.sim.harness import make_config
 from gossipha.sim.scenarios import percentiles, random_schedule
-from tests.sim.test_random import BATCHES, CI_TIMINGS
+from tests.sim.test_random import CI_TIMINGS, MIX
 
 LOSS = 0.05
 JITTER_S = 0.02
-PERIOD = sum(b[3] for b in BATCHES)  # 2,000
-CHUNK = 50  # schedules per task: small enough that a time limit stops promptly
+CHUNK = 10  # schedules per task (the test uses 50; seeds do not depend on it): prompt stops
 FIRST_SEEDS = 20  # how many violating seeds of each kind to keep
 
 
-def cluster_of(seed: int) -> tuple[int, int]:
-    """(members, witnesses) that tests/sim/test_random.py uses for `seed` (mod 2,000)."""
-    offset = seed % PERIOD
-    for members, witnesses, first, count in BATCHES:
-        if first <= offset < first + count:
-            return members, witnesses
-    raise AssertionError(f"BATCHES do not cover offset {offset}")
+def chunks(schedules: int, start: int) -> list[tuple[int, int, int, int]]:
+    """(members, witnesses, first seed, count), as tests/sim/test_random.py `_chunks`."""
+    out = []
+    seed = start
+    for members, witnesses, share in MIX:
+        total = round(schedules * share)
+        for first in range(seed, seed + total, CHUNK):
+            out.append((members, witnesses, first, min(CHUNK, seed + total - first)))
+        seed += total
+    return sorted(out, key=lambda c: -c[0])
 
 
 @dataclass(slots=True)
@@ -58,6 +63,7 @@ class Tally:
     liveness_schedules: int = 0
     safety_violations: int = 0
     liveness_violations: int = 0
+    orphans: int = 0
     safety_seeds: list[str] = field(default_factory=list)
     liveness_seeds: list[str] = field(default_factory=list)
     steps: int = 0
@@ -71,6 +77,7 @@ class Tally:
         self.liveness_schedules += other.liveness_schedules
         self.safety_violations += other.safety_violations
         self.liveness_violations += other.liveness_violations
+        self.orphans += other.orphans
         self.safety_seeds.extend(other.safety_seeds)
         self.liveness_seeds.extend(other.liveness_seeds)
         self.steps += other.steps
@@ -79,23 +86,20 @@ class Tally:
         self.failover_s.extend(other.failover_s)
 
 
-def label(seed: int) -> str:
-    members, witnesses = cluster_of(seed)
+def label(members: int, witnesses: int, seed: int) -> str:
     return f"seed={seed} members={members} witnesses={witnesses}"
 
 
-def run_chunk(first: int, count: int) -> Tally:
-    """Run seeds first..first+count-1 in this (worker) process."""
+def run_chunk(members: int, witnesses: int, first: int, count: int) -> Tally:
+    """Run seeds first..first+count-1 of one cluster kind in this (worker) process."""
     tally = Tally()
-    configs: dict[tuple[int, int], Any] = {}
+    config = make_config(members, witnesses=witnesses, timings=CI_TIMINGS)
     for seed in range(first, first + count):
-        key = cluster_of(seed)
-        if key not in configs:
-            configs[key] = make_config(key[0], witnesses=key[1], timings=CI_TIMINGS)
-        r = random_schedule(configs[key], seed, loss=LOSS, jitter_s=JITTER_S)
+        r = random_schedule(config, seed, loss=LOSS, jitter_s=JITTER_S)
         tally.schedules += 1
         tally.steps += r.steps
         tally.sim_s += r.sim_s
+        tally.orphans += getattr(r, "orphans", 0)
         if r.detect_s is not None:
             tally.detect_s.append(r.detect_s)
         if r.failover_s is not None:
@@ -103,11 +107,11 @@ def run_chunk(first: int, count: int) -> Tally:
         if r.safety:
             tally.safety_schedules += 1
             tally.safety_violations += len(r.safety)
-            tally.safety_seeds.append(f"{label(seed)}: {r.safety[0]}")
+            tally.safety_seeds.append(f"{label(members, witnesses, seed)}: {r.safety[0]}")
         elif r.liveness:
             tally.liveness_schedules += 1
             tally.liveness_violations += len(r.liveness)
-            tally.liveness_seeds.append(f"{label(seed)}: {r.liveness[0]}")
+            tally.liveness_seeds.append(f"{label(members, witnesses, seed)}: {r.liveness[0]}")
     return tally
 
 
@@ -138,40 +142,55 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
     commit = git_state()  # read before the run: the workers fork with this code loaded
     started = time.perf_counter()
     total = Tally()
-    chunks = [
-        (s, min(CHUNK, start + schedules - s)) for s in range(start, start + schedules, CHUNK)
-    ]
+    stop = {"signal": None}
+
+    def on_signal(signum: int, frame: object) -> None:
+        del frame
+        stop["signal"] = signal.Signals(signum).name
+
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     pending: set[Future[Tally]] = set()
     stopped_early = False
     last_report = started
-    with ProcessPoolExecutor(workers) as pool:
-        queue = iter(chunks)
-        for _ in range(2 * workers):
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.add(pool.submit(run_chunk, *nxt))
-        while pending:
-            done, pending = wait(pending, timeout=30, return_when=FIRST_COMPLETED)
-            for fut in done:
-                total.add(fut.result())
-            elapsed = time.perf_counter() - started
-            over = time_limit_s is not None and elapsed >= time_limit_s
-            if over:
-                stopped_early = stopped_early or next(queue, None) is not None
-            else:
-                for _ in done:
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(run_chunk, *nxt))
-            if time.perf_counter() - last_report >= 60:
-                last_report = time.perf_counter()
-                print(
-                    f"soak: {total.schedules}/{schedules} schedules, "
-                    f"{total.safety_schedules} unsafe, {total.liveness_schedules} stuck, "
-                    f"{total.schedules / elapsed:.1f}/s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    try:
+        with ProcessPoolExecutor(workers, initializer=_ignore_signals) as pool:
+            queue = iter(chunks(schedules, start))
+            for _ in range(workers):  # more would sit in the call queue, past cancelling
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(run_chunk, *nxt))
+            while pending:
+                done, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    part = fut.result()
+                    total.add(part)
+                    for line in part.safety_seeds + part.liveness_seeds:
+                        print(f"soak: violation {line}", file=sys.stderr, flush=True)
+                elapsed = time.perf_counter() - started
+                over = time_limit_s is not None and elapsed >= time_limit_s
+                if over or stop["signal"]:
+                    stopped_early = stopped_early or next(queue, None) is not None
+                    for fut in list(pending):
+                        if fut.cancel():  # queued, not started: drop it
+                            pending.discard(fut)
+                            stopped_early = True
+                else:
+                    for _ in done:
+                        nxt = next(queue, None)
+                        if nxt is not None:
+                            pending.add(pool.submit(run_chunk, *nxt))
+                if time.perf_counter() - last_report >= 60:
+                    last_report = time.perf_counter()
+                    print(
+                        f"soak: {total.schedules}/{schedules} schedules, "
+                        f"{total.safety_schedules} unsafe, {total.liveness_schedules} stuck, "
+                        f"{total.orphans} L1 overlaps, {total.schedules / elapsed:.1f}/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
     wall = time.perf_counter() - started
     return {
         "commit": commit,
@@ -182,13 +201,16 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
         "requested_schedules": schedules,
         "schedules": total.schedules,
         "target_reached": total.schedules >= schedules,
-        "stopped_by_time_limit": stopped_early,
+        "stopped_early": stopped_early,
+        "stopped_by": stop["signal"] or ("time limit" if stopped_early else None),
+        "mix": [list(m) for m in MIX],
         "loss": LOSS,
         "jitter_s": JITTER_S,
         "safety_schedules": total.safety_schedules,
         "safety_violations": total.safety_violations,
         "liveness_schedules": total.liveness_schedules,
         "liveness_violations": total.liveness_violations,
+        "l1_orphan_overlaps": total.orphans,
         "first_safety_seeds": sorted(total.safety_seeds, key=_seed_key)[:FIRST_SEEDS],
         "first_liveness_seeds": sorted(total.liveness_seeds, key=_seed_key)[:FIRST_SEEDS],
         "detect_s": percentiles(total.detect_s),
@@ -200,15 +222,20 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
     }
 
 
+def _ignore_signals() -> None:
+    """Workers leave SIGINT/SIGTERM to the parent, which stops after the running chunks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _seed_key(text: str) -> int:
     return int(text.split()[0].removeprefix("seed="))
 
 
-def replay(seed: int) -> int:
-    members, witnesses = cluster_of(seed)
+def replay(seed: int, members: int, witnesses: int) -> int:
     config = make_config(members, witnesses=witnesses, timings=CI_TIMINGS)
     r = random_schedule(config, seed, loss=LOSS, jitter_s=JITTER_S)
-    print(f"{label(seed)} safety={r.safety} liveness={r.liveness}")
+    print(f"{label(members, witnesses, seed)} safety={r.safety} liveness={r.liveness}")
     print("\n".join(r.trace))
     return 1 if r.safety or r.liveness else 0
 
@@ -220,10 +247,12 @@ def main() -> int:
     p.add_argument("--start", type=int, default=0, help="first seed")
     p.add_argument("--time-limit", type=float, default=None, help="seconds; then stop and report")
     p.add_argument("--replay", type=int, default=None, help="run one seed and print its trace")
+    p.add_argument("--members", type=int, default=2, help="with --replay")
+    p.add_argument("--witnesses", type=int, default=0, help="with --replay")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
     if args.replay is not None:
-        return replay(args.replay)
+        return replay(args.replay, args.members, args.witnesses)
     report = soak(args.schedules, args.workers, args.start, args.time_limit)
     if args.json:
         print(json.dumps(report))
