@@ -418,6 +418,23 @@ class Membership:
             self._awareness.apply_delta(max(1, int(lag_s / self._timings.keepalive_s)))
             self._unhealthy = True
 
+    def note_stall(self, now_s: float, duration_s: float) -> None:
+        """We were stopped for `duration_s`: the silence we saw is ours, not our peers'.
+
+        Every carried peer's rhythm restarts now (no sample learned), so nobody is accused
+        on evidence from before the stall; packets queued meanwhile arrive next. A peer that
+        really died is then declared dead within deadtime from now.
+        """
+        self.note_lag(duration_s)
+        if duration_s < self._timings.keepalive_s / 2.0:
+            return
+        for peer in self._peers.values():
+            if peer.state not in _CARRIED and peer.state is not PeerState.SUSPECT:
+                continue
+            for det in (peer.liveness, *peer.link_det.values()):
+                if det.last_s is not None and det.last_s <= now_s:
+                    det.heartbeat(now_s, learn=False)
+
     def note_missed_send(self) -> None:
         """A heartbeat we should have sent did not go out (queue full, send error)."""
         self._awareness.apply_delta(1)

@@ -274,7 +274,7 @@ class Node:
             case LoopLag(lag_s=lag_s):
                 self._members.note_lag(lag_s)
             case Stalled(duration_s=d):
-                self._members.note_lag(d)
+                self._members.note_stall(now_s, d)
                 self._on_stall()
             case Resumed():
                 pass

@@ -231,3 +231,21 @@ def test_kill_9_leaves_the_vip_and_the_restart_adopts_it() -> None:
     assert node is not None and node.phase(G) is Phase.RUNNING
     assert not sim.stats.stops
     assert not sim.violations
+
+
+def test_a_stall_is_not_blamed_on_the_peers() -> None:
+    """After Stalled, peers are judged from now: our own silence accuses nobody at once."""
+    sim = _sim(2)
+    sim.pause("n1", 3.0)
+    notices: list[str] = []
+    real_perform = sim._perform
+
+    def spy(h, out):  # type: ignore[no-untyped-def]
+        notices.extend(f"{h.name}:{n.kind.value}:{n.peer}" for n in out.notices)
+        real_perform(h, out)
+
+    sim._perform = spy  # type: ignore[method-assign]
+    sim.run_until(sim.now_s + 3.5)
+    assert "n1:peer_dead:n0" not in notices
+    assert sim.holders("g0") == ["n0"]
+    assert not sim.violations
