@@ -245,6 +245,9 @@ class Cluster:
             str(self.ha_d[node]),
             "--node-name",
             HOSTNAMES[node],
+            # Both agents share one filesystem: each its own admin socket.
+            "--admin-socket",
+            str(self.root / node / "admin.sock"),
         ]
         env = child_env()
         # Incarnation numbers etc. per node, in the lab (both agents share one filesystem).
