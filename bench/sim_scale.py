@@ -282,7 +282,7 @@ def membership_layer(n: int, seed: int, timings: Timings, ticks: int) -> dict[st
     plan = plan_for(n, "membership")
     warm_s = timings.initdead_s + 1.0
     horizon_s = timings.deadtime_s + 4.0 + 2 * math.log2(n) * timings.keepalive_s
-    detect, all_know = [], []
+    detect, all_know, fractions = [], [], []
     steps = 0
     wall = 0.0
     load: dict[str, Any] = {}
@@ -312,6 +312,7 @@ def membership_layer(n: int, seed: int, timings: Timings, ticks: int) -> dict[st
                     if peer == victim:
                         knowers.setdefault(by, t - t0)
                 seen = len(sim.dead_notices)
+            fractions.append(len(set(knowers) & peers) / len(peers) if peers else 1.0)
             if knowers:
                 detect.append(min(knowers.values()))
             if peers and set(knowers) >= peers:
@@ -331,6 +332,8 @@ def membership_layer(n: int, seed: int, timings: Timings, ticks: int) -> dict[st
         "all_know_intervals": pct([v / timings.keepalive_s for v in all_know]),
         "undetected": crashes - len(detect),
         "not_all_know": crashes - len(all_know),
+        "horizon_s": round(horizon_s, 3),
+        "min_fraction_knowing": round(min(fractions, default=1.0), 4),
         "steps_per_s_overall": round(steps / wall, 1) if wall else None,
         "wall_s": round(wall, 1),
     }
