@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from gossipha.config.durations import parse_duration
+from gossipha.config.native import NATIVE_DEFAULTS
 from gossipha.lab.nginx import TUTORIAL_PAGES
 from gossipha.lab.observe import (
     Client,
+    ClientSample,
     HolderSampler,
     Summary,
     fetch,
@@ -54,6 +56,9 @@ POLL_S = 0.05
 # A scenario that must not interrupt service may still lose one client request to
 # scheduling noise on a loaded CI machine; anything longer is an outage.
 NO_OUTAGE_S = 0.2
+# An outage counts against a step when its last answer came at most this long before the
+# step started (the client's period plus scheduling noise).
+OUTAGE_SLACK_S = 0.1
 # How long a graceful stop may take: the agent exits once its successor holds.
 STOP_TIMEOUT_S = 20.0
 
@@ -107,6 +112,16 @@ class Profile:
 
 TUTORIAL = Profile("tutorial", keepalive="2", warntime="10", deadtime="30", initdead="60")
 FAST = Profile("fast", keepalive="200ms", warntime="500ms", deadtime="2", initdead="3")
+# gossipha.toml with no [timings]: the native defaults (config/native.py NATIVE_DEFAULTS).
+# These strings only size the runner's waits; the agents read nothing from them.
+NATIVE = Profile(
+    "native",
+    keepalive=f"{NATIVE_DEFAULTS.keepalive_s}s",
+    warntime=f"{NATIVE_DEFAULTS.warntime_s}s",
+    deadtime=f"{NATIVE_DEFAULTS.deadtime_s}s",
+    initdead=f"{NATIVE_DEFAULTS.initdead_s}s",
+)
+PROFILES = {p.name: p for p in (TUTORIAL, FAST, NATIVE)}
 
 
 # ---- configuration on disk ----
@@ -218,6 +233,22 @@ class Cluster:
             )
         self.second_link = second_link
 
+    def agent_args(self, node: str) -> list[str]:
+        """``gossipha agent`` options for `node` (its configuration, its admin socket)."""
+        return [
+            "--config",
+            str(self.ha_d[node]),
+            "--node-name",
+            HOSTNAMES[node],
+            # Both agents share one filesystem: each its own admin socket.
+            "--admin-socket",
+            str(self.root / node / "admin.sock"),
+        ]
+
+    def nginx_script(self, node: str) -> Path:
+        """The script the agent drives nginx with (``start|stop|status``)."""
+        return self.ha_d[node] / "resource.d" / "nginx"
+
     def agent_log(self, node: str) -> Path:
         return self.root / node / "agent.log"
 
@@ -236,19 +267,7 @@ class Cluster:
         log.write(f"---- gossipha lab: agent started at {time.monotonic():.3f}\n".encode())
         log.flush()
         self._logs[node] = log
-        argv = [
-            sys.executable,
-            "-m",
-            "gossipha",
-            "agent",
-            "--config",
-            str(self.ha_d[node]),
-            "--node-name",
-            HOSTNAMES[node],
-            # Both agents share one filesystem: each its own admin socket.
-            "--admin-socket",
-            str(self.root / node / "admin.sock"),
-        ]
+        argv = [sys.executable, "-m", "gossipha", "agent", *self.agent_args(node)]
         env = child_env()
         # Incarnation numbers etc. per node, in the lab (both agents share one filesystem).
         env["GOSSIPHA_STATE_DIR"] = str(self.root / node / "state")
@@ -390,8 +409,9 @@ class Cluster:
                     uts=False,
                     check=False,
                 )
-            script = self.ha_d[node] / "resource.d" / "nginx"
-            self.lab.run(node, [str(script), "stop"], uts=False, check=False, timeout_s=15.0)
+            script = self.nginx_script(node)
+            # With the node's hostname: the native profile's one script dispatches on it.
+            self.lab.run(node, [str(script), "stop"], check=False, timeout_s=15.0)
 
     def heal(self) -> None:
         """Undo every fault a scenario may have left (idempotent)."""
@@ -423,6 +443,159 @@ class Cluster:
             self.start()
 
 
+# ---- the native profile: one gossipha.toml for both nodes ----
+
+
+def render_native_toml() -> str:
+    """docs/examples/native/gossipha.toml for the lab: the tutorial's cluster, no [timings]
+    (native defaults), the authkeys and resource.d/nginx beside it, no logfile or hooks (the
+    agents log to stderr, captured per node; both share one filesystem)."""
+    from gossipha.lab.topology import TUTORIAL_HOSTS
+
+    hosts = {h.node: h for h in TUTORIAL_HOSTS}
+    ping = hosts["ping"].iface("eth0").address.ip
+    nodes = "\n".join(
+        f"[nodes.{HOSTNAMES[n]}]\n"
+        f'addresses = {{ hb = "{hosts[n].iface("eth1").address.ip}", '
+        f'svc = "{hosts[n].iface("eth0").address.ip}" }}\n'
+        for n in NODES
+    )
+    return f"""# gossipha lab, profile native: the same file on masternginx and slavenginx
+# (docs/examples/native/gossipha.toml; every timing is a native default).
+
+[cluster]
+name = "web"
+auto_failback = true
+ping_failover = true
+
+[auth]
+keyfile = "authkeys"      # made by `gossipha keygen`
+
+{nodes}
+[[link]]
+name = "hb"
+kind = "ucast"
+interface = "eth1"
+port = 694
+
+[[link]]
+name = "svc"
+kind = "ucast"
+interface = "eth0"
+port = 694
+
+[[ping]]
+name = "gw"
+addresses = ["{ping}"]
+interface = "eth1"
+
+[[group]]
+name = "web"
+preferred = "{HOSTNAMES["master"]}"
+resources = [
+  {{ vip = "{TUTORIAL_VIP}", interface = "eth0", label = "{VIP_LABEL}" }},
+  {{ service = "nginx" }},    # found as resource.d/nginx beside this file
+]
+
+[[group.check]]
+name = "nginx-http"
+kind = "http"
+url = "http://127.0.0.1/"
+expect_status = 200
+interval = "1s"
+timeout = "1s"
+"""
+
+
+def render_native_nginx_script(nginx_roots: dict[str, Path]) -> str:
+    """resource.d/nginx shared by both nodes (one filesystem): it picks the node's nginx
+    by `uname -n`, as the same script path on two real hosts would find its own nginx."""
+    package_root = Path(__file__).resolve().parents[2]
+    cases = "\n".join(
+        f'    {HOSTNAMES[n]}) root="{nginx_roots[n]}"; page="{TUTORIAL_PAGES[n]}" ;;' for n in NODES
+    )
+    return f"""#!/bin/sh
+# gossipha lab: the tutorial's nginx, profile native (written by gossipha.lab.scenarios)
+for action; do :; done  # the action comes last
+case "$(uname -n)" in
+{cases}
+    *) echo "nginx: unknown node $(uname -n)" >&2; exit 2 ;;
+esac
+export PYTHONPATH="{package_root}${{PYTHONPATH:+:$PYTHONPATH}}"
+nginx_lab() {{
+    "{sys.executable}" -m gossipha.lab.nginx "$1" "$root" --page "$page"
+}}
+case "$action" in
+    start|stop) nginx_lab "$action" ;;
+    status)
+        if nginx_lab status; then echo running; else echo stopped; fi
+        exit 0 ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
+"""
+
+
+def write_native(dest: Path) -> tuple[Path, dict[str, Path]]:
+    """gossipha.toml, authkeys (``gossipha keygen``) and resource.d/nginx under `dest`;
+    returns (the config path, each node's nginx root)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    roots = {n: dest / n / "nginx" for n in NODES}
+    for root in roots.values():
+        root.mkdir(parents=True, exist_ok=True)
+    config = dest / "gossipha.toml"
+    config.write_text(render_native_toml())
+    keyfile = dest / "authkeys"
+    if not keyfile.exists():
+        subprocess.run(
+            [sys.executable, "-m", "gossipha", "keygen", "-o", str(keyfile)],
+            env=child_env(),
+            capture_output=True,
+            check=True,
+            timeout=30.0,
+        )
+    script = dest / "resource.d" / "nginx"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(render_native_nginx_script(roots))
+    script.chmod(0o755)
+    return config, roots
+
+
+class NativeCluster(Cluster):
+    """The same two agents run from one native gossipha.toml at native default timings.
+
+    The file always has both links (eth1 and eth0), as docs/examples/native does:
+    `second_link` is recorded but changes nothing. Agents find themselves by `uname -n`.
+    """
+
+    def __init__(self, lab: Lab, *, say: Callable[[str], None] | None = None):
+        self.config_path = lab.workdir / "cluster-native" / "gossipha.toml"
+        super().__init__(lab, NATIVE, say=say)
+
+    def configure(self, *, second_link: bool) -> None:
+        self.config_path, self.nginx_root = write_native(self.root)
+        self.second_link = second_link
+
+    def agent_args(self, node: str) -> list[str]:
+        return [
+            "--config",
+            str(self.config_path),
+            "--admin-socket",
+            str(self.root / node / "admin.sock"),
+        ]
+
+    def nginx_script(self, node: str) -> Path:
+        return self.root / "resource.d" / "nginx"
+
+
+def make_cluster(
+    lab: Lab, profile: Profile, *, say: Callable[[str], None] | None = None
+) -> Cluster:
+    """A cluster of the profile's kind: ha.d for fast/tutorial, gossipha.toml for native."""
+    if profile is NATIVE:
+        return NativeCluster(lab, say=say)
+    return Cluster(lab, profile, say=say)
+
+
 # ---- scenarios ----
 
 
@@ -432,6 +605,7 @@ class StepResult:
     ok: bool
     elapsed_s: float
     detail: str = ""
+    started_s: float = 0.0  # time.monotonic() at the step's start (the clients' clock)
 
 
 class Run:
@@ -452,11 +626,13 @@ class Run:
         try:
             yield
         except StepFailed as exc:
-            self.steps.append(StepResult(name, False, time.monotonic() - start, str(exc)))
+            self.steps.append(
+                StepResult(name, False, time.monotonic() - start, str(exc), started_s=start)
+            )
             self.say(f"  FAILED: {exc}")
             raise
         elapsed = time.monotonic() - start
-        self.steps.append(StepResult(name, True, elapsed))
+        self.steps.append(StepResult(name, True, elapsed, started_s=start))
         self.say(f"  ok ({elapsed:.2f}s): {name}")
 
 
@@ -734,6 +910,24 @@ class Result:
     answered: int = 0
     switches: list[tuple[float, str | None, str | None]] = field(default_factory=list)
     duration_s: float = 0.0
+    # Every client outage as (last answer before, first answer after), monotonic seconds.
+    outages: list[tuple[float, float]] = field(default_factory=list)
+
+    def step_outages_s(self) -> list[float]:
+        """Longest client outage that began during each step, in step order (0.0: none).
+
+        An outage belongs to the last step started no later than its last answer plus
+        OUTAGE_SLACK_S (the request before a fault may precede the step's start slightly).
+        """
+        longest = [0.0] * len(self.steps)
+        for from_s, to_s in self.outages:
+            owner = -1
+            for i, step in enumerate(self.steps):
+                if step.started_s <= from_s + OUTAGE_SLACK_S:
+                    owner = i
+            if owner >= 0:
+                longest[owner] = max(longest[owner], to_s - from_s)
+        return longest
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -750,8 +944,14 @@ class Result:
             "answered": self.answered,
             "switches": [{"t_s": round(t, 3), "from": a, "to": b} for t, a, b in self.switches],
             "steps": [
-                {"name": s.name, "ok": s.ok, "elapsed_s": round(s.elapsed_s, 3), "detail": s.detail}
-                for s in self.steps
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "elapsed_s": round(s.elapsed_s, 3),
+                    "detail": s.detail,
+                    "outage_s": round(o, 3),
+                }
+                for s, o in zip(self.steps, self.step_outages_s(), strict=True)
             ],
             "error": self.error,
             "skipped": self.skipped,
@@ -846,6 +1046,7 @@ def run_scenario(
     result.dual_holder_instants = summary.dual_holder_samples
     result.requests, result.answered = summary.requests, summary.answered
     result.switches = list(summary.switches)
+    result.outages = outage_windows(client.samples())
     result.passed = judge(sc, cluster.profile, result)
     if result.error is not None:
         for node in NODES:
@@ -857,6 +1058,26 @@ def run_scenario(
         + (f" ({result.error})" if result.error else "")
     )
     return result
+
+
+def outage_windows(samples: Sequence[ClientSample]) -> list[tuple[float, float]]:
+    """(last answer, next answer) around every run of failed requests, as `summarize`
+    measures its longest one; a run never answered again ends at the last request."""
+    windows: list[tuple[float, float]] = []
+    ordered = sorted(samples, key=lambda x: x.t_s)
+    last_ok_s = ordered[0].t_s if ordered else 0.0
+    failing = False
+    for sample in ordered:
+        if sample.who is None:
+            failing = True
+            continue
+        if failing:
+            windows.append((last_ok_s, sample.t_s))
+        failing = False
+        last_ok_s = sample.t_s
+    if failing:
+        windows.append((last_ok_s, ordered[-1].t_s))
+    return windows
 
 
 def settle(cluster: Cluster, say: Callable[[str], None]) -> None:
@@ -899,7 +1120,7 @@ def run_all(
     live: bool = False,
 ) -> list[Result]:
     """Run the named scenarios, in the order given, on one cluster in `lab`."""
-    cluster = Cluster(lab, profile, say=say)
+    cluster = make_cluster(lab, profile, say=say)
     try:
         return [run_scenario(cluster, scenario(n), say=say, live=live) for n in names]
     finally:
