@@ -145,7 +145,7 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
     commit = git_state()  # read before the run: the workers fork with this code loaded
     started = time.perf_counter()
     total = Tally()
-    stop = {"signal": None}
+    stop: dict[str, str | None] = {"signal": None}
 
     def on_signal(signum: int, frame: object) -> None:
         del frame
