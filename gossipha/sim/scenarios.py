@@ -7,7 +7,9 @@ within the liveness bound. Safety is checked after every step throughout.
 
 Faults respect the guarantee being tested (docs/design.md): with an even number of voters
 (two nodes, no witness) the service network stays connected, since the tie-breaker (the
-VIP probe) is what keeps a cut-off pair apart.
+VIP probe) is what keeps a cut-off pair apart (limit L2). Every other combination runs;
+overlaps inside limit L1 (a VIP left up by an agent that is not executing, unseen across a
+cut service network) are counted in `ScheduleResult.orphans`, all others are violations.
 """
 
 from __future__ import annotations

@@ -19,7 +19,12 @@ CI_TIMINGS = replace(native_timings(), initdead_s=1.5, failback_delay_s=2.0)
 # with real majorities (a witness, three nodes) and some five-node clusters.
 MIX = [(2, 0, 0.45), (2, 1, 0.20), (3, 0, 0.25), (5, 0, 0.10)]
 # GOSSIPHA_SIM_SCHEDULES=20000 (and GOSSIPHA_SIM_SEED=first seed) for a long run.
-SCHEDULES = int(os.environ.get("GOSSIPHA_SIM_SCHEDULES", "2000"))
+# GOSSIPHA_SIM_LONG=1 alone means 20,000.
+SCHEDULES = int(
+    os.environ.get(
+        "GOSSIPHA_SIM_SCHEDULES", "20000" if os.environ.get("GOSSIPHA_SIM_LONG") else "2000"
+    )
+)
 FIRST_SEED = int(os.environ.get("GOSSIPHA_SIM_SEED", "0"))
 WORKERS = int(os.environ.get("GOSSIPHA_SIM_WORKERS", "2"))
 CHUNK = 50

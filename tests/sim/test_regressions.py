@@ -17,7 +17,9 @@ def _replay(members: int, witnesses: int, seed: int) -> ScheduleResult:
 
 def test_seed_1037_probe_answer_from_before_a_pause_is_not_trusted() -> None:
     """Two nodes: n0 probed, paused 2.7 s, and started on the stale "nobody answered"
-    while n1 had started meanwhile. Now a probe answer older than 1.5 probes is re-probed."""
+    while n1 had started meanwhile. Now a probe answer older than 1.5 probes is re-probed
+    (and, since note_stall, n0 no longer accuses n1 on resume; the rule itself is tested in
+    tests/unit/test_node.py)."""
     _replay(2, 0, 1037)
 
 
