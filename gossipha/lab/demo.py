@@ -45,6 +45,17 @@ def preflight() -> str | None:
 @click.command()
 @click.option("--fast", is_flag=True, help="Scaled-down timings (keepalive 200ms, deadtime 2s).")
 @click.option(
+    "--native",
+    is_flag=True,
+    help="One native gossipha.toml at the native default timings instead of ha.d.",
+)
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(["tutorial", "fast", "native"]),
+    help="tutorial (the default), fast (= --fast) or native (= --native).",
+)
+@click.option(
     "--scenario",
     "names",
     multiple=True,
@@ -56,9 +67,23 @@ def preflight() -> str | None:
     "--json", "as_json", is_flag=True, help="Print one JSON object at the end (progress: stderr)."
 )
 @click.option("--keep", is_flag=True, help="Keep the lab's work directory (configs, agent logs).")
-def demo(fast: bool, names: tuple[str, ...], list_only: bool, as_json: bool, keep: bool) -> None:
+def demo(
+    fast: bool,
+    native: bool,
+    profile_name: str | None,
+    names: tuple[str, ...],
+    list_only: bool,
+    as_json: bool,
+    keep: bool,
+) -> None:
     """Run the tutorial's failure tests against two real agents in network namespaces."""
-    from gossipha.lab.scenarios import FAST, SCENARIO_NAMES, SCENARIOS, TUTORIAL, run_all
+    from gossipha.lab.scenarios import PROFILES, SCENARIO_NAMES, SCENARIOS, run_all
+
+    chosen_profiles = {
+        n for n, on in (("fast", fast), ("native", native), (profile_name, True)) if on and n
+    }
+    if len(chosen_profiles) > 1:
+        raise click.UsageError(f"conflicting profiles: {', '.join(sorted(chosen_profiles))}")
 
     if list_only:
         for sc in SCENARIOS:
@@ -78,7 +103,7 @@ def demo(fast: bool, names: tuple[str, ...], list_only: bool, as_json: bool, kee
 
     from gossipha.lab.topology import Lab, LabError, sweep_stale
 
-    profile = FAST if fast else TUTORIAL
+    profile = PROFILES[chosen_profiles.pop() if chosen_profiles else "tutorial"]
 
     def say(line: str) -> None:
         click.echo(line, err=as_json)
