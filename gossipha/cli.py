@@ -18,6 +18,7 @@ from gossipha.config.load import Loaded, load
 from gossipha.lab.demo import demo
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.commands import register as register_runtime
+from gossipha.runtime.witness_command import witness
 from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
@@ -203,5 +204,6 @@ def agent(
 
 main.add_command(sim)
 main.add_command(demo)
+main.add_command(witness)
 register_observe(main)
 register_runtime(main)

@@ -47,8 +47,12 @@ def load(
     allow_unauthenticated: bool = False,
     resolver: ServiceResolver | None = None,
     host_addresses: frozenset[IPAddress] | None = None,
+    allow_witness: bool = False,
 ) -> Loaded:
     """Read, check and return the configuration at `path` for `node_name` (default: uname -n).
+
+    `allow_witness`: the node may be a witness (for `gossipha witness`); by default a
+    witness node is refused, since `gossipha agent` would run it as nothing.
 
     Raises ConfigError (file, line, message) on the first problem; nothing is started.
     """
@@ -79,5 +83,5 @@ def load(
             path, None, "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml"
         )
     addresses = local_addresses() if host_addresses is None else host_addresses
-    warnings = [*warnings, *validate(config, locations, addresses)]
+    warnings = [*warnings, *validate(config, locations, addresses, allow_witness=allow_witness)]
     return Loaded(config, tuple(warnings))

@@ -38,11 +38,14 @@ def validate(
     config: Config,
     locations: Locations,
     local_addresses: Iterable[IPAddress] = (),
+    *,
+    allow_witness: bool = False,
 ) -> list[ConfigWarning]:
     """Raise ConfigError at the first broken rule; return the warnings otherwise.
 
     `local_addresses` are this host's own addresses (when known) so a heartbeat link
     that points back at this node is caught even in ha.cf, which names no node addresses.
+    `allow_witness`: this node may be a witness (`gossipha witness`); else it must be a member.
     """
     warnings: list[ConfigWarning] = []
 
@@ -55,7 +58,7 @@ def validate(
         warnings.append(ConfigWarning(path, line, message))
 
     _check_timings(config, fail, warn)
-    _check_nodes(config, fail)
+    _check_nodes(config, fail, allow_witness)
     _check_links(config, fail, warn, set(local_addresses))
     _check_auth(config, fail, warn)
     _check_groups(config, fail)
@@ -117,7 +120,7 @@ def _check_timings(config: Config, fail: _Fail, warn: _Warn) -> None:
         fail("deadtime", f"phi_warn {t.phi_warn:g} must be below phi_dead {t.phi_dead:g}")
 
 
-def _check_nodes(config: Config, fail: _Fail) -> None:
+def _check_nodes(config: Config, fail: _Fail, allow_witness: bool = False) -> None:
     seen: set[str] = set()
     for node in config.nodes:
         if node.name in seen:
@@ -130,7 +133,7 @@ def _check_nodes(config: Config, fail: _Fail) -> None:
             f"this node {config.node_name!r} is not among the configured nodes ({names}); "
             "expected its `uname -n` in a `node` line, or pass --node-name",
         )
-    if config.node(config.node_name).role is NodeRole.WITNESS:
+    if config.node(config.node_name).role is NodeRole.WITNESS and not allow_witness:
         fail("node_name", f"{config.node_name!r} is a witness; run `gossipha witness` on it")
     if not config.voters:
         fail("node_name", "no node votes on leases; expected at least one voter")

@@ -78,6 +78,7 @@ from gossipha.runtime.notify import Notifier
 from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
 from gossipha.runtime.reload import default_pidfile, keyring_for, remove_pidfile, write_pidfile
 from gossipha.runtime.respawn import Respawner
+from gossipha.runtime.witness import witness_config
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
 from gossipha.wire.keyring import KeyringError
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
@@ -142,6 +143,9 @@ class AgentOptions:
     admin_socket: Path | None = None
     unhealthy_hold_s: float = UNHEALTHY_HOLD_S
     pidfile: Path | None = None  # None: <state_dir>/gossipha.pid (read by `gossipha reload`)
+    # `gossipha witness`: links and the core only (runtime/witness.py); no VIP, services,
+    # ping nodes, health checks or respawns.
+    witness: bool = False
 
 
 # ---------------------------------------------------------------------- framing
@@ -276,7 +280,7 @@ class Agent:
         registry: CollectorRegistry | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.config: Config = loaded.config
+        self.config: Config = witness_config(loaded.config) if options.witness else loaded.config
         self.options = options
         self.notifier = notifier or Notifier()
         # No registry: /metrics serves an empty one of our own (never a global default).
@@ -293,7 +297,8 @@ class Agent:
         self._encoder: Encoder | None = None
         self._decoder: Decoder | None = None
         self._links: dict[str, LinkSocket] = {}
-        self._runs = {g.name: _GroupRun(g) for g in self.config.groups}
+        # A witness holds nothing: no group runs here, so nothing to start, stop or release.
+        self._runs = {} if options.witness else {g.name: _GroupRun(g) for g in self.config.groups}
         self._respawners: list[Respawner] = []
         t = self.config.timings
         self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
@@ -333,6 +338,7 @@ class Agent:
                 "agent starting",
                 cluster=cfg.cluster_name,
                 node=cfg.node_name,
+                role="witness" if self.options.witness else "member",
                 incarnation=self.incarnation,
                 links=",".join(f"{lk.name}:{lk.kind.value}" for lk in cfg.links),
                 groups=",".join(self._runs),
@@ -342,7 +348,7 @@ class Agent:
             async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._open_links()
-                found = await self._found_running()
+                found = () if self.options.witness else await self._found_running()
                 self._node = Node(
                     cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
                 )
@@ -358,7 +364,7 @@ class Agent:
                 self._feed(Tick())
                 tg.create_task(self._ticker(), name="ticker")
                 tg.create_task(self._housekeeping(), name="housekeeping")
-                if cfg.ping_groups:
+                if cfg.ping_groups and not self.options.witness:
                     tg.create_task(self._ping(), name="pinger")
                 for spec in cfg.respawns:
                     r = Respawner(spec)
@@ -541,10 +547,14 @@ class Agent:
                     opts.config_path,
                     self.config.node_name,
                     allow_unauthenticated=opts.allow_unauthenticated,
+                    allow_witness=opts.witness,
                 ),
                 RELOAD_TIMEOUT_S,
             )
             keyring = keyring_for(loaded.config.auth)
+            # A witness compares like with like (its narrowed config); a node that became
+            # a member needs a restart as `gossipha agent` (ConfigError).
+            new = witness_config(loaded.config) if opts.witness else loaded.config
         except ConfigError as exc:
             log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
             return
@@ -558,7 +568,6 @@ class Agent:
         assert self._encoder is not None and self._decoder is not None
         self._encoder.keyring = keyring
         self._decoder.keyring = keyring
-        new = loaded.config
         for problem in logs.configure(new.logging):
             log.warning(problem)
         old = self.config
