@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from gossipha.config.durations import parse_duration
 from gossipha.config.native import NATIVE_DEFAULTS
-from gossipha.lab.nginx import TUTORIAL_PAGES
+from gossipha.lab.nginx import TUTORIAL_PAGES, prepare
 from gossipha.lab.observe import (
     Client,
     ClientSample,
@@ -153,25 +153,33 @@ def render_hacf(text: str, node: str, profile: Profile, node_dir: Path, second_l
     return "\n".join(out) + "\n"
 
 
-def render_nginx_script(node: str, nginx_root: Path) -> str:
-    """resource.d/nginx: Heartbeat's `nginx start|stop|status` mapped onto the lab's nginx."""
-    package_root = Path(__file__).resolve().parents[2]
-    page = TUTORIAL_PAGES[node]
-    return f"""#!/bin/sh
-# gossipha lab: the tutorial's nginx on {node} (written by gossipha.lab.scenarios)
-for action; do :; done  # Heartbeat passes the action last
-export PYTHONPATH="{package_root}${{PYTHONPATH:+:$PYTHONPATH}}"
-nginx_lab() {{
-    "{sys.executable}" -m gossipha.lab.nginx "$1" "{nginx_root}" --page "{page}"
-}}
-case "$action" in
-    start|stop) nginx_lab "$action" ;;
+NGINX_ACTIONS = """case "$action" in
+    start)
+        pid=$(cat "$root/nginx.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && exit 0
+        exec nginx -p "$root" -c "$root/nginx.conf" -e "$root/error.log" ;;
+    stop)
+        pid=$(cat "$root/nginx.pid" 2>/dev/null) || exit 0
+        kill -TERM "$pid" 2>/dev/null || exit 0
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.02; done
+        kill -KILL "$pid" 2>/dev/null; exit 0 ;;
     status)
-        if nginx_lab status; then echo running; else echo stopped; fi
-        exit 0 ;;
+        pid=$(cat "$root/nginx.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null \\
+            && { echo running; exit 0; }
+        echo stopped; exit 0 ;;
     *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
 """
+
+
+def render_nginx_script(node: str, nginx_root: Path) -> str:
+    """resource.d/nginx: Heartbeat's `nginx start|stop|status` for the lab's nginx, in plain
+    sh like a distribution's init script (a Python start-up here would add a second of
+    outage that no real deployment has)."""
+    return f"""#!/bin/sh
+# gossipha lab: the tutorial's nginx on {node} (written by gossipha.lab.scenarios)
+for action; do :; done  # Heartbeat passes the action last
+root="{nginx_root}"
+{NGINX_ACTIONS}"""
 
 
 def write_ha_d(
@@ -190,6 +198,7 @@ def write_ha_d(
     for name in ("authkeys", "haresources"):
         shutil.copyfile(source / name, ha_d / name)
     (ha_d / "authkeys").chmod(0o600)
+    prepare(nginx_root, TUTORIAL_PAGES[node], daemon=True)
     script = ha_d / "resource.d" / "nginx"
     script.parent.mkdir(exist_ok=True)
     script.write_text(render_nginx_script(node, nginx_root))
@@ -510,10 +519,7 @@ timeout = "1s"
 def render_native_nginx_script(nginx_roots: dict[str, Path]) -> str:
     """resource.d/nginx shared by both nodes (one filesystem): it picks the node's nginx
     by `uname -n`, as the same script path on two real hosts would find its own nginx."""
-    package_root = Path(__file__).resolve().parents[2]
-    cases = "\n".join(
-        f'    {HOSTNAMES[n]}) root="{nginx_roots[n]}"; page="{TUTORIAL_PAGES[n]}" ;;' for n in NODES
-    )
+    cases = "\n".join(f'    {HOSTNAMES[n]}) root="{nginx_roots[n]}" ;;' for n in NODES)
     return f"""#!/bin/sh
 # gossipha lab: the tutorial's nginx, profile native (written by gossipha.lab.scenarios)
 for action; do :; done  # the action comes last
@@ -521,18 +527,7 @@ case "$(uname -n)" in
 {cases}
     *) echo "nginx: unknown node $(uname -n)" >&2; exit 2 ;;
 esac
-export PYTHONPATH="{package_root}${{PYTHONPATH:+:$PYTHONPATH}}"
-nginx_lab() {{
-    "{sys.executable}" -m gossipha.lab.nginx "$1" "$root" --page "$page"
-}}
-case "$action" in
-    start|stop) nginx_lab "$action" ;;
-    status)
-        if nginx_lab status; then echo running; else echo stopped; fi
-        exit 0 ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
-esac
-"""
+{NGINX_ACTIONS}"""
 
 
 def write_native(dest: Path) -> tuple[Path, dict[str, Path]]:
@@ -540,8 +535,9 @@ def write_native(dest: Path) -> tuple[Path, dict[str, Path]]:
     returns (the config path, each node's nginx root)."""
     dest.mkdir(parents=True, exist_ok=True)
     roots = {n: dest / n / "nginx" for n in NODES}
-    for root in roots.values():
+    for node, root in roots.items():
         root.mkdir(parents=True, exist_ok=True)
+        prepare(root, TUTORIAL_PAGES[node], daemon=True)
     config = dest / "gossipha.toml"
     config.write_text(render_native_toml())
     keyfile = dest / "authkeys"
