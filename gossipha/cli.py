@@ -6,8 +6,9 @@ Configuration errors print one line (file:line: message) and exit with status 2.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -17,8 +18,8 @@ from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
 from gossipha.lab.demo import demo
 from gossipha.observe.commands import register as register_observe
+from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
-from gossipha.runtime.witness_command import witness
 from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
@@ -128,6 +129,62 @@ def keygen(output: Path) -> None:
     click.echo(f"wrote {output} (sha256, mode 600); copy it to every node")
 
 
+def _runtime_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Options shared by `agent` and `witness`: one process runtime, two roles."""
+    options = [
+        _node_name,
+        _allow_unauth,
+        click.option(
+            "--state-dir",
+            type=click.Path(path_type=Path),
+            envvar="GOSSIPHA_STATE_DIR",
+            default=Path("/var/lib/gossipha"),
+            show_default=True,
+            help="Where the incarnation number is kept across restarts (env GOSSIPHA_STATE_DIR).",
+        ),
+        click.option(
+            "--shutdown-timeout",
+            "shutdown_timeout_s",
+            type=float,
+            default=30.0,
+            show_default=True,
+            help="Seconds a graceful stop may take before resources are stopped anyway.",
+        ),
+        click.option("--no-mlock", is_flag=True, help="Do not lock memory (mlockall)."),
+        click.option(
+            "--listen",
+            metavar="HOST:PORT",
+            callback=_parse_listen,
+            help="Serve /metrics, /status, /healthz here instead of "
+            "observe.listen_address:listen_port.",
+        ),
+        click.option(
+            "--admin-socket",
+            type=click.Path(path_type=Path),
+            help="Admin socket for standby/takeover/maintenance instead of observe.admin_socket.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _run(loaded: Loaded, options: AgentOptions) -> NoReturn:
+    """Run the runtime until it exits; the one metrics registry is built here (no global)."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from gossipha.runtime.agent import run_agent
+    from gossipha.runtime.observe_glue import metrics_for
+    from gossipha.runtime.witness import witness_config
+
+    registry = CollectorRegistry()
+    config = witness_config(loaded.config) if options.witness else loaded.config
+    metrics = metrics_for(config, registry)
+    sys.exit(asyncio.run(run_agent(loaded, options, registry=registry, metrics=metrics)))
+
+
 @main.command()
 @click.option(
     "--config",
@@ -137,73 +194,60 @@ def keygen(output: Path) -> None:
     show_default=True,
     help="/etc/ha.d (Heartbeat's files, as they are) or a gossipha.toml.",
 )
-@_node_name
-@_allow_unauth
+@_runtime_options
+def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool, **kw: Any) -> None:
+    """Run the cluster agent on this node until SIGTERM (SIGHUP reloads keys and logging)."""
+    loaded = _load(config_path, node_name, allow_unauthenticated)
+    _run(loaded, _agent_options(config_path, node_name, allow_unauthenticated, kw, witness=False))
+
+
+@main.command()
 @click.option(
-    "--state-dir",
+    "--config",
+    "config_path",
     type=click.Path(path_type=Path),
-    envvar="GOSSIPHA_STATE_DIR",
-    default=Path("/var/lib/gossipha"),
+    default=Path("/etc/gossipha/gossipha.toml"),
     show_default=True,
-    help="Where the incarnation number is kept across restarts (env GOSSIPHA_STATE_DIR).",
+    help="The cluster's gossipha.toml (the same file as on the members).",
 )
-@click.option(
-    "--shutdown-timeout",
-    "shutdown_timeout_s",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Seconds a graceful stop may take before resources are stopped anyway.",
-)
-@click.option("--no-mlock", is_flag=True, help="Do not lock the agent's memory (mlockall).")
-@click.option(
-    "--listen",
-    metavar="HOST:PORT",
-    callback=_parse_listen,
-    help="Serve /metrics, /status, /healthz here instead of observe.listen_address:listen_port.",
-)
-@click.option(
-    "--admin-socket",
-    type=click.Path(path_type=Path),
-    help="Admin socket for standby/takeover/maintenance instead of observe.admin_socket.",
-)
-def agent(
+@_runtime_options
+def witness(
+    config_path: Path, node_name: str | None, allow_unauthenticated: bool, **kw: Any
+) -> None:
+    """Run this node as a witness until SIGTERM: it votes on leases and holds nothing
+    (no VIP, services, ping nodes or health checks). SIGHUP reloads keys and logging."""
+    from gossipha.runtime.witness import load_witness
+
+    try:
+        loaded = load_witness(config_path, node_name, allow_unauthenticated=allow_unauthenticated)
+    except ConfigError as exc:
+        _config_failure(exc)
+    _print_warnings(loaded.warnings)
+    _run(loaded, _agent_options(config_path, node_name, allow_unauthenticated, kw, witness=True))
+
+
+def _agent_options(
     config_path: Path,
     node_name: str | None,
     allow_unauthenticated: bool,
-    state_dir: Path,
-    shutdown_timeout_s: float,
-    no_mlock: bool,
-    listen: tuple[str, int] | None,
-    admin_socket: Path | None,
-) -> None:
-    """Run the cluster agent on this node until SIGTERM (SIGHUP reloads keys and logging)."""
-    import asyncio
-
-    from prometheus_client import CollectorRegistry
-
-    from gossipha.runtime.agent import AgentOptions, run_agent
-    from gossipha.runtime.observe_glue import metrics_for
-
-    loaded = _load(config_path, node_name, allow_unauthenticated)
-    options = AgentOptions(
+    kw: dict[str, Any],
+    *,
+    witness: bool,
+) -> AgentOptions:
+    return AgentOptions(
         config_path=config_path,
         node_name=node_name,
         allow_unauthenticated=allow_unauthenticated,
-        state_dir=state_dir,
-        shutdown_timeout_s=shutdown_timeout_s,
-        mlock=not no_mlock,
-        listen=listen,
-        admin_socket=admin_socket,
+        state_dir=kw["state_dir"],
+        shutdown_timeout_s=kw["shutdown_timeout_s"],
+        mlock=not kw["no_mlock"],
+        listen=kw["listen"],
+        admin_socket=kw["admin_socket"],
+        witness=witness,
     )
-    # The one registry of this process (no global default): built here, passed down.
-    registry = CollectorRegistry()
-    metrics = metrics_for(loaded.config, registry)
-    sys.exit(asyncio.run(run_agent(loaded, options, registry=registry, metrics=metrics)))
 
 
 main.add_command(sim)
 main.add_command(demo)
-main.add_command(witness)
 register_observe(main)
 register_runtime(main)

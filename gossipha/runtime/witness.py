@@ -9,9 +9,11 @@ narrows the configuration with `witness_config` (this module's rules, one place)
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from gossipha.config.errors import ConfigError
-from gossipha.config.model import Config, Link, NodeRole
+from gossipha.config.load import Loaded, load
+from gossipha.config.model import Config, IPAddress, Link, NodeRole
 
 
 def require_witness(config: Config) -> None:
@@ -52,3 +54,30 @@ def witness_config(config: Config) -> Config:
 
 
 __all__ = ["require_witness", "witness_config", "witness_links"]
+
+
+def load_witness(
+    path: Path,
+    node_name: str | None = None,
+    *,
+    allow_unauthenticated: bool = False,
+    host_addresses: frozenset[IPAddress] | None = None,
+) -> Loaded:
+    """The configuration at `path` for a witness node; ConfigError unless it is one."""
+    if path.is_dir():
+        raise ConfigError(
+            path,
+            None,
+            "a Heartbeat directory (ha.cf) has no way to name a witness; write a "
+            'gossipha.toml with the witness as [nodes.NAME] role = "witness" '
+            f"(`gossipha migrate {path}` converts the rest) and pass it to --config",
+        )
+    loaded = load(
+        path,
+        node_name,
+        allow_unauthenticated=allow_unauthenticated,
+        host_addresses=host_addresses,
+        allow_witness=True,
+    )
+    require_witness(loaded.config)
+    return loaded

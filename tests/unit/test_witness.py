@@ -13,8 +13,7 @@ from gossipha.config.errors import ConfigError
 from gossipha.config.load import Loaded, load
 from gossipha.config.model import NodeRole
 from gossipha.runtime.agent import Agent, AgentOptions
-from gossipha.runtime.witness import require_witness, witness_config
-from gossipha.runtime.witness_command import load_witness
+from gossipha.runtime.witness import load_witness, require_witness, witness_config
 
 CLUSTER = """\
 [cluster]
