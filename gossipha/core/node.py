@@ -39,7 +39,7 @@ from gossipha.core.membership import (
     PeerWarn,
     Refuted,
 )
-from gossipha.core.placement import View, choose
+from gossipha.core.placement import PingHistory, View, choose
 from gossipha.core.types import (
     Action,
     AdminCommand,
@@ -90,6 +90,14 @@ ADOPT_LIMIT_LEASES = 2.0
 # than one probe time, which is what makes two probes that missed each other impossible
 # (docs/design.md, "Two nodes").
 PROBE_FRESH_PROBES = 1.5
+# ipfail waits for a stable difference in ping counts (placement.PingHistory): the better
+# node's reports must cover this many ping intervals plus keepalives after the later change:
+# two pingers see one cut up to an interval apart, and a lost status push costs a keepalive.
+PING_STABLE_INTERVALS = 1.0
+PING_STABLE_BEATS = 2.0
+# First-hand reports further apart than this many keepalives are not continuous: the
+# count is timed again from the next one (a peer cut off may have changed meanwhile).
+PING_REPORT_GAP_BEATS = 3.0
 
 
 class Phase(enum.Enum):
@@ -156,6 +164,13 @@ class Node:
         )
         self._next_beat_s = start_s
         self._ping: dict[str, bool] = {p.name: True for p in config.ping_groups}
+        # Per node (own included): ping count as last seen, when it began, last first-hand
+        # report of it. Feeds placement.PingHistory.
+        self._ping_seen: dict[NodeId, int] = {}
+        self._ping_since_s: dict[NodeId, float] = {}
+        self._ping_confirmed_s: dict[NodeId, float] = {}
+        # Peers heard at least once since our start: initdead waits only for the others.
+        self._heard: set[NodeId] = set()
         self._standby = False
         self._maintenance = False
         self._takeover = 0
@@ -306,7 +321,9 @@ class Node:
                     for ev in self._members.on_heartbeat(now_s, sender, link, digest):
                         self._peer_notice(ev, out)
                 for st in (status, *relay):
-                    self._merge_status(st)
+                    self._merge_status(now_s, st)
+                if self._statuses.get(sender) == status:
+                    self._confirm_ping(now_s, sender, status.ping_count)
             case LeaseRequest():
                 if self._voter is not None:
                     reply = self._voter.on_request(now_s, sender, message)
@@ -319,7 +336,26 @@ class Node:
                 if self._voter is not None:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
 
-    def _merge_status(self, st: NodeStatus) -> None:
+    def _note_ping(self, now_s: float, node: NodeId, count: int) -> None:
+        """A (possibly relayed) status of `node` says `count`: a change restarts its time."""
+        if self._ping_seen.get(node) != count:
+            self._ping_seen[node] = count
+            self._ping_since_s[node] = now_s
+
+    def _confirm_ping(self, now_s: float, node: NodeId, count: int) -> None:
+        """`node` itself told us its count now; after a gap in its reports, time it anew."""
+        gap_s = PING_REPORT_GAP_BEATS * self.timings.keepalive_s
+        last_s = self._ping_confirmed_s.get(node)
+        self._note_ping(now_s, node, count)
+        if last_s is None or now_s - last_s > gap_s:
+            self._ping_since_s[node] = max(self._ping_since_s[node], now_s)
+        self._ping_confirmed_s[node] = now_s
+
+    def _ping_stable_s(self) -> float:
+        t = self.timings
+        return PING_STABLE_INTERVALS * t.ping_interval_s + PING_STABLE_BEATS * t.keepalive_s
+
+    def _merge_status(self, now_s: float, st: NodeStatus) -> None:
         if st.name == self.name:
             return
         try:
@@ -329,6 +365,7 @@ class Node:
         old = self._statuses.get(st.name)
         if old is None or st.newer_than(old):
             self._statuses[st.name] = st
+            self._note_ping(now_s, st.name, st.ping_count)
             if self._voter is not None:
                 for h in st.holding:
                     self._voter.learn_epoch(h.group, h.epoch, st.name)
@@ -423,6 +460,9 @@ class Node:
     def _advance(self, now_s: float, out: _Out) -> None:
         for ev in self._members.tick(now_s):
             self._peer_notice(ev, out)
+        self._heard.update(self._members.alive_peers())
+        self._note_ping(now_s, self.name, self._ping_count())
+        self._ping_confirmed_s[self.name] = now_s
         for g in self._groups.values():
             self._advance_group(now_s, g, out)
         self._refresh_status()
@@ -457,7 +497,8 @@ class Node:
 
     def _view(self) -> View:
         alive = {n for n in self._statuses if self.alive(n)}
-        return View(self.config, self._statuses, alive)
+        history = PingHistory(self._ping_since_s, self._ping_confirmed_s, self._ping_stable_s())
+        return View(self.config, self._statuses, alive, history)
 
     def _other_holder(self, gname: GroupName) -> NodeId | None:
         """A live peer that says it runs the group (highest epoch wins)."""
@@ -473,8 +514,27 @@ class Node:
     def _may_claim(self, now_s: float, view: View) -> bool:
         if self._shutting_down or self._standby or view.maintenance():
             return False
-        # initdead: give slow peers their chance before placing anything
-        return now_s >= self._start_s + self.timings.initdead_s or view.all_members_alive()
+        # initdead: give slow peers their chance before placing anything. Only peers never
+        # heard: one heard and then declared dead is judged like any other (a crash soon
+        # after start must not wait out initdead). Nobody heard at all: initdead, as before.
+        if now_s >= self._start_s + self.timings.initdead_s or view.all_members_alive():
+            return True
+        return all(
+            m.name == self.name or m.name in self._heard or self.alive(m.name)
+            for m in self.config.members
+        )
+
+    def _ping_settled(self, now_s: float, view: View) -> bool:
+        """With a member silent, claim only on a ping count held for the stability window:
+        a ping node regained as a cut link returns is news that the peer's heartbeats (and
+        its claim on the group) may be a keepalive behind; claiming then makes our voter
+        refuse the holder's renewal (lab: link-cut, lease_lost on `ifup eth1`)."""
+        if not (self.config.ping_groups and self.config.ping_failover):
+            return True
+        if view.all_members_alive():
+            return True
+        since_s = self._ping_since_s.get(self.name, self._start_s)
+        return now_s - since_s >= self._ping_stable_s()
 
     def _advance_group(self, now_s: float, g: _Group, out: _Out) -> None:
         view = self._view()
@@ -502,6 +562,7 @@ class Node:
                     and now_s >= g.backoff_until_s
                     and now_s >= g.start_failed_until_s
                     and self._may_claim(now_s, view)
+                    and self._ping_settled(now_s, view)
                 ):
                     out.notice(NoticeKind.FAILOVER_STARTED, group=gname)
                     self._begin_claim(now_s, g, out)
