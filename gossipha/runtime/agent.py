@@ -1125,8 +1125,11 @@ class Agent:
         )
         try:
             await pinger.run()
-        except OSError as exc:
+        except* OSError as group:
+            # Opening fails with a plain OSError, a receiver inside the pinger's TaskGroup
+            # with an ExceptionGroup: both must end here, not in the agent's TaskGroup.
             # Unable to ping is unable to prove we are not the isolated node: say so.
+            exc = group.exceptions[0]
             log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
             for pg in self.config.ping_groups:
                 self.observe.on_ping(pg.name, False)

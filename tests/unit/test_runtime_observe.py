@@ -361,3 +361,24 @@ def test_nan_free_status_json_for_a_fresh_peer() -> None:
     doc = to_json(glue.refresh(_node(cfg), 0.5, WALL))
     peer = doc["nodes"][1]
     assert peer["silence_s"] is None or math.isfinite(peer["silence_s"])
+
+
+@pytest.mark.parametrize("raised", ["plain", "group"])
+def test_a_broken_pinger_marks_ping_nodes_unreachable_instead_of_ending_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: str
+) -> None:
+    from gossipha.core.types import PingResult
+    from gossipha.runtime import agent as agent_module
+
+    async def broken_run(self: Any) -> None:
+        error = OSError(19, "No such device")
+        # A receiver inside the pinger's TaskGroup fails as an ExceptionGroup.
+        raise error if raised == "plain" else ExceptionGroup("pinger", [error])
+
+    monkeypatch.setattr(agent_module.Pinger, "run", broken_run)
+    agent, fed = _agent_for_health(tmp_path)
+    assert agent.config.ping_groups
+    asyncio.run(agent._ping())
+    assert [i for i in fed.inputs if isinstance(i, PingResult)] == [
+        PingResult(pg.name, False) for pg in agent.config.ping_groups
+    ]
