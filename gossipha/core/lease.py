@@ -138,6 +138,11 @@ class Voter:
         p = self._promises.get(group)
         return 0 if p is None else p.max_epoch
 
+    def max_owner(self, group: GroupName) -> NodeId | None:
+        """The node `max_epoch(group)` belongs to, if one (None: nobody, or unknown)."""
+        p = self._promises.get(group)
+        return None if p is None else p.max_owner
+
     def quiet(self, now_s: float) -> bool:
         return now_s < self._quiet_until_s
 
@@ -259,6 +264,17 @@ class Claim:
             for n, v in self._views.items()
             if v.refused_by and v.refused_until_s > now_s and v.expires_s <= now_s
         )
+
+    def holder_released(self, now_s: float, holder: NodeId) -> None:
+        """`holder` released its promise (LeaseRelease): forget refusals naming it and ask
+        every voter not yet promising us again at once, instead of after the retry time.
+        Counts nothing: only a voter's grant does."""
+        for view in self._views.values():
+            if view.refused_by == holder:
+                view.refused_by = ""
+                view.refused_until_s = float("-inf")
+            if view.expires_s <= now_s:
+                view.last_sent_s = float("-inf")
 
     def busy_until_s(self) -> float:
         return max((v.refused_until_s for v in self._views.values()), default=float("-inf"))

@@ -7,6 +7,7 @@ exactly half of an even number of voters (two nodes), while the tie-breakers all
     IDLE       --target is us, no live holder--------------> ACQUIRING (ask every voter)
     ACQUIRING  --majority, or half + peers dead + ping-----> PROBING (ProbeVip)
     ACQUIRING  --adopted (VIP found on this host)----------> RUNNING (StartGroup, no probe)
+    ACQUIRING  --majority + fresh release of the latest----> RUNNING (StartGroup, no probe)
     PROBING    --nobody answered, lease still valid--------> RUNNING (StartGroup(epoch))
     PROBING    --answered: split-brain risk----------------> IDLE (release, back off)
     RUNNING    --lease about to lapse----------------------> IDLE (StopGroup LEASE_LOST)
@@ -124,6 +125,14 @@ class _Group:
     eligible_since_s: dict[NodeId, float] = field(default_factory=dict)
     no_holder_noticed: bool = False
     probe_sent_s: float = float("-inf")  # when the pending ProbeVip was emitted (local clock)
+    # Highest epoch another node's status ever showed it holding (never decreases: a
+    # holder's status drops the group the moment it stops).
+    seen_epoch: int = 0
+    seen_holder: NodeId | None = None  # whose status showed seen_epoch
+    # (holder, epoch, received_s) of the last LeaseRelease (not unused) for an epoch at
+    # least as high as any we knew of: the handover fast path (docs/design.md, "Handover").
+    release: tuple[NodeId, int, float] | None = None
+    split_backoff: bool = False  # the back-off is the VIP having answered: keep it
 
 
 class _Out:
@@ -335,6 +344,7 @@ class Node:
             case LeaseRelease(group=gname, epoch=epoch):
                 if self._voter is not None:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
+                self._on_release(now_s, sender, gname, epoch, message.unused)
 
     def _note_ping(self, now_s: float, node: NodeId, count: int) -> None:
         """A (possibly relayed) status of `node` says `count`: a change restarts its time."""
@@ -369,8 +379,61 @@ class Node:
             if self._voter is not None:
                 for h in st.holding:
                     self._voter.learn_epoch(h.group, h.epoch, st.name)
+            for h in st.holding:
+                held = self._groups.get(h.group)
+                if held is not None and h.epoch >= held.seen_epoch:
+                    held.seen_epoch, held.seen_holder = h.epoch, st.name
             if old is None or old.takeover != st.takeover:
                 self._takeover = max(self._takeover, st.takeover)
+
+    def _on_release(
+        self, now_s: float, sender: NodeId, gname: GroupName, epoch: int, unused: bool
+    ) -> None:
+        """A peer gave `gname` up (authenticated LeaseRelease): act on it now rather than
+        wait out its lease. Changes only *when* we ask voters; what counts stays their
+        grants. A release by the node we saw hold the latest epoch we know of, of that epoch
+        (not `unused`: it had started the group, and StopGroup succeeded, so its VIP is
+        down) is kept for `_released_to_us`."""
+        g = self._groups.get(gname)
+        if g is None or sender == self.name:
+            return
+        if (
+            not unused
+            and (epoch, sender) == (g.seen_epoch, g.seen_holder)
+            and epoch >= self._voter_foreign_epoch(gname)
+        ):
+            g.release = (sender, epoch, now_s)
+        if g.phase is Phase.ACQUIRING and g.claim is not None and not g.adopted:
+            g.claim.holder_released(now_s, sender)
+            g.since_s = now_s  # the way is open now: a full attempt from here
+        elif g.phase is Phase.IDLE and not g.split_backoff:
+            # The back-off waited for this holder's lease (busy) or desynchronised claims:
+            # the release ends that lease, and placement picks one claimant anyway.
+            g.backoff_until_s = min(g.backoff_until_s, now_s)
+
+    def _voter_foreign_epoch(self, gname: GroupName) -> int:
+        """Our voter's highest epoch for `gname` unless it is one of our own claims."""
+        if self._voter is None or self._voter.max_owner(gname) == self.name:
+            return 0
+        return self._voter.max_epoch(gname)
+
+    def _released_to_us(self, now_s: float, g: _Group) -> bool:
+        """May we start without a VIP probe? Only on a majority lease (never the two-node
+        half rule, whose safety *is* the probe) and a fresh release of the latest epoch:
+        the previous holder's VIP is down, and the lease excludes any other executing
+        holder; all members alive and the age bound keep a non-executing one (limit L1)
+        out of reach. docs/design.md, "Handover"."""
+        claim, rel = g.claim, g.release
+        if claim is None or rel is None or g.adopted:
+            return False
+        _, epoch, received_s = rel
+        if now_s - received_s > self.timings.lease_s:
+            return False
+        if claim.valid_until_s() <= now_s:
+            return False  # majority only
+        if claim.epoch <= epoch or claim.max_seen_epoch > claim.epoch or g.seen_epoch > epoch:
+            return False  # someone has (had) a later epoch than the one released
+        return all(self.alive(m.name) for m in self.config.members)
 
     def _probe(self, now_s: float, g: _Group, out: _Out) -> None:
         g.probe_sent_s = now_s
@@ -400,6 +463,7 @@ class Node:
                 )
                 g.split_brain_noticed = True
             self._abandon(now_s, g, out, SPLIT_BRAIN_BACKOFF_LEASES)
+            g.split_backoff = True
             return
         if self._holding_valid(now_s, g, claiming=True):
             self._start(now_s, g, out)
@@ -443,6 +507,7 @@ class Node:
         """After a stall nothing learned before it is fresh: a pending probe answer is void."""
         for g in self._groups.values():
             g.probe_sent_s = float("-inf")
+            g.release = None  # not fresh any more either
 
     def _adopt(self, now_s: float, groups: tuple[GroupName, ...], out: _Out) -> None:
         for gname in groups:
@@ -588,6 +653,10 @@ class Node:
                 elif self._holding_valid(now_s, g, claiming=True):
                     if g.adopted:
                         self._start(now_s, g, out)
+                    elif self._released_to_us(now_s, g):
+                        assert g.release is not None
+                        holder, epoch, _ = g.release
+                        self._start(now_s, g, out, f", released by {holder} at {epoch}: no probe")
                     else:
                         g.phase, g.since_s = Phase.PROBING, now_s
                         self._probe(now_s, g, out)
@@ -682,15 +751,18 @@ class Node:
             self.config.ping_groups and self.config.ping_failover and self._ping_count() == 0
         )
 
-    def _start(self, now_s: float, g: _Group, out: _Out) -> None:
+    def _start(self, now_s: float, g: _Group, out: _Out, how: str = "") -> None:
         assert g.claim is not None
         g.phase, g.since_s = Phase.RUNNING, now_s
+        g.release = None  # used (or moot): a later handover needs a new one
         g.split_brain_noticed = False
         g.started = True
         out.actions.append(StartGroup(g.config.name, g.claim.epoch))
         if not g.adopted:
             out.notice(
-                NoticeKind.FAILOVER_COMPLETED, group=g.config.name, detail=f"epoch {g.claim.epoch}"
+                NoticeKind.FAILOVER_COMPLETED,
+                group=g.config.name,
+                detail=f"epoch {g.claim.epoch}{how}",
             )
         g.adopted = False
         self._push_status = True
@@ -727,6 +799,7 @@ class Node:
         g.phase, g.since_s = Phase.IDLE, now_s
         g.started = False
         g.adopted = False
+        g.split_backoff = False
 
     def _ping_count(self) -> int:
         return sum(1 for ok in self._ping.values() if ok)
