@@ -321,12 +321,13 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {s['p99_ms']} ms, max {s['max_ms']} ms"
         )
         for name, w in (("idle", idle), ("load", load)):
+            sm, ms = w["slave_sees_master"], w["master_sees_slave"]
+            lag_ms = 1000 * (w["master_loop_lag_max_s"] or math.nan)
             print(
-                f"{name:5} master CPU {w['master_cpu_pct']}%  loop lag max "
-                f"{w['master_loop_lag_max_s']}s  missed gaps slave<-master "
-                f"{w['slave_sees_master']['missed_gaps']} master<-slave "
-                f"{w['master_sees_slave']['missed_gaps']}  transitions "
-                f"{w['slave_sees_master']['transitions']} {w['master_sees_slave']['transitions']}"
+                f"{name:5} master CPU {w['master_cpu_pct']}%  loop lag max {lag_ms:.1f} ms  "
+                f"missed gaps slave<-master {sm['missed_gaps']} master<-slave "
+                f"{ms['missed_gaps']}  transitions {sum(sm['transitions'].values())}"
+                f"+{sum(ms['transitions'].values())}"
             )
         print(f"missed heartbeats under load: {missed}, peer transitions: {moved}")
     return 1 if missed or moved else 0
