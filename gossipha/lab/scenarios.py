@@ -153,19 +153,24 @@ def render_hacf(text: str, node: str, profile: Profile, node_dir: Path, second_l
     return "\n".join(out) + "\n"
 
 
-NGINX_ACTIONS = """case "$action" in
+NGINX_ACTIONS = """# alive: exists and not a zombie (a container's PID 1 may never reap the daemon)
+alive() {
+    state=$(sed -n 's/^.*) \\(.\\).*/\\1/p' "/proc/$1/stat" 2>/dev/null)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+pid=$(cat "$root/nginx.pid" 2>/dev/null)
+case "$action" in
     start)
-        pid=$(cat "$root/nginx.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && exit 0
+        [ -n "$pid" ] && alive "$pid" && exit 0
         exec nginx -p "$root" -c "$root/nginx.conf" -e "$root/error.log" ;;
     stop)
-        pid=$(cat "$root/nginx.pid" 2>/dev/null) || exit 0
+        [ -n "$pid" ] && alive "$pid" || exit 0
         kill -TERM "$pid" 2>/dev/null || exit 0
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.02; done
+        for _ in $(seq 250); do alive "$pid" || exit 0; sleep 0.02; done
         kill -KILL "$pid" 2>/dev/null; exit 0 ;;
     status)
-        pid=$(cat "$root/nginx.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null \\
-            && { echo running; exit 0; }
-        echo stopped; exit 0 ;;
+        if [ -n "$pid" ] && alive "$pid"; then echo running; else echo stopped; fi
+        exit 0 ;;
     *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
 """

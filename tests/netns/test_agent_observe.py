@@ -277,10 +277,10 @@ def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: 
     # as it goes) keeps reading the old text.
     script = agents.ha_d["master"] / "resource.d" / "nginx"
     broken = script.with_name("nginx.broken")
-    text = script.read_text()
-    broken.write_text(
-        text.replace("start|stop) nginx_lab", "start) exit 1 ;;\n    stop) nginx_lab")
-    )
+    lines = script.read_text().splitlines(keepends=True)
+    [at] = [i for i, line in enumerate(lines) if line.startswith("for action; do :; done")]
+    lines.insert(at + 1, '[ "$action" = start ] && exit 1  # broken for good\n')
+    broken.write_text("".join(lines))
     broken.chmod(0o755)
     os.replace(broken, script)
     client = Client(lab, interval_s=0.05, duration_s=60.0)
