@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,21 +21,13 @@ from gossipha.lab import Lab
 from gossipha.lab.observe import HolderSampler, fetch
 from gossipha.lab.scenarios import FAST, HOSTNAMES, child_env, write_ha_d
 from gossipha.lab.topology import TUTORIAL_VIP
+from tests.netns.helpers import wait_until as _wait
 
 pytestmark = pytest.mark.netns
 
 VIP = str(TUTORIAL_VIP.ip)
 STARTUP_BOUND_S = 15.0
 HANDOVER_BOUND_S = 1.5  # SIGTERM on the master -> the slave has the VIP
-
-
-def _wait(what: str, check: Callable[[], bool], bound_s: float, step_s: float = 0.02) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < bound_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(step_s)
-    raise AssertionError(f"not within {bound_s}s: {what}")
 
 
 def _vip_line(lab: Lab, node: str) -> str:

@@ -27,7 +27,8 @@ from gossipha.lab import Lab
 from gossipha.lab.observe import Client, HolderSampler, fetch, summarize
 from gossipha.lab.scenarios import HOSTNAMES, child_env
 from gossipha.lab.topology import TUTORIAL_VIP
-from tests.netns.test_agent import STARTUP_BOUND_S, _Agents, _vip_line, _wait
+from tests.netns.helpers import wait_until as _wait
+from tests.netns.test_agent import STARTUP_BOUND_S, _Agents, _vip_line
 
 pytestmark = pytest.mark.netns
 
@@ -305,5 +306,6 @@ def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: 
     log = agents.log("master")
     assert "group restart failed; giving it up" in log, log
     summary = summarize(client.samples(), [])
-    assert client.samples()[-1].who == "slave"
+    # The last answer came from the slave (a request cut by the client's stop may be None).
+    assert [c.who for c in client.samples() if c.who][-1] == "slave"
     assert summary.longest_outage_s <= MAX_OUTAGE_S + 5.0, summary

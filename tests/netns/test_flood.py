@@ -23,7 +23,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 FLOOD_S = 8.0
@@ -81,6 +81,8 @@ from gossipha.lab.observe import HolderSampler  # noqa: E402
 from gossipha.lab.scenarios import FAST, HOSTNAMES, child_env, write_ha_d  # noqa: E402
 from gossipha.lab.topology import TUTORIAL_VIP  # noqa: E402
 from gossipha.wire.codec import HEADER, MAX_PACKET_BYTES, seal  # noqa: E402
+from tests.netns.helpers import holds_vip as _holds  # noqa: E402
+from tests.netns.helpers import wait_until as _wait  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -101,22 +103,6 @@ EXPECTED_REASONS = (
     "bad_mac",
     "replay",
 )
-
-
-def _wait(what: str, check: Callable[[], bool], bound_s: float, step_s: float = 0.05) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < bound_s:
-        if check():
-            return
-        time.sleep(step_s)
-    raise AssertionError(f"not within {bound_s}s: {what}")
-
-
-def _holds(lab: Lab, node: str) -> bool:
-    out = lab.run(
-        node, ["ip", "-o", "-4", "addr", "show", "up", "to", f"{VIP}/32"], uts=False, check=False
-    )
-    return bool(out.stdout.strip())
 
 
 class _Agents:

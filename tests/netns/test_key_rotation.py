@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,8 @@ from gossipha.lab import Lab
 from gossipha.lab.observe import HolderSampler
 from gossipha.lab.scenarios import FAST, HOSTNAMES, child_env, write_ha_d
 from gossipha.lab.topology import TUTORIAL_VIP
+from tests.netns.helpers import holds_vip as _holds
+from tests.netns.helpers import wait_until as _wait
 
 pytestmark = pytest.mark.netns
 
@@ -78,22 +80,6 @@ name = "web"
 preferred = "masternginx"
 resources = [{{ vip = "{vip}", interface = "eth0", label = "eth0:0" }}]
 """
-
-
-def _wait(what: str, check: Callable[[], bool], bound_s: float, step_s: float = 0.05) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < bound_s:
-        if check():
-            return
-        time.sleep(step_s)
-    raise AssertionError(f"not within {bound_s}s: {what}")
-
-
-def _holds(lab: Lab, node: str) -> bool:
-    out = lab.run(
-        node, ["ip", "-o", "-4", "addr", "show", "up", "to", f"{VIP}/32"], uts=False, check=False
-    )
-    return bool(out.stdout.strip())
 
 
 class _Agents:

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from gossipha.lab.observe import HolderSample, HolderSampler
 from gossipha.lab.scenarios import HOSTNAMES, child_env
 from gossipha.lab.topology import HEARTBEAT_BRIDGE, TUTORIAL_HOSTS, TUTORIAL_VIP
 from tests.netns.conftest import require_netns
+from tests.netns.helpers import wait_until as _wait
 
 pytestmark = pytest.mark.netns
 
@@ -97,15 +98,6 @@ def write_config(dest: Path) -> Path:
     path = dest / "gossipha.toml"
     path.write_text(render_toml())
     return path
-
-
-def _wait(what: str, check: Callable[[], bool], bound_s: float, step_s: float = 0.02) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < bound_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(step_s)
-    raise AssertionError(f"not within {bound_s}s: {what}")
 
 
 class _Cluster:
