@@ -113,6 +113,9 @@ def http_get_once(
     return classify(response)
 
 
+MAX_IN_FLIGHT = 32  # requests outstanding at once (timeout / interval is about 10)
+
+
 def run_client(
     host: str,
     port: int,
@@ -122,9 +125,29 @@ def run_client(
     duration_s: float,
     out: Any,
 ) -> int:
-    """Fixed-rate requests for `duration_s` (at most MAX_SAMPLES); one JSON line each."""
+    """A new request every `interval_s` for `duration_s` (at most MAX_SAMPLES), whether or
+    not earlier ones have answered; one JSON line each.
+
+    Issuing on schedule, not after the previous answer, is what lets an outage shorter
+    than `timeout_s` show: a request caught in the switch fails late, but the next ones,
+    sent 20 ms apart, are answered by the new holder.
+    """
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lock = threading.Lock()
+    slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    workers: list[threading.Thread] = []
+
+    def request(t_s: float) -> None:
+        try:
+            who = http_get_once(host, port, timeout_s)
+            line = json.dumps({"t": t_s, "who": who, "lat": time.monotonic() - t_s}) + "\n"
+            with lock:
+                out.write(line)
+                out.flush()
+        finally:
+            slots.release()
+
     start_s = time.monotonic()
     count = 0
     while count < MAX_SAMPLES and not stop.is_set():
@@ -135,12 +158,18 @@ def run_client(
         if due_s > now_s:
             stop.wait(due_s - now_s)
             continue
-        t_s = time.monotonic()
-        who = http_get_once(host, port, timeout_s)
-        out.write(json.dumps({"t": t_s, "who": who, "lat": time.monotonic() - t_s}) + "\n")
-        out.flush()
-        # Skip the slots a slow request overran instead of bursting to catch up.
-        count = max(count + 1, int((time.monotonic() - start_s) / interval_s))
+        count += 1
+        if not slots.acquire(blocking=False):
+            with lock:  # every slot is stuck: this request counts as unanswered
+                out.write(json.dumps({"t": now_s, "who": None, "lat": 0.0}) + "\n")
+                out.flush()
+            continue
+        worker = threading.Thread(target=request, args=(now_s,), daemon=True)
+        worker.start()
+        workers.append(worker)
+        workers = [w for w in workers if w.is_alive()]
+    for worker in workers:
+        worker.join(timeout_s + 1.0)
     return 0
 
 
