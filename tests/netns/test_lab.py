@@ -13,6 +13,7 @@ from gossipha.lab.nginx import nginx_status, start_nginx, stop_nginx
 from gossipha.lab.observe import fetch
 from gossipha.lab.topology import namespace_pids
 from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent
+from tests.netns.helpers import wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -119,10 +120,7 @@ def test_teardown_is_complete_and_repeatable() -> None:
     with other:
         proc = other.spawn("master", ["sleep", "60"])
         # `ip netns exec` enters the namespace just after fork: wait for it, bounded.
-        deadline = time.monotonic() + 5.0
-        while proc.pid not in other.pids("master") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.pid in other.pids("master")
+        wait_until("the process in its namespace", lambda: proc.pid in other.pids("master"), 5.0)
     assert own_namespaces(other.prefix) == []
     assert proc.poll() is not None
     assert not other.workdir.exists() or not any(other.workdir.iterdir())
@@ -150,6 +148,12 @@ def test_sweep_removes_stale_and_spares_live(lab: Lab) -> None:
     stale = Lab(prefix=prefix)
     stale.build()
     leftover = stale.spawn("client", ["sleep", "60"])
+    # `ip netns exec` enters the namespace just after fork: the sweep kills by namespace.
+    wait_until(
+        "the leftover in its namespace",
+        lambda: leftover.pid in namespace_pids(prefix + "client"),
+        5.0,
+    )
     # The owner "dies" without teardown: only the sweep can clean up.
     removed = sweep_stale(prefix)
     assert sorted(removed) == sorted(
