@@ -4,6 +4,13 @@
     python bench/soak.py --schedules 20000 --time-limit 3000       # stop early, report so far
     python bench/soak.py --replay 1234 --members 2 --witnesses 1   # one seed, with its trace
 
+Long soaks in pieces: `--part I/N` runs the I-th of N equal slices of every kind's seed range;
+`--resume A.json ...` skips the seeds that earlier reports (`--json` output) covered, e.g. to
+finish a run stopped by --time-limit; `--sum A.json B.json ...` adds up the reports of one
+layout (same --schedules, --start, mix, loss, jitter and timings), refuses overlapping seeds,
+and says whether the parts cover it all and on which commits they ran. Every report names
+the exact command, the commit and the seed ranges it covered (`covered`, per kind).
+
 The schedules are exactly those of tests/sim/test_random.py: `random_schedule` from
 gossipha.sim.scenarios with loss 5 %, jitter 20 ms, the test's CI timings and its MIX of
 clusters, each kind on its own contiguous seed range. `--schedules S --start F` runs the
@@ -21,12 +28,13 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +48,90 @@ LOSS = 0.05
 JITTER_S = 0.02
 CHUNK = 10  # schedules per task (the test uses 50; seeds do not depend on it): prompt stops
 FIRST_SEEDS = 20  # how many violating seeds of each kind to keep
+CODE_PATHS = ("gossipha", "bench", "tests/sim")  # what a run's verdict depends on
 
 
-def chunks(schedules: int, start: int) -> list[tuple[int, int, int, int]]:
+Kind = tuple[int, int]  # (members, witnesses)
+Ranges = list[tuple[int, int]]  # inclusive (first, last) seed pairs, sorted, disjoint
+
+
+def kind_key(members: int, witnesses: int) -> str:
+    return f"members={members},witnesses={witnesses}"
+
+
+def layout(schedules: int, start: int) -> list[tuple[int, int, int, int]]:
+    """(members, witnesses, first seed, count) per kind: tests/sim/test_random.py `_chunks`."""
+    out = []
+    seed = start
+    for members, witnesses, share in MIX:
+        total = round(schedules * share)
+        out.append((members, witnesses, seed, total))
+        seed += total
+    return out
+
+
+def merge(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def subtract(ranges: Ranges, minus: Ranges) -> Ranges:
+    out: Ranges = []
+    for first, last in merge(ranges):
+        for a, b in merge(minus):
+            if b < first or a > last:
+                continue
+            if a > first:
+                out.append((first, a - 1))
+            first = b + 1
+            if first > last:
+                break
+        if first <= last:
+            out.append((first, last))
+    return out
+
+
+def count(ranges: Ranges) -> int:
+    return sum(last - first + 1 for first, last in ranges)
+
+
+def todo(
+    schedules: int, start: int, part: tuple[int, int], done: dict[str, Ranges]
+) -> dict[Kind, Ranges]:
+    """The seeds to run per kind: slice `part` = (I, N) of each kind's range, less `done`."""
+    index, parts = part
+    out: dict[Kind, Ranges] = {}
+    for members, witnesses, first, total in layout(schedules, start):
+        lo = first + total * index // parts
+        hi = first + total * (index + 1) // parts
+        mine = [(lo, hi - 1)] if hi > lo else []
+        out[(members, witnesses)] = subtract(mine, done.get(kind_key(members, witnesses), []))
+    return out
+
+
+def chunks(
+    schedules: int,
+    start: int,
+    part: tuple[int, int] = (0, 1),
+    done: dict[str, Ranges] | None = None,
+) -> list[tuple[int, int, int, int]]:
     """(members, witnesses, first seed, count): the seeds of tests/sim/test_random.py
     `_chunks`, interleaved so that a run stopped early has covered every kind of cluster
     in proportion (the test runs the biggest clusters first)."""
     out: list[tuple[float, tuple[int, int, int, int]]] = []
-    seed = start
-    for members, witnesses, share in MIX:
-        total = round(schedules * share)
-        for first in range(seed, seed + total, CHUNK):
-            progress = (first - seed) / total
-            out.append((progress, (members, witnesses, first, min(CHUNK, seed + total - first))))
-        seed += total
+    spans = {(m, w): (f, t) for m, w, f, t in layout(schedules, start)}
+    for (members, witnesses), ranges in todo(schedules, start, part, done or {}).items():
+        kind_first, total = spans[(members, witnesses)]
+        for lo, hi in ranges:
+            for first in range(lo, hi + 1, CHUNK):
+                progress = (first - kind_first) / total
+                n = min(CHUNK, hi + 1 - first)
+                out.append((progress, (members, witnesses, first, n)))
     return [c for _, c in sorted(out, key=lambda pc: (pc[0], -pc[1][0]))]
 
 
@@ -119,7 +197,8 @@ def run_chunk(members: int, witnesses: int, first: int, count: int) -> Tally:
 
 
 def git_state() -> str | None:
-    """HEAD, plus "+dirty" when gossipha/ has uncommitted edits (the code that was run)."""
+    """HEAD, plus "+dirty" when the code that was run (gossipha/, bench/, the test's MIX and
+    timings in tests/sim/) has uncommitted edits."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
@@ -130,7 +209,7 @@ def git_state() -> str | None:
             cwd=root,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "gossipha"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             capture_output=True,
             text=True,
             check=True,
@@ -141,8 +220,19 @@ def git_state() -> str | None:
     return head + ("+dirty" if dirty else "")
 
 
-def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -> dict[str, Any]:
+def soak(
+    schedules: int,
+    workers: int,
+    start: int,
+    time_limit_s: float | None,
+    part: tuple[int, int] = (0, 1),
+    done: dict[str, Ranges] | None = None,
+) -> dict[str, Any]:
     commit = git_state()  # read before the run: the workers fork with this code loaded
+    plan = chunks(schedules, start, part, done)
+    planned = sum(c[3] for c in plan)
+    covered: dict[str, Ranges] = {kind_key(m, w): [] for m, w, _, _ in layout(schedules, start)}
+    print(f"soak: {command()}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     total = Tally()
     stop: dict[str, str | None] = {"signal": None}
@@ -152,22 +242,25 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
         stop["signal"] = signal.Signals(signum).name
 
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pending: set[Future[Tally]] = set()
+    pending: dict[Future[Tally], tuple[int, int, int, int]] = {}
     stopped_early = False
     last_report = started
     try:
         with ProcessPoolExecutor(workers, initializer=_ignore_signals) as pool:
-            queue = iter(chunks(schedules, start))
+            queue = iter(plan)
             for _ in range(workers):  # more would sit in the call queue, past cancelling
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(run_chunk, *nxt))
+                    pending[pool.submit(run_chunk, *nxt)] = nxt
             while pending:
-                done, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    part = fut.result()
-                    total.add(part)
-                    for line in part.safety_seeds + part.liveness_seeds:
+                finished, _ = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    members, witnesses, first, n = pending.pop(fut)
+                    result = fut.result()
+                    assert result.schedules == n
+                    total.add(result)
+                    covered[kind_key(members, witnesses)].append((first, first + n - 1))
+                    for line in result.safety_seeds + result.liveness_seeds:
                         print(f"soak: violation {line}", file=sys.stderr, flush=True)
                 elapsed = time.perf_counter() - started
                 over = time_limit_s is not None and elapsed >= time_limit_s
@@ -175,17 +268,17 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
                     stopped_early = stopped_early or next(queue, None) is not None
                     for fut in list(pending):
                         if fut.cancel():  # queued, not started: drop it
-                            pending.discard(fut)
+                            del pending[fut]
                             stopped_early = True
                 else:
-                    for _ in done:
+                    for _ in finished:
                         nxt = next(queue, None)
                         if nxt is not None:
-                            pending.add(pool.submit(run_chunk, *nxt))
+                            pending[pool.submit(run_chunk, *nxt)] = nxt
                 if time.perf_counter() - last_report >= 60:
                     last_report = time.perf_counter()
                     print(
-                        f"soak: {total.schedules}/{schedules} schedules, "
+                        f"soak: {total.schedules}/{planned} schedules, "
                         f"{total.safety_schedules} unsafe, {total.liveness_schedules} stuck, "
                         f"{total.orphans} L1 overlaps, {total.schedules / elapsed:.1f}/s",
                         file=sys.stderr,
@@ -195,20 +288,22 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     wall = time.perf_counter() - started
+    covered = {k: merge(v) for k, v in covered.items()}
     return {
+        "command": command(),
         "commit": commit,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "workers": workers,
-        "first_seed": start,
-        "requested_schedules": schedules,
+        **layout_id(schedules, start),
+        "part": f"{part[0]}/{part[1]}",
+        "resumed": bool(done),
+        "planned_schedules": planned,
         "schedules": total.schedules,
-        "target_reached": total.schedules >= schedules,
+        "covered": covered,
+        "target_reached": total.schedules >= planned,
         "stopped_early": stopped_early,
         "stopped_by": stop["signal"] or ("time limit" if stopped_early else None),
-        "mix": [list(m) for m in MIX],
-        "loss": LOSS,
-        "jitter_s": JITTER_S,
         "safety_schedules": total.safety_schedules,
         "safety_violations": total.safety_violations,
         "liveness_schedules": total.liveness_schedules,
@@ -223,6 +318,102 @@ def soak(schedules: int, workers: int, start: int, time_limit_s: float | None) -
         "simulated_s": round(total.sim_s, 1),
         "wall_s": round(wall, 1),
     }
+
+
+def command() -> str:
+    """The exact command of this run, to paste (the interpreter as invoked)."""
+    return shlex.join([sys.executable, *sys.argv])
+
+
+def layout_id(schedules: int, start: int) -> dict[str, Any]:
+    """What makes two reports' seeds the same schedules (and so summable)."""
+    return {
+        "first_seed": start,
+        "requested_schedules": schedules,
+        "mix": [list(m) for m in MIX],
+        "loss": LOSS,
+        "jitter_s": JITTER_S,
+        "timings": {k: v for k, v in asdict(CI_TIMINGS).items()},
+        "kinds": {kind_key(m, w): [f, f + t - 1] for m, w, f, t in layout(schedules, start)},
+    }
+
+
+def load_reports(paths: list[str]) -> list[dict[str, Any]]:
+    reports = []
+    for path in paths:
+        with open(path) as f:
+            reports.append(json.load(f))
+    return reports
+
+
+def covered_by(reports: list[dict[str, Any]], schedules: int, start: int) -> dict[str, Ranges]:
+    """Seeds covered by earlier reports of this layout (refuses reports of another one)."""
+    want = layout_id(schedules, start)
+    done: dict[str, Ranges] = {}
+    for r in reports:
+        for key, value in want.items():
+            if r.get(key) != value:
+                raise SystemExit(f"soak: {r.get('command')}: another layout ({key} differs)")
+        for kind, ranges in r["covered"].items():
+            done[kind] = merge(done.get(kind, []) + [(a, b) for a, b in ranges])
+    return done
+
+
+SUMMED = (
+    "schedules",
+    "safety_schedules",
+    "safety_violations",
+    "liveness_schedules",
+    "liveness_violations",
+    "l1_orphan_overlaps",
+    "simulated_s",
+    "wall_s",
+)
+
+
+def sum_reports(paths: list[str]) -> dict[str, Any]:
+    """Add up the parts of one layout; overlapping seeds would count twice, so refuse."""
+    reports = load_reports(paths)
+    if not reports:
+        raise SystemExit("soak: --sum needs reports")
+    first = reports[0]
+    schedules, start = first["requested_schedules"], first["first_seed"]
+    covered_by(reports, schedules, start)  # same layout, or exit
+    seen: dict[str, Ranges] = {}
+    for path, r in zip(paths, reports, strict=True):
+        for kind, ranges in r["covered"].items():
+            mine = [(a, b) for a, b in ranges]
+            if count(subtract(mine, seen.get(kind, []))) != count(mine):
+                raise SystemExit(f"soak: {path} covers seeds of {kind} already counted")
+            seen[kind] = merge(seen.get(kind, []) + mine)
+    missing = {
+        kind: subtract([(a, b)], seen.get(kind, []))
+        for kind, (a, b) in layout_id(schedules, start)["kinds"].items()
+    }
+    commits = sorted({str(r["commit"]) for r in reports})
+    out: dict[str, Any] = {
+        **layout_id(schedules, start),
+        "parts": [
+            {k: r[k] for k in ("command", "commit", "covered", "schedules", "wall_s")}
+            for r in reports
+        ],
+        "commits": commits,
+        "one_clean_commit": len(commits) == 1 and not commits[0].endswith("+dirty"),
+        "covered": seen,
+        "missing": {k: v for k, v in missing.items() if v},
+        "complete": not any(missing.values()),
+    }
+    for key in SUMMED:
+        out[key] = round(sum(r[key] for r in reports), 1)
+    out["schedules"] = int(out["schedules"])
+    assert out["schedules"] == sum(count(v) for v in seen.values())
+    out["first_safety_seeds"] = sorted(
+        (s for r in reports for s in r["first_safety_seeds"]), key=_seed_key
+    )[:FIRST_SEEDS]
+    out["first_liveness_seeds"] = sorted(
+        (s for r in reports for s in r["first_liveness_seeds"]), key=_seed_key
+    )[:FIRST_SEEDS]
+    return out
 
 
 def _ignore_signals() -> None:
@@ -253,10 +444,25 @@ def main() -> int:
     p.add_argument("--members", type=int, default=2, help="with --replay")
     p.add_argument("--witnesses", type=int, default=0, help="with --replay")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--part", default="0/1", help="I/N: the I-th (from 0) of N seed slices")
+    p.add_argument("--resume", nargs="+", default=[], metavar="REPORT", help="skip their seeds")
+    p.add_argument("--sum", nargs="+", default=[], metavar="REPORT", help="add up reports")
     args = p.parse_args()
     if args.replay is not None:
         return replay(args.replay, args.members, args.witnesses)
-    report = soak(args.schedules, args.workers, args.start, args.time_limit)
+    if args.sum:
+        report = sum_reports(args.sum)
+        print(
+            json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items())
+        )
+        bad = report["safety_schedules"] or report["liveness_schedules"]
+        return 1 if bad or not report["complete"] else 0
+    index, _, parts = args.part.partition("/")
+    part = (int(index), int(parts or 1))
+    if not 0 <= part[0] < part[1]:
+        p.error("--part I/N needs 0 <= I < N")
+    done = covered_by(load_reports(args.resume), args.schedules, args.start)
+    report = soak(args.schedules, args.workers, args.start, args.time_limit, part, done)
     if args.json:
         print(json.dumps(report))
     else:
