@@ -60,6 +60,7 @@ from gossipha.core.types import (
     Stalled,
     StartGroup,
     StopGroup,
+    StopReason,
     Tick,
     VipProbeResult,
     message_from_wire,
@@ -123,6 +124,10 @@ _ADMIN_DETAIL = {
     AdminKind.MAINTENANCE_ON: "maintenance on: nobody claims or hands over groups",
     AdminKind.MAINTENANCE_OFF: "maintenance off",
 }
+
+
+# Stops where the lease is lost or superseded: the VIP must be down within the stop guard.
+URGENT_STOPS = frozenset({StopReason.LEASE_LOST.value, StopReason.SUPERSEDED.value})
 
 
 class _Stop(Exception):
@@ -818,22 +823,31 @@ class Agent:
             await asyncio.wait([prev])
         g = run.config
         log.info(kv("stopping group", group=g.name, epoch=epoch, reason=reason))
-        ok, detail = await self._stop_resources(run, epoch)
+        ok, detail = await self._stop_resources(run, epoch, vips_first=reason in URGENT_STOPS)
         log.log(
             logging.INFO if ok else logging.ERROR,
             kv("group stopped" if ok else "group stop failed", group=g.name, detail=detail or None),
         )
         self._feed(ResourceResult(g.name, ResourceAction.STOP, ok, detail))
 
-    async def _stop_resources(self, run: _GroupRun, epoch: int) -> tuple[bool, str]:
-        """Helpers off, services in reverse, VIPs removed; every step tried, failures noted."""
+    async def _stop_resources(
+        self, run: _GroupRun, epoch: int, vips_first: bool = False
+    ) -> tuple[bool, str]:
+        """Helpers off, services in reverse, VIPs removed; every step tried, failures noted.
+
+        `vips_first`: the lease is (about to be) gone, so the VIP comes down before any
+        service is stopped: a slow service stop must not eat the stop guard (docs/design.md).
+        """
         self._stop_helpers(run)
         run.held = False
         self._hold_after_give_up(run)
         g = run.config
         failures: list[str] = []
         vips_gone = True
-        for res in reversed(g.resources):
+        order = list(reversed(g.resources))
+        if vips_first:
+            order.sort(key=lambda res: not isinstance(res, VipResource))  # stable: VIPs first
+        for res in order:
             try:
                 if isinstance(res, VipResource):
                     await vip.remove_vip(res)
