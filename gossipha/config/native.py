@@ -58,8 +58,8 @@ class NativeDefaults:
     """Every default of the native format, in one place (reasons: docs/configuration.md).
 
     Tuned for a LAN: a heartbeat every 200 ms, phi-accrual detection in about half a
-    second, `deadtime` 1 s as the hard cap, and a lease no longer than deadtime so the
-    VIP can move as soon as the old holder is known dead.
+    second, `deadtime` 1 s as the hard cap, and a lease (0.6 s) that has run out by about
+    the time the old holder is known dead, so the VIP moves at once.
     """
 
     keepalive_s: float = 0.2
@@ -73,7 +73,7 @@ class NativeDefaults:
     phi_window: int = 100
     phi_min_std_s: float = 0.05
     phi_acceptable_pause_s: float = 0.0
-    lease_s: float = 1.0
+    lease_s: float = 0.6
     max_drift: float = 0.01
     vip_probe_count: int = 3
     vip_probe_interval_s: float = 0.05

@@ -186,6 +186,7 @@ class Node:
         self._unhealthy: set[GroupName] = set()
         self._shutting_down = False
         self._shutdown_since_s = math.inf
+        self._stopped_s = -math.inf  # when a StopGroup last finished (ok or not)
         self._version = 1
         self._status = self._make_status()
         self._statuses: dict[NodeId, NodeStatus] = {self.name: self._status}
@@ -201,12 +202,13 @@ class Node:
     @property
     def done(self) -> bool:
         """After Shutdown: every group stopped and released, and a successor holds it (or
-        a bound passed). The runtime exits then."""
+        a bound passed). The runtime exits then. The bound counts from the last stop too:
+        after a stop slower than a lease the successor still needs our vote."""
         if not self._shutting_down:
             return False
         if any(g.phase is not Phase.IDLE for g in self._groups.values()):
             return False
-        if self._now_s - self._shutdown_since_s >= 2 * self.timings.lease_s:
+        if self._now_s - max(self._shutdown_since_s, self._stopped_s) >= 2 * self.timings.lease_s:
             return True
         return all(self._other_holder(g) is not None for g in self._groups) or not self._groups
 
@@ -482,6 +484,7 @@ class Node:
             g.start_failed_until_s = now_s + self.timings.failback_delay_s
             self._stop(now_s, g, StopReason.START_FAILED, out)
         elif r.action is ResourceAction.STOP and g.phase is Phase.STOPPING:
+            self._stopped_s = now_s
             if r.ok:
                 assert g.claim is not None
                 self._release(g.claim, out, unused=False)

@@ -1,5 +1,5 @@
 """The lab's native profile: one gossipha.toml for both nodes at the native default timings
-(keepalive 200 ms, deadtime 1 s, lease 1 s), authkeys from `gossipha keygen`, and the
+(keepalive 200 ms, deadtime 1 s, lease 600 ms), authkeys from `gossipha keygen`, and the
 tutorial's start-up, graceful stop and crash against real agents: who serves at each step,
 never two VIP holders."""
 

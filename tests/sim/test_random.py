@@ -86,7 +86,12 @@ def test_lease_without_drift_margin_is_caught(
     """The simulator catches a holder that times its lease like a voter does."""
     if broken:
         monkeypatch.setattr(lease, "holder_span_s", _broken_holder_span)
-    timings = replace(CI_TIMINGS, max_drift=0.1, vip_probe_count=1, vip_probe_interval_s=0.01)
+    # A lease longer than detection (~0.9 s at three nodes), so the others claim while the
+    # broken holder still counts its lease: at the native 0.6 s the detector's delay alone
+    # would hide the broken rule.
+    timings = replace(
+        CI_TIMINGS, lease_s=1.0, max_drift=0.1, vip_probe_count=1, vip_probe_interval_s=0.01
+    )
     config = make_config(3, timings=timings, ping=False)
     caught = 0
     for seed in range(20):

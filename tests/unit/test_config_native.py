@@ -117,7 +117,7 @@ def test_a_minimal_file_takes_the_native_defaults(tmp_path: Path) -> None:
         phi_window=d.phi_window,
         phi_min_std_s=d.phi_min_std_s,
         phi_acceptable_pause_s=d.phi_acceptable_pause_s,
-        lease_s=1.0,
+        lease_s=0.6,
         max_drift=d.max_drift,
         vip_probe_count=d.vip_probe_count,
         vip_probe_interval_s=d.vip_probe_interval_s,
