@@ -6,11 +6,14 @@ heartbeat, or a gossiped entry relayed by a third node) feeds the peer's *livene
 detector: a counter only advances at its owner, so a fresh advance proves the owner ran
 recently, even when we cannot hear it ourselves (van Renesse's gossip-style detection).
 
-A peer looks dead from here when its liveness detector says DEAD and, while we expect
-direct traffic from it every interval (N <= ALL_PEERS_MAX_NODES), so does every link.
-A link that dies while the peer is still carried is a LinkDown, not a death. With N > 2
-the peer then becomes SUSPECT (SWIM/Lifeguard); confirmations by other accusers shorten
-the timeout; the accused refutes by raising its incarnation. With N == 2 nobody could
+Direct traffic every interval comes from the peers we judge: with two nodes the other
+one, with more our ring predecessor (every node sends each interval to its ring successor,
+and every other interval to one more peer for gossip: 1.5 bounded messages per node per
+interval whatever N). A judged peer looks dead from here when its liveness detector says
+DEAD and so does every link; everybody else learns its fate from gossip. A link that dies
+while the peer is still carried is a LinkDown, not a death. With N > 2 the peer then
+becomes SUSPECT (SWIM/Lifeguard); confirmations by other accusers shorten the timeout;
+the accused is told at once and refutes by raising its incarnation. With N == 2 nobody could
 confirm, so the detector's verdict is final. Deadtime caps everything: a peer silent
 (no counter advance from any source) for deadtime is dead whatever phi or suspicion say.
 Gossip status per incarnation is ordered ALIVE < SUSPECT < DEAD; a higher incarnation
@@ -54,13 +57,23 @@ from gossipha.core.awareness import Awareness
 from gossipha.core.detector import Level, PhiAccrualDetector, Policy
 from gossipha.core.suspicion import Suspicion
 
-# Messages per node per interval. While N - 1 <= FANOUT every peer gets every heartbeat
-# and judges every other ("all-peers mode"); beyond, a node sends to its MONITORS ring
-# successors (they judge it on regular direct arrivals) plus FANOUT - MONITORS random peers.
-FANOUT = 4
-MONITORS = 2
-ALL_PEERS_MAX_NODES = FANOUT + 1
-# Own entry plus up to 7 others: with 64-character names a digest stays under ~1,000 bytes.
+# Messages per node per interval: 1.5 on average whatever N. Every interval a node sends
+# one heartbeat to its ring successor among members not DEAD to it (its MONITOR, who judges
+# it on those regular direct arrivals); every GOSSIP_EVERY-th interval one more to a peer
+# taken round-robin from a shuffled list of the others (SWIM's target order), so news
+# spreads at random as well as around the ring. With N == ALL_PEERS_MAX_NODES (two nodes)
+# the successor is the only peer: one heartbeat per interval, and each judges the other.
+MONITORS = 1
+GOSSIP_EVERY = 2
+ALL_PEERS_MAX_NODES = 2
+# The per-message bound that keeps bytes per node flat: a monitor heartbeat carries our own
+# entry, an accusation of its target if we hold one, and at most MONITOR_NEWS queued
+# changes it has not had yet (none in a steady state); a gossip heartbeat carries our own
+# entry and GOSSIP_ENTRIES - 1 others: queued changes first, then random entries.
+MONITOR_NEWS = 2
+GOSSIP_ENTRIES = 4
+# What a received digest may hold (the wire bound; our own digests stay within
+# 2 + MONITOR_NEWS and GOSSIP_ENTRIES): with 64-character names under ~1,000 bytes.
 MAX_DIGEST_ENTRIES = 8
 MAX_NAME_LEN = 64
 MAX_WIRE_INT = 2**53 - 1  # exact in JSON doubles
@@ -359,8 +372,9 @@ class _Broadcast:
     status: Status
     accuser: str | None
     incarnation: int
-    transmits: int
+    transmits: int  # on gossip heartbeats; the change is dropped at the retransmit limit
     seq: int
+    ring_sent: str | None = None  # the successor a monitor heartbeat last carried it to
 
 
 _CARRIED = (PeerState.ALIVE, PeerState.WARN)
@@ -404,6 +418,12 @@ class Membership:
         self._grace: set[str] = set()
         self._n = len(peers) + 1
         self._all_peers = self._n <= ALL_PEERS_MAX_NODES
+        self._start_s = start_s
+        # Gossip targets still to visit in this round-robin pass, and peers to tell at the
+        # next round, out of turn: an accused peer of its accusation (True: only while it
+        # is still accused), our accuser of our refutation (False).
+        self._gossip_order: list[str] = []
+        self._tell: dict[str, bool] = {}
         self._awareness = Awareness()
         self._unhealthy = False
         self._queue: dict[tuple[str, Status, str | None], _Broadcast] = {}
@@ -499,20 +519,55 @@ class Membership:
         return events
 
     def outgoing(self, now_s: float) -> list[tuple[str, Digest]]:
-        """One heartbeat round: advance our counter, pick targets, build a digest for each."""
+        """One heartbeat round: our monitor every time, a gossip target every other round.
+
+        At most 2 messages (1.5 on average) of bounded size, whatever N: the load per node
+        is flat. Two nodes: one message, to the only peer, as before.
+        """
         del now_s  # the round is driven by the caller's interval; kept for symmetry
         self.counter += 1
         assert self.counter <= MAX_WIRE_INT
         if not self._unhealthy:
             self._awareness.apply_delta(-1)
         self._unhealthy = False
-        if self._all_peers:
-            targets = list(self._order)
-        else:
-            succ, _ = self._ring()
-            rest = [p for p in self._order if p not in succ]
-            targets = succ + self._rng.sample(rest, FANOUT - len(succ))
-        return [(t, self._digest_for(t)) for t in targets]
+        ring_succ = self._ring()[0]
+        if ring_succ:
+            succ = ring_succ[0]
+        else:  # every peer is DEAD to us: keep telling our plain successor, so it can refute
+            order = self._ring_order
+            succ = order[(order.index(self.name) + 1) % len(order)]
+        out = [(succ, self._digest_for(succ, gossip=False))]
+        if self.counter % GOSSIP_EVERY == 0 or self._tell:
+            target = self._gossip_target(succ)
+            if target is not None:
+                out.append((target, self._digest_for(target, gossip=True)))
+        assert len(out) <= 2 and len({t for t, _ in out}) == len(out)
+        return out
+
+    def _gossip_target(self, succ: str) -> str | None:
+        """A peer to tell out of turn (an accused, our accuser), else the next of a pass.
+
+        The pass covers every peer but our successor, so each is visited once per pass
+        (SWIM's round-robin: no peer waits long for news). DEAD ones too: one that is alive
+        after all (a healed partition) learns it was declared dead and refutes.
+        """
+        while self._tell:
+            name = next(iter(self._tell))
+            if_accused = self._tell.pop(name)
+            accused = self._peers[name].status is not Status.ALIVE
+            if name != succ and (accused or not if_accused):
+                return name
+        for _ in range(2):
+            while self._gossip_order:
+                name = self._gossip_order.pop()
+                if name != succ:
+                    return name
+            pool = [p for p in self._order if p != succ]
+            if not pool:
+                return None
+            self._rng.shuffle(pool)
+            self._gossip_order = pool
+        return None
 
     # ------------------------------------------------------------------ merging
 
@@ -525,6 +580,8 @@ class Membership:
         self.incarnation = min(MAX_WIRE_INT, entry.incarnation + 1)
         if accused:
             self._awareness.apply_delta(1)  # Lifeguard: being accused hints we are the slow one
+            if entry.accuser in self._peers:
+                self._tell[entry.accuser] = False  # the refutation goes to the accuser first
             why = f"{entry.status.name.lower()} by {entry.accuser} (via {sender}) at {old}"
         else:
             why = f"{sender} knew a later incarnation {entry.incarnation} of us"
@@ -565,6 +622,9 @@ class Membership:
         if peer.incarnation is not None and entry.incarnation < peer.incarnation:
             return  # stale incarnation: ignored
         if peer.incarnation is None or entry.incarnation > peer.incarnation:
+            # A first-learnt incarnation is no news (filler spreads it); a higher one is a
+            # refutation or a restart, which everybody must hear.
+            news = peer.incarnation is not None
             peer.incarnation = entry.incarnation
             peer.counter = entry.counter
             peer.health = entry.health
@@ -573,7 +633,8 @@ class Membership:
             peer.suspicion = None
             self._arrival(peer.liveness, now_s)
             if entry.status is Status.ALIVE:
-                self._enqueue(peer.name, Status.ALIVE, None, entry.incarnation)
+                if news:
+                    self._enqueue(peer.name, Status.ALIVE, None, entry.incarnation)
                 return
         elif entry.counter > peer.counter:
             peer.counter = entry.counter
@@ -605,8 +666,10 @@ class Membership:
     def _start_suspicion(self, peer: _Peer, accuser: str, now_s: float) -> None:
         if peer.incarnation is None:
             peer.incarnation = 0  # never heard: accuse the null incarnation, any real one wins
+        # A round trip of gossip news: ceil(log2 N) hops each way, a random hop every
+        # GOSSIP_EVERY intervals.
         rounds = max(1, math.ceil(math.log2(self._n)))
-        min_s = self._awareness.scale(2.0 * rounds * self._timings.keepalive_s)
+        min_s = self._awareness.scale(2.0 * GOSSIP_EVERY * rounds * self._timings.keepalive_s)
         max_s = max(min_s, self._awareness.scale(self._timings.deadtime_s))
         judges = self._n - 1 if self._all_peers else MONITORS
         expected = max(0, min(EXPECTED_CONFIRMATIONS, judges - 1))
@@ -616,6 +679,7 @@ class Membership:
             peer.name, peer.incarnation, accuser, now_s, expected, min_s, max_s
         )
         self._enqueue(peer.name, Status.SUSPECT, accuser, peer.incarnation)
+        self._tell.setdefault(peer.name, True)  # so the accused hears of it and can refute
 
     def _declare_dead(self, peer: _Peer, reason: str) -> PeerDead:
         if peer.incarnation is None:
@@ -639,7 +703,12 @@ class Membership:
             return frozenset(self._order)
         judges = frozenset(self._ring()[1])
         for name in judges - self._judged:
-            self._peers[name].liveness.heartbeat(now_s, learn=False)
+            peer = self._peers[name]
+            if peer.liveness.last_s is None and now_s < self._start_s + self._timings.initdead_s:
+                continue  # never heard, still starting up: initdead applies as for two nodes
+            for det in (peer.liveness, *peer.link_det.values()):
+                if det.last_s is None or det.last_s <= now_s:
+                    det.heartbeat(now_s, learn=False)
             self._grace.add(name)
         self._grace &= judges
         self._judged = judges
@@ -662,12 +731,12 @@ class Membership:
             live = Level.DEAD if quiet >= self._timings.deadtime_s else Level.OK
         links = (
             {name: self._policy.level(d, now_s, mult) for name, d in peer.link_det.items()}
-            if self._all_peers
+            if judged
             else {}
         )
         level = live
         if (
-            self._all_peers
+            judged
             and live is Level.DEAD
             and any(lv in (Level.OK, Level.WARN) for lv in links.values())
         ):
@@ -712,7 +781,7 @@ class Membership:
         else:
             new = PeerState.ALIVE
         events.extend(self._transition(peer, new, now_s))
-        if self._all_peers:
+        if judged:
             events.extend(self._link_events(peer, links))
         return events
 
@@ -776,18 +845,27 @@ class Membership:
             subject, status, accuser, inc, 0, self._seq
         )
 
-    def _digest_for(self, target: str) -> Digest:
+    def _digest_for(self, target: str, gossip: bool) -> Digest:
+        """Our own entry, `target`'s accusation if we hold one, then queued changes.
+
+        A gossip heartbeat takes the least-sent changes (each send counts towards the
+        retransmit limit) and fills up to GOSSIP_ENTRIES with random known entries, which
+        keep spreading counters, incarnations and DEAD verdicts after their news is spent.
+        A monitor heartbeat takes up to MONITOR_NEWS changes not yet carried to this
+        successor; those sends do not count, so a change still gets its full share of
+        random targets. In a steady state a monitor heartbeat is our own entry alone.
+        """
         own = Entry(self.name, self.incarnation, self.counter, Status.ALIVE, self.health_score)
         entries: list[Entry] = [own]
         included: set[tuple[str, Status, str | None]] = set()
-        budget = MAX_DIGEST_ENTRIES - 1
         tpeer = self._peers[target]
         if tpeer.status is not Status.ALIVE and tpeer.incarnation is not None:
             e = tpeer.entry()  # tell the accused, so it can refute at once
             entries.append(e)
             included.add((e.name, e.status, e.accuser))
+        limit = len(entries) + MONITOR_NEWS if not gossip else max(len(entries), GOSSIP_ENTRIES)
         for key, b in sorted(self._queue.items(), key=lambda kv: (kv[1].transmits, -kv[1].seq)):
-            if len(entries) > budget:
+            if len(entries) >= limit:
                 break
             peer = self._peers[b.subject]
             if peer.incarnation != b.incarnation or _RANK[peer.status] > _RANK[b.status]:
@@ -795,23 +873,28 @@ class Membership:
                 continue
             if key in included or (b.subject == target and b.status is Status.ALIVE):
                 continue
+            if not gossip and b.ring_sent == target:
+                continue
             entries.append(peer.entry(b.status, b.accuser))
             included.add(key)
+            if not gossip:
+                b.ring_sent = target
+                continue
             b.transmits += 1
             if b.transmits >= self._retransmit_limit:
                 del self._queue[key]
-        if len(entries) <= budget:
+        if gossip and len(entries) < limit:
             names = {e.name for e in entries}
             pool = [
                 p
                 for p in self._order
                 if p != target and p not in names and self._peers[p].incarnation is not None
             ]
-            room = budget + 1 - len(entries)
-            for p in self._rng.sample(pool, min(room, len(pool))):
+            for p in self._rng.sample(pool, min(limit - len(entries), len(pool))):
                 e = self._peers[p].entry()
                 if (e.name, e.status, e.accuser) not in included:
                     entries.append(e)
+        assert len(entries) <= MAX_DIGEST_ENTRIES
         return Digest(tuple(entries))
 
     # ------------------------------------------------------------------ status
