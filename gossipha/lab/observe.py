@@ -46,10 +46,20 @@ class ClientSample:
 
 @dataclass(frozen=True, slots=True)
 class HolderSample:
-    """Which nodes had the VIP on an up interface at `t_s`."""
+    """Which nodes had the VIP on an up interface at `t_s`.
+
+    The nodes are read one after another, twice (A B A B): no netlink read spans two
+    namespaces at once, so one pass alone cannot tell "both at once" from "one, then the
+    other" during a clean handover. `holders`: the nodes seen holding in both passes.
+    `dual`: two nodes held at one instant for certain (one held at both of its reads
+    around the other's read that saw it holding). `seen`: every node seen in any read
+    (the old, one-pass view: a handover between reads shows up here, not in `dual`).
+    """
 
     t_s: float
     holders: tuple[str, ...]
+    dual: bool = False
+    seen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +324,9 @@ class HolderSampler:
                 t_s = time.monotonic()
                 if t_s - start_s >= self.duration_s:
                     break
-                held = tuple(n for n, h in handles.items() if _holds(h, self.address))
-                self.samples.append(HolderSample(t_s, held))
+                first = [_holds(h, self.address) for h in handles.values()]
+                second = [_holds(h, self.address) for h in handles.values()]
+                self.samples.append(sandwich(self.nodes, t_s, first, second))
                 self._stop.wait(max(0.0, t_s + self.interval_s - time.monotonic()))
         except Exception as exc:  # a namespace torn down under us ends sampling
             self.error = exc
@@ -331,6 +342,23 @@ class HolderSampler:
         finally:
             self.stop()
         return self.samples
+
+
+def sandwich(
+    nodes: Sequence[str], t_s: float, first: Sequence[bool], second: Sequence[bool]
+) -> HolderSample:
+    """One sample from two passes of reads in `nodes` order (see HolderSample). For nodes
+    i before j the reads go i1 j1 i2 j2: i held over j1 if i1 and i2; j held over i2 if
+    j1 and j2."""
+    dual = False
+    for i in range(len(nodes)):
+        for j in range(i + 1, len(nodes)):
+            i_over_j1 = first[i] and second[i] and first[j]
+            j_over_i2 = first[j] and second[j] and second[i]
+            dual = dual or i_over_j1 or j_over_i2
+    holders = tuple(n for n, a, b in zip(nodes, first, second, strict=True) if a and b)
+    seen = tuple(n for n, a, b in zip(nodes, first, second, strict=True) if a or b)
+    return HolderSample(t_s, holders, dual, seen)
 
 
 def _holds(ns: Any, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -349,7 +377,8 @@ def _holds(ns: Any, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> b
 
 def summarize(clients: Sequence[ClientSample], holders: Sequence[HolderSample]) -> Summary:
     """Longest outage: from the last answer before a failure run to the first after it
-    (or to the last request if it never came back). Dual holders: samples with two or more."""
+    (or to the last request if it never came back). Dual holders: samples where two nodes
+    held the VIP at one instant for certain (HolderSample.dual)."""
     ordered = sorted(clients, key=lambda s: s.t_s)
     by_node: dict[str, int] = {}
     switches: list[tuple[float, str | None, str | None]] = []
@@ -371,7 +400,7 @@ def summarize(clients: Sequence[ClientSample], holders: Sequence[HolderSample]) 
         last_ok_s = sample.t_s
     if failing and ordered and ordered[-1].t_s - last_ok_s > longest_s:
         longest_s, outage_from = ordered[-1].t_s - last_ok_s, last_ok_s
-    dual = [h for h in holders if len(h.holders) > 1]
+    dual = [h for h in holders if h.dual]
     return Summary(
         requests=len(ordered),
         answered=sum(by_node.values()),
