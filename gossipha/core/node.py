@@ -159,8 +159,12 @@ class Node:
         self._now_s = start_s
         self._incarnation = incarnation
         self._voters = tuple(sorted(n.name for n in config.voters))
+        # config.voters is the resolved voter set (gossipha/config/model.py: at most 5 by
+        # default); Node.voter alone may be unset (None), so membership in it decides.
         self._voter = (
-            Voter(self.timings.lease_s, self.timings.max_drift, start_s) if me.voter else None
+            Voter(self.timings.lease_s, self.timings.max_drift, start_s)
+            if self.name in self._voters
+            else None
         )
         self._members = Membership(
             self.name,
