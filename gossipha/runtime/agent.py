@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import random
-import resource
 import secrets
 import signal
 import time
@@ -73,8 +70,10 @@ from gossipha.resources.health import CheckResult, GroupHealth, HealthDecision
 from gossipha.runtime import clock, logs
 from gossipha.runtime.health_watch import checks_for, make_monitor
 from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent, PingReport
+from gossipha.runtime.incarnation import incarnation_path, new_incarnation
 from gossipha.runtime.links import LinkError, LinkSocket
 from gossipha.runtime.logs import kv
+from gossipha.runtime.memlock import lock_memory
 from gossipha.runtime.notify import Notifier
 from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
 from gossipha.runtime.reload import default_pidfile, keyring_for, remove_pidfile, write_pidfile
@@ -83,7 +82,6 @@ from gossipha.runtime.witness import witness_config
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
 from gossipha.wire.keyring import KeyringError
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
-from gossipha.wire.replay import next_incarnation
 
 log = logging.getLogger("gossipha.agent")
 
@@ -112,8 +110,6 @@ _WARN_NOTICES = frozenset(
     }
 )
 _ERROR_NOTICES = frozenset({NoticeKind.SPLIT_BRAIN_RISK})
-MCL_CURRENT = 1
-MCL_FUTURE = 2
 # After a group was given up for failing health checks and stopped here, this node stays
 # ineligible for it this long (it cannot prove itself healthy without running it), then
 # may hold it again (Pacemaker's failure-timeout).
@@ -173,68 +169,6 @@ def unframe(body: dict[str, Any], me: str) -> Message | None:
             raise ValueError(f"{TO_KEY}: expected a node name")
         return None
     return message_from_wire(body)
-
-
-# ---------------------------------------------------------------------- incarnation file
-
-
-def incarnation_path(state_dir: Path, cluster: str, node: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{cluster}-{node}")
-    return state_dir / f"{safe}.inc"
-
-
-def read_incarnation(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def write_incarnation(path: Path, value: int) -> None:
-    """Atomically (write, fsync, rename): a crash leaves the old or the new value."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        os.write(fd, f"{value}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def new_incarnation(path: Path) -> int:
-    """Above every incarnation this node used before, persisted before anything is sent."""
-    previous: int | None = None
-    try:
-        previous = read_incarnation(path)
-    except OSError as exc:
-        log.warning(kv("incarnation file unreadable", path=path, error=exc))
-    value = next_incarnation(time.time_ns() // 1000, previous)
-    try:
-        write_incarnation(path, value)
-    except OSError as exc:
-        log.warning(
-            kv(
-                "incarnation not persisted; a restart with the clock stepped back may be "
-                "ignored by peers",
-                path=path,
-                error=exc,
-            )
-        )
-    return value
-
-
-def lock_memory() -> str:
-    """mlockall when the memlock limit allows it all (else a later allocation could fail)."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    if soft != resource.RLIM_INFINITY:
-        return f"skipped (LimitMEMLOCK={soft}, needs infinity)"
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0:
-        return f"failed: {os.strerror(ctypes.get_errno())}"
-    return "locked"
 
 
 # ---------------------------------------------------------------------- per-group state

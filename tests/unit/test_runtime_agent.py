@@ -22,7 +22,7 @@ from gossipha.core.types import (
     Stalled,
     Tick,
 )
-from gossipha.runtime import agent as agent_mod
+from gossipha.runtime import incarnation
 from gossipha.runtime.agent import Agent, AgentOptions, frame, unframe
 from gossipha.runtime.logs import kv
 from gossipha.runtime.respawn import FIRST_BACKOFF_S, MAX_BACKOFF_S, next_backoff_s
@@ -73,20 +73,20 @@ def test_bad_bodies_raise_value_error() -> None:
 def test_incarnation_goes_up_even_when_the_clock_steps_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = agent_mod.incarnation_path(tmp_path / "state", "c", "n/0")
+    path = incarnation.incarnation_path(tmp_path / "state", "c", "n/0")
     assert path.parent == tmp_path / "state" and "/" not in path.name
-    monkeypatch.setattr(agent_mod.time, "time_ns", lambda: 5_000_000_000_000)
-    first = agent_mod.new_incarnation(path)
-    assert first == 5_000_000_000 and agent_mod.read_incarnation(path) == first
-    monkeypatch.setattr(agent_mod.time, "time_ns", lambda: 1_000_000_000_000)  # stepped back
-    second = agent_mod.new_incarnation(path)
-    assert second == first + 1 and agent_mod.read_incarnation(path) == second
+    monkeypatch.setattr(incarnation.time, "time_ns", lambda: 5_000_000_000_000)
+    first = incarnation.new_incarnation(path)
+    assert first == 5_000_000_000 and incarnation.read_incarnation(path) == first
+    monkeypatch.setattr(incarnation.time, "time_ns", lambda: 1_000_000_000_000)  # stepped back
+    second = incarnation.new_incarnation(path)
+    assert second == first + 1 and incarnation.read_incarnation(path) == second
 
 
 def test_unwritable_state_still_gives_an_incarnation(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert agent_mod.new_incarnation(blocker / "sub" / "x.inc") > 0
+    assert incarnation.new_incarnation(blocker / "sub" / "x.inc") > 0
 
 
 class _FakeLoop:
