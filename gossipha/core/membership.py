@@ -679,7 +679,8 @@ class Membership:
             peer.name, peer.incarnation, accuser, now_s, expected, min_s, max_s
         )
         self._enqueue(peer.name, Status.SUSPECT, accuser, peer.incarnation)
-        self._tell.setdefault(peer.name, True)  # so the accused hears of it and can refute
+        if accuser == self.name:
+            self._tell.setdefault(peer.name, True)  # so the accused hears of it and can refute
 
     def _declare_dead(self, peer: _Peer, reason: str) -> PeerDead:
         if peer.incarnation is None:
@@ -710,6 +711,10 @@ class Membership:
                 if det.last_s is None or det.last_s <= now_s:
                     det.heartbeat(now_s, learn=False)
             self._grace.add(name)
+            # It may not know yet of the death that made us its monitor (news travels the
+            # ring the other way): tell it now, or it keeps sending to the dead node and we
+            # would declare it dead at the end of its grace.
+            self._tell.setdefault(name, False)
         self._grace &= judges
         self._judged = judges
         return judges

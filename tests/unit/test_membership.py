@@ -405,7 +405,7 @@ def test_suspected_live_node_refutes_with_higher_incarnation() -> None:
     accusation = Digest((_own(c, "n001"), _suspect_entry(c, "n002", "n001", Status.SUSPECT)))
     c.record("n000", a.on_heartbeat(c.now, "n001", "eth1", accusation))
     assert a.state("n002") is PeerState.SUSPECT
-    c.run_until(4.0)
+    c.run_until(8.0)  # n001 tells n002 once it hears it is named as the accuser
     assert [e.peer for _, e in c.of("n002", Refuted)] == ["n002"]
     assert s.incarnation == old_inc + 1
     assert [e.peer for _, e in c.of("n000", Refuted)] == ["n002"]
@@ -425,8 +425,8 @@ def test_gossiped_dead_about_a_node_we_hear_becomes_suspect() -> None:
     events = a.on_heartbeat(c.now, "n001", "eth1", rumor)
     assert [type(e) for e in events] == [PeerSuspect]
     assert a.state("n002") is PeerState.SUSPECT
-    c.run_until(4.0)
-    assert a.state("n002") is PeerState.ALIVE  # refuted before any timeout
+    c.run_until(8.0)
+    assert a.state("n002") is PeerState.ALIVE  # refuted before any timeout (16 s)
 
 
 def test_gossiped_dead_about_a_node_we_do_not_hear_is_adopted() -> None:
@@ -589,3 +589,23 @@ def test_accused_is_told_out_of_turn_and_refutes_straight_to_its_accuser() -> No
     c.record("n007", accuser.on_heartbeat(c.now + 2, "n003", "eth1", out["n007"]))
     assert accuser.state("n003") is PeerState.ALIVE
     assert [e.peer for _, e in c.of("n007", Refuted)] == ["n003"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_crash_at_native_timings_kills_only_the_victim(seed: int) -> None:
+    """The dead node's predecessor gets a new monitor, which tells it of the death at once:
+    otherwise it keeps sending to the dead node and its new monitor, hearing nothing,
+    declares it dead too when its deadtime grace (5 keepalives here) runs out."""
+    native = Timings(
+        keepalive_s=0.2, deadtime_s=1.0, warntime_s=0.5, initdead_s=3.0,
+        ping_interval_s=0.2, deadping_s=1.0,
+    )  # fmt: skip
+    c = Cluster(32, timings=native, seed=seed)
+    c.run_until(5.0)
+    victims = ["n005", "n006", "n020"]  # two neighbours on the ring, then one more
+    for v in victims:
+        crash_and_watch(c, v, 4.0, step_s=0.05)
+    dead = {e.peer for _, _, e in c.events if isinstance(e, PeerDead)}
+    assert dead == set(victims)
+    live = [x for x in c.names if x not in victims]
+    assert all(c.nodes[x].state(v) is PeerState.DEAD for x in live for v in victims)
