@@ -10,7 +10,7 @@ Every task lives in one TaskGroup. `Node.step` has no await inside, so each step
 its actions run as tasks, serialized per group (a StopGroup cancels an unfinished start,
 then stops everything the start may have begun). Only this module reads time
 (`loop.time()`). On the way out, whatever happens, every group this process may have
-started is stopped and its VIPs removed (`_release_all`, safe to run twice).
+started is stopped and its VIPs removed (`GroupRunner.release_all`, safe to run twice).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import secrets
 import signal
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, assert_never
 
@@ -32,13 +32,12 @@ from prometheus_client import CollectorRegistry
 
 from gossipha.config.errors import ConfigError
 from gossipha.config.load import Loaded, load
-from gossipha.config.model import Config, ResourceGroup, ServiceResource, VipResource
+from gossipha.config.model import Config
 from gossipha.core.node import Node
 from gossipha.core.types import (
     AdminCommand,
     AdminKind,
     FoundRunning,
-    HealthResult,
     Heartbeat,
     Input,
     LoopLag,
@@ -49,26 +48,20 @@ from gossipha.core.types import (
     Output,
     PingResult,
     ProbeVip,
-    ResourceAction,
-    ResourceResult,
     Resumed,
     Send,
     Shutdown,
     Stalled,
     StartGroup,
     StopGroup,
-    StopReason,
     Tick,
-    VipProbeResult,
     message_from_wire,
 )
 from gossipha.observe.admin import AdminError, AdminServer
 from gossipha.observe.api import ApiServer, make_app
 from gossipha.observe.metrics import Metrics
-from gossipha.resources import services, vip
-from gossipha.resources.health import CheckResult, GroupHealth, HealthDecision
 from gossipha.runtime import clock, logs
-from gossipha.runtime.health_watch import checks_for, make_monitor
+from gossipha.runtime.groups import UNHEALTHY_HOLD_S, GroupRun, GroupRunner
 from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent, PingReport
 from gossipha.runtime.incarnation import incarnation_path, new_incarnation
 from gossipha.runtime.links import LinkError, LinkSocket
@@ -89,8 +82,6 @@ DEFAULT_STATE_DIR = Path("/var/lib/gossipha")
 STATE_DIR_ENV = "GOSSIPHA_STATE_DIR"
 # Body key naming the addressee: bcast/mcast/ucast-to-all reach every node, only it acts.
 TO_KEY = "to"
-ANNOUNCE_COUNT = 5
-ANNOUNCE_INTERVAL_S = 0.2
 REANNOUNCE_S = 10.0
 SHUTDOWN_TIMEOUT_S = 30.0
 RELOAD_TIMEOUT_S = 10.0
@@ -110,20 +101,12 @@ _WARN_NOTICES = frozenset(
     }
 )
 _ERROR_NOTICES = frozenset({NoticeKind.SPLIT_BRAIN_RISK})
-# After a group was given up for failing health checks and stopped here, this node stays
-# ineligible for it this long (it cannot prove itself healthy without running it), then
-# may hold it again (Pacemaker's failure-timeout).
-UNHEALTHY_HOLD_S = 60.0
 _ADMIN_DETAIL = {
     AdminKind.STANDBY: "standby: groups here are handed over; this node stays ineligible",
     AdminKind.TAKEOVER: "takeover: this node is now preferred for every group",
     AdminKind.MAINTENANCE_ON: "maintenance on: nobody claims or hands over groups",
     AdminKind.MAINTENANCE_OFF: "maintenance off",
 }
-
-
-# Stops where the lease is lost or superseded: the VIP must be down within the stop guard.
-URGENT_STOPS = frozenset({StopReason.LEASE_LOST.value, StopReason.SUPERSEDED.value})
 
 
 class _Stop(Exception):
@@ -171,29 +154,6 @@ def unframe(body: dict[str, Any], me: str) -> Message | None:
     return message_from_wire(body)
 
 
-# ---------------------------------------------------------------------- per-group state
-
-
-@dataclass(slots=True)
-class _GroupRun:
-    """What this process does for one group: its action chain and while-held helpers."""
-
-    config: ResourceGroup
-    task: asyncio.Task[None] | None = None
-    starting: bool = False
-    epoch: int = 0
-    # True from the first resource touched until a stop finished: cleanup must stop it.
-    active: bool = False
-    held: bool = False
-    helpers: list[asyncio.Task[None]] = field(default_factory=list)
-    # Health: trackers while held, the monitor task, and a give-up waiting to expire.
-    health: GroupHealth | None = None
-    monitor: asyncio.Task[None] | None = None
-    given_up: bool = False
-    hold: asyncio.Task[None] | None = None
-    restarts: int = 0
-
-
 @dataclass(slots=True)
 class Counters:
     """For tests and metrics."""
@@ -237,7 +197,18 @@ class Agent:
         self._decoder: Decoder | None = None
         self._links: dict[str, LinkSocket] = {}
         # A witness holds nothing: no group runs here, so nothing to start, stop or release.
-        self._runs = {} if options.witness else {g.name: _GroupRun(g) for g in self.config.groups}
+        self.groups = GroupRunner(
+            () if options.witness else self.config.groups,
+            node_name=self.config.node_name,
+            timings=self.config.timings,
+            feed=self._feed,
+            spawn=self._spawn,
+            closing=lambda: self._closing,
+            clock_s=self._clock_s,
+            on_health=self.observe.on_health,
+            reannounce_s=options.reannounce_s,
+            unhealthy_hold_s=options.unhealthy_hold_s,
+        )
         self._respawners: list[Respawner] = []
         t = self.config.timings
         self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
@@ -280,14 +251,14 @@ class Agent:
                 role="witness" if self.options.witness else "member",
                 incarnation=self.incarnation,
                 links=",".join(f"{lk.name}:{lk.kind.value}" for lk in cfg.links),
-                groups=",".join(self._runs),
+                groups=",".join(self.groups.runs),
             )
         )
         try:
             async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._open_links()
-                found = () if self.options.witness else await self._found_running()
+                found = () if self.options.witness else await self.groups.find_running()
                 self._node = Node(
                     cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
                 )
@@ -296,9 +267,7 @@ class Agent:
                 self._write_pidfile()  # only now: SIGHUP before the handler would kill us
                 if found:
                     log.warning(kv("found running", groups=",".join(found)))
-                    for name in found:
-                        self._runs[name].active = True
-                        self._runs[name].held = True
+                    self.groups.adopt(found)
                     self._feed(FoundRunning(found))
                 self._feed(Tick())
                 tg.create_task(self._ticker(), name="ticker")
@@ -309,8 +278,7 @@ class Agent:
                     r = Respawner(spec)
                     self._respawners.append(r)
                     tg.create_task(r.run(), name=f"respawn:{spec.command[0]}")
-                for name in found:
-                    self._start_helpers(self._runs[name])
+                self.groups.guard(found)
                 self.notifier.ready(f"node {cfg.node_name} running")
                 log.info(kv("agent ready", node=cfg.node_name))
                 await self._exit.wait()
@@ -328,7 +296,7 @@ class Agent:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(Exception):
                     self._loop.remove_signal_handler(sig)
-        await self._release_all()
+        await self.groups.release_all()
         for r in self._respawners:
             await r.stop()
         for ls in self._links.values():
@@ -432,19 +400,6 @@ class Agent:
             )
         if not self._links and self.config.links:
             raise LinkError("no heartbeat link could be opened")
-
-    async def _found_running(self) -> tuple[str, ...]:
-        """Groups whose VIP is already here: an agent killed with -9 left them up."""
-        found: list[str] = []
-        for g in self.config.groups:
-            for v in g.vips:
-                try:
-                    if await vip.has_vip(v):
-                        found.append(g.name)
-                        break
-                except vip.VipError as exc:
-                    log.warning(kv("vip check failed", group=g.name, vip=v.address, error=exc))
-        return tuple(found)
 
     # ------------------------------------------------------------------ signals
 
@@ -575,11 +530,11 @@ class Agent:
         for action in out.actions:
             match action:
                 case StopGroup(group=g, epoch=e, reason=r):
-                    self._stop_group(g, e, r.value)
+                    self.groups.stop(g, e, r.value)
                 case StartGroup(group=g, epoch=e):
-                    self._start_group(g, e)
+                    self.groups.start(g, e)
                 case ProbeVip(group=g):
-                    self._spawn(self._probe(g), f"probe:{g}")
+                    self.groups.probe(g)
                 case _:
                     assert_never(action)
         for send in out.sends:
@@ -669,383 +624,19 @@ class Agent:
 
     # ------------------------------------------------------------------ resources
 
+    @property
+    def _runs(self) -> dict[str, GroupRun]:
+        """The groups' run state by name (tests/unit/test_witness.py reads it)."""
+        return self.groups.runs
+
+    def _clock_s(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
         if self._tg is None or self._closing:
             coro.close()
             return None
         return self._tg.create_task(coro, name=name)
-
-    def _start_group(self, gname: str, epoch: int) -> None:
-        run = self._runs[gname]
-        prev = run.task
-        run.starting = True
-        run.task = self._spawn(self._do_start(run, epoch, prev), f"start:{gname}")
-
-    def _stop_group(self, gname: str, epoch: int, reason: str) -> None:
-        run = self._runs[gname]
-        prev = run.task
-        if prev is not None and run.starting and not prev.done():
-            log.warning(kv("cancelling unfinished start", group=gname, reason=reason))
-            prev.cancel()
-        run.starting = False
-        run.task = self._spawn(self._do_stop(run, epoch, reason, prev), f"stop:{gname}")
-
-    async def _do_start(self, run: _GroupRun, epoch: int, prev: asyncio.Task[None] | None) -> None:
-        if prev is not None:
-            await asyncio.wait([prev])
-        g = run.config
-        run.epoch = epoch
-        run.active = True
-        log.info(kv("starting group", group=g.name, epoch=epoch))
-        ok, detail = True, ""
-        for res in g.resources:
-            try:
-                if isinstance(res, VipResource):
-                    placed = await vip.add_vip(res)
-                    log.info(
-                        kv(
-                            "vip added",
-                            group=g.name,
-                            vip=res.address,
-                            iface=placed.interface,
-                            label=placed.label,
-                        )
-                    )
-                    self._spawn(self._announce(res), f"announce:{res.address}")
-                else:
-                    outcome = await services.start_service(
-                        res, epoch=epoch, group=g.name, env=self._service_env(epoch, g.name)
-                    )
-                    log.info(
-                        kv(
-                            "service start",
-                            group=g.name,
-                            service=res.name,
-                            ok=outcome.ok,
-                            duration_s=f"{outcome.duration_s:.3f}",
-                        )
-                    )
-                    if not outcome.ok:
-                        ok, detail = False, f"{res.name}: {outcome.detail}"
-                        break
-            except vip.VipError as exc:
-                ok, detail = False, f"vip {res_name(res)}: {exc}"
-                break
-            except Exception as exc:  # a bug in an adapter must not take the loop down
-                log.exception(kv("start error", group=g.name, resource=res_name(res)))
-                ok, detail = False, f"{res_name(res)}: {exc}"
-                break
-        run.starting = False
-        if ok:
-            run.held = True
-            run.health = None  # a fresh start: fresh failure and restart counts
-            self._start_helpers(run)
-            log.info(kv("group started", group=g.name, epoch=epoch))
-        else:
-            # Start failure is fatal here (Pacemaker's start-failure-is-fatal): this node is
-            # ineligible until UNHEALTHY_HOLD_S after the stop, so a peer takes the group
-            # instead of this node reclaiming it after every start-failure backoff.
-            log.error(kv("group start failed", group=g.name, epoch=epoch, detail=detail))
-            run.given_up = True
-            self._feed(HealthResult(g.name, healthy=False))
-        self._feed(ResourceResult(g.name, ResourceAction.START, ok, detail))
-
-    async def _do_stop(
-        self, run: _GroupRun, epoch: int, reason: str, prev: asyncio.Task[None] | None
-    ) -> None:
-        if prev is not None:
-            await asyncio.wait([prev])
-        g = run.config
-        log.info(kv("stopping group", group=g.name, epoch=epoch, reason=reason))
-        ok, detail = await self._stop_resources(run, epoch, vips_first=reason in URGENT_STOPS)
-        log.log(
-            logging.INFO if ok else logging.ERROR,
-            kv("group stopped" if ok else "group stop failed", group=g.name, detail=detail or None),
-        )
-        self._feed(ResourceResult(g.name, ResourceAction.STOP, ok, detail))
-
-    async def _stop_resources(
-        self, run: _GroupRun, epoch: int, vips_first: bool = False
-    ) -> tuple[bool, str]:
-        """Helpers off, services in reverse, VIPs removed; every step tried, failures noted.
-
-        `vips_first`: the lease is (about to be) gone, so the VIP comes down before any
-        service is stopped: a slow service stop must not eat the stop guard (docs/design.md).
-        """
-        self._stop_helpers(run)
-        run.held = False
-        self._hold_after_give_up(run)
-        g = run.config
-        failures: list[str] = []
-        vips_gone = True
-        order = list(reversed(g.resources))
-        if vips_first:
-            order.sort(key=lambda res: not isinstance(res, VipResource))  # stable: VIPs first
-        for res in order:
-            try:
-                if isinstance(res, VipResource):
-                    await vip.remove_vip(res)
-                    log.info(kv("vip removed", group=g.name, vip=res.address))
-                else:
-                    outcome = await services.stop_service(
-                        res, epoch=epoch, group=g.name, env=self._service_env(epoch, g.name)
-                    )
-                    if not outcome.ok:
-                        failures.append(f"{res.name}: {outcome.detail}")
-            except vip.VipError as exc:
-                vips_gone = False
-                failures.append(f"vip {res_name(res)}: {exc}")
-            except Exception as exc:
-                log.exception(kv("stop error", group=g.name, resource=res_name(res)))
-                if isinstance(res, VipResource):
-                    vips_gone = False
-                failures.append(f"{res_name(res)}: {exc}")
-        if vips_gone:
-            run.active = False
-        return not failures, "; ".join(failures)
-
-    async def _release_all(self) -> None:
-        """On the way out: stop every group this process may run (idempotent)."""
-        for run in self._runs.values():
-            if run.task is not None and not run.task.done():
-                run.task.cancel()
-                await asyncio.wait([run.task])
-            if not run.active:
-                continue
-            log.warning(kv("releasing on exit", group=run.config.name))
-            ok, detail = await self._stop_resources(run, run.epoch)
-            if not ok:
-                log.error(kv("release on exit incomplete", group=run.config.name, detail=detail))
-
-    def _service_env(self, epoch: int, group: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env["GOSSIPHA_EPOCH"] = str(epoch)
-        env["GOSSIPHA_GROUP"] = group
-        env["GOSSIPHA_NODE"] = self.config.node_name
-        return env
-
-    async def _probe(self, gname: str) -> None:
-        t = self.config.timings
-        g = self._runs[gname].config
-        answered = False
-        started_s = self._loop.time() if self._loop is not None else 0.0
-        # The core trusts a silence only if it is fresh (about count x interval after the
-        # ProbeVip): listen one interval after the last probe, not the adapter's default.
-        for v in g.vips:
-            try:
-                mac = await vip.probe(
-                    v, t.vip_probe_count, t.vip_probe_interval_s, wait_s=t.vip_probe_interval_s
-                )
-            except vip.VipError as exc:
-                log.error(kv("vip probe failed", group=gname, vip=v.address, error=exc))
-                continue
-            if mac is not None:
-                log.error(kv("vip answered our probe", group=gname, vip=v.address, mac=mac))
-                answered = True
-        took_s = (self._loop.time() if self._loop is not None else 0.0) - started_s
-        log.info(kv("vip probed", group=gname, answered=answered, took_s=f"{took_s:.3f}"))
-        self._feed(VipProbeResult(gname, answered))
-
-    async def _announce(self, v: VipResource, count: int = ANNOUNCE_COUNT) -> None:
-        try:
-            await vip.announce(v, count, ANNOUNCE_INTERVAL_S)
-        except vip.VipError as exc:
-            log.warning(kv("vip announce failed", vip=v.address, error=exc))
-
-    # -- while a group is held: re-announce, watch for foreign claims and removal
-
-    def _start_helpers(self, run: _GroupRun) -> None:
-        self._stop_helpers(run)
-        self._start_monitor(run)
-        for v in run.config.vips:
-            for coro, name in (
-                (self._reannounce(v), f"reannounce:{v.address}"),
-                (self._watch(run, v), f"watch:{v.address}"),
-            ):
-                task = self._spawn(coro, name)
-                if task is not None:
-                    run.helpers.append(task)
-
-    def _stop_helpers(self, run: _GroupRun) -> None:
-        self._stop_monitor(run)
-        for task in run.helpers:
-            task.cancel()
-        run.helpers.clear()
-
-    # -- health: checks (or service status) while held; restart, give up, recover
-
-    def _start_monitor(self, run: _GroupRun) -> None:
-        self._stop_monitor(run)
-        g = run.config
-        if run.health is None:
-            run.health = GroupHealth(g.name, checks_for(g))
-
-        def sink(result: CheckResult) -> None:
-            self._on_check(run, result)
-
-        monitor = make_monitor(g, sink, epoch=run.epoch, env=self._service_env(run.epoch, g.name))
-        if monitor is not None:
-            run.monitor = self._spawn(monitor.run(), f"health:{g.name}")
-            log.info(
-                kv(
-                    "health monitor started",
-                    group=g.name,
-                    checks=",".join(run.health.trackers),
-                )
-            )
-
-    def _stop_monitor(self, run: _GroupRun) -> None:
-        if run.monitor is not None:
-            run.monitor.cancel()
-            run.monitor = None
-
-    def _on_check(self, run: _GroupRun, result: CheckResult) -> None:
-        """One probe result: count it, let the group's trackers decide, act on it."""
-        if self._closing or not run.held or run.health is None:
-            return
-        g = run.config.name
-        self.observe.on_health(g, result.healthy)
-        decision = run.health.record(result)
-        first = result.detail.splitlines()[0] if result.detail else ""
-        match decision:
-            case HealthDecision.HEALTHY | HealthDecision.RECOVERED:
-                if run.given_up:
-                    self._recovered(run, f"check {result.check} passes")
-            case HealthDecision.FAILING:
-                log.log(
-                    logging.DEBUG if run.given_up else logging.WARNING,
-                    kv("health check failed", group=g, check=result.check, detail=first),
-                )
-            case HealthDecision.RESTART:
-                log.error(
-                    kv(
-                        "health check failing; restarting the group's services here",
-                        group=g,
-                        check=result.check,
-                        detail=first,
-                    )
-                )
-                self._restart_group(run)
-            case HealthDecision.GIVE_UP:
-                log.error(
-                    kv(
-                        "health check still failing after restarts; giving the group up",
-                        group=g,
-                        check=result.check,
-                        detail=first,
-                    )
-                )
-                run.given_up = True
-                self._feed(HealthResult(g, healthy=False))
-            case _:
-                assert_never(decision)
-
-    def _recovered(self, run: _GroupRun, why: str) -> None:
-        run.given_up = False
-        if run.hold is not None:
-            run.hold.cancel()
-            run.hold = None
-        if run.health is not None:
-            run.health.reset()
-        log.warning(kv("group eligible here again", group=run.config.name, reason=why))
-        self._feed(HealthResult(run.config.name, healthy=True))
-
-    def _restart_group(self, run: _GroupRun) -> None:
-        """Restart the services in the group's action chain (after whatever runs now)."""
-        prev = run.task
-        run.task = self._spawn(self._do_restart(run, prev), f"restart:{run.config.name}")
-
-    async def _do_restart(self, run: _GroupRun, prev: asyncio.Task[None] | None) -> None:
-        if prev is not None:
-            await asyncio.wait([prev])
-        g = run.config
-        if not run.held or self._closing:
-            return
-        self._stop_monitor(run)
-        epoch = run.epoch
-        env = self._service_env(epoch, g.name)
-        svcs = [r for r in g.resources if isinstance(r, ServiceResource)]
-        run.starting = True  # a StopGroup now cancels the restart and stops everything
-        run.restarts += 1
-        ok, detail = True, ""
-        try:
-            for res in reversed(svcs):
-                outcome = await services.stop_service(res, epoch=epoch, group=g.name, env=env)
-                log.info(kv("service stop", group=g.name, service=res.name, ok=outcome.ok))
-            for res in svcs:
-                outcome = await services.start_service(res, epoch=epoch, group=g.name, env=env)
-                log.info(kv("service start", group=g.name, service=res.name, ok=outcome.ok))
-                if not outcome.ok:
-                    ok, detail = False, f"{res.name}: {outcome.detail}"
-                    break
-        except Exception as exc:  # a bug in an adapter must not take the loop down
-            log.exception(kv("restart error", group=g.name))
-            ok, detail = False, str(exc)
-        run.starting = False
-        if ok:
-            log.warning(kv("group restarted", group=g.name, epoch=epoch, restarts=run.restarts))
-            self._start_monitor(run)
-        else:
-            # It cannot run here: give it up at once (ineligible, so a peer takes it rather
-            # than this node claiming it again after its start-failure backoff), and report
-            # the failed start (alert, metrics).
-            log.error(kv("group restart failed; giving it up", group=g.name, detail=detail))
-            run.given_up = True
-            self._feed(HealthResult(g.name, healthy=False))
-            self._feed(ResourceResult(g.name, ResourceAction.START, False, f"restart: {detail}"))
-
-    def _hold_after_give_up(self, run: _GroupRun) -> None:
-        if run.given_up and (run.hold is None or run.hold.done()):
-            run.hold = self._spawn(self._unhealthy_hold(run), f"unhealthy:{run.config.name}")
-
-    async def _unhealthy_hold(self, run: _GroupRun) -> None:
-        await asyncio.sleep(self.options.unhealthy_hold_s)
-        run.hold = None
-        if run.given_up and not run.held:
-            self._recovered(run, f"given up {self.options.unhealthy_hold_s:g}s ago")
-
-    async def _reannounce(self, v: VipResource) -> None:
-        while True:
-            await asyncio.sleep(self.options.reannounce_s)
-            await self._announce(v, 1)
-
-    async def _watch(self, run: _GroupRun, v: VipResource) -> None:
-        def sink(event: vip.VipEvent) -> None:
-            if isinstance(event, vip.ForeignClaim):
-                log.error(
-                    kv(
-                        NoticeKind.SPLIT_BRAIN_RISK.value,
-                        group=run.config.name,
-                        vip=event.address,
-                        mac=event.mac,
-                        detail="another host claims our VIP; re-announcing",
-                    )
-                )
-                self._spawn(self._announce(v), f"announce:{v.address}")
-            elif run.held:
-                log.error(
-                    kv(
-                        "vip removed behind our back; re-adding",
-                        group=run.config.name,
-                        vip=event.address,
-                    )
-                )
-                self._spawn(self._readd(run, v), f"readd:{v.address}")
-
-        try:
-            await vip.VipWatcher(v, sink).run()
-        except (vip.VipError, OSError) as exc:
-            log.warning(kv("vip watcher stopped", vip=v.address, error=exc))
-
-    async def _readd(self, run: _GroupRun, v: VipResource) -> None:
-        if not run.held:
-            return
-        try:
-            await vip.add_vip(v)
-        except vip.VipError as exc:
-            log.error(kv("vip re-add failed", vip=v.address, error=exc))
-            return
-        await self._announce(v)
 
     # ------------------------------------------------------------------ ping, housekeeping
 
@@ -1099,10 +690,6 @@ class Agent:
                 last_flush_s = now_s
                 for line in self._reject_log.flush(now_s):
                     log.warning(line.render())
-
-
-def res_name(res: VipResource | ServiceResource) -> str:
-    return str(res.address) if isinstance(res, VipResource) else res.name
 
 
 def state_dir_from_env(default: Path = DEFAULT_STATE_DIR) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ from gossipha.core.types import (
     StopReason,
 )
 from gossipha.observe.status import to_json
-from gossipha.resources.health import CheckResult
+from gossipha.resources.health import CheckResult, GroupHealth
 from gossipha.runtime.agent import Agent, AgentOptions
+from gossipha.runtime.groups import GroupRunner
 from gossipha.runtime.health_watch import (
     ServiceStatusMonitor,
     checks_for,
@@ -237,29 +239,58 @@ class _Fed:
     def __init__(self) -> None:
         self.inputs: list[Input] = []
         self.restarts = 0
+        self.tg: asyncio.TaskGroup | None = None
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
+        if self.tg is None:
+            coro.close()
+            return None
+        return self.tg.create_task(coro, name=name)
 
 
-def _agent_for_health(tmp_path: Path) -> tuple[Agent, _Fed]:
+def _health_config() -> Config:
     cfg = _config()
     g0 = replace(cfg.groups[0], resources=(*cfg.groups[0].resources, _svc("web", status=("true",))))
-    cfg = replace(cfg, groups=(g0,))
-    agent = Agent(
-        Loaded(cfg, ()),
-        AgentOptions(tmp_path / "unused", unhealthy_hold_s=0.01),
-        registry=CollectorRegistry(),
-    )
+    return replace(cfg, groups=(g0,))
+
+
+def _runner_for_health() -> tuple[GroupRunner, _Fed, ObserveGlue]:
+    """A held g0 whose restarts are counted and whose inputs for the core are recorded."""
+    cfg = _health_config()
+    glue = ObserveGlue(cfg)
     fed = _Fed()
-    agent._feed = fed.inputs.append  # type: ignore[method-assign,assignment]
+    runner = GroupRunner(
+        cfg.groups,
+        node_name=cfg.node_name,
+        timings=cfg.timings,
+        feed=fed.inputs.append,
+        spawn=fed.spawn,
+        closing=lambda: False,
+        clock_s=lambda: 0.0,
+        on_health=glue.on_health,
+        reannounce_s=10.0,
+        unhealthy_hold_s=0.01,
+    )
 
     def restart(run: Any) -> None:
         fed.restarts += 1
 
-    agent._restart_group = restart  # type: ignore[method-assign]
-    run = agent._runs["g0"]
+    runner._restart_group = restart  # type: ignore[method-assign]
+    run = runner.runs["g0"]
     run.held = True
-    from gossipha.resources.health import GroupHealth
+    run.health = GroupHealth("g0", checks_for(cfg.groups[0]))
+    return runner, fed, glue
 
-    run.health = GroupHealth("g0", checks_for(g0))
+
+def _agent_fed(tmp_path: Path) -> tuple[Agent, _Fed]:
+    """An agent whose inputs for the core are recorded instead of stepped."""
+    agent = Agent(
+        Loaded(_health_config(), ()),
+        AgentOptions(tmp_path / "unused"),
+        registry=CollectorRegistry(),
+    )
+    fed = _Fed()
+    agent._feed = fed.inputs.append  # type: ignore[method-assign,assignment]
     return agent, fed
 
 
@@ -267,53 +298,53 @@ def _result(ok: bool) -> CheckResult:
     return CheckResult("g0", "status:web", ok, "" if ok else "stopped (exit 0)", 0.01)
 
 
-def test_failures_restart_then_give_up_then_recover(tmp_path: Path) -> None:
-    agent, fed = _agent_for_health(tmp_path)
-    run = agent._runs["g0"]
+def test_failures_restart_then_give_up_then_recover() -> None:
+    runner, fed, glue = _runner_for_health()
+    run = runner.runs["g0"]
     for _ in range(3):
-        agent._on_check(run, _result(False))
+        runner.on_check(run, _result(False))
     assert fed.restarts == 1 and not fed.inputs
     for _ in range(6):
-        agent._on_check(run, _result(False))
+        runner.on_check(run, _result(False))
     assert fed.restarts == 2
     assert fed.inputs == [HealthResult("g0", healthy=False)]
-    assert run.given_up and agent.observe.healthy["g0"] is False
+    assert run.given_up and glue.healthy["g0"] is False
     for _ in range(5):  # given up: no more restarts, nothing new for the core
-        agent._on_check(run, _result(False))
+        runner.on_check(run, _result(False))
     assert fed.restarts == 2 and len(fed.inputs) == 1
-    agent._on_check(run, _result(True))
+    runner.on_check(run, _result(True))
     assert fed.inputs[-1] == HealthResult("g0", healthy=True) and not run.given_up
 
 
-def test_a_passing_check_resets_the_restart_count(tmp_path: Path) -> None:
-    agent, fed = _agent_for_health(tmp_path)
-    run = agent._runs["g0"]
+def test_a_passing_check_resets_the_restart_count() -> None:
+    runner, fed, _glue = _runner_for_health()
+    run = runner.runs["g0"]
     for _ in range(5):
         for _ in range(3):
-            agent._on_check(run, _result(False))
-        agent._on_check(run, _result(True))
+            runner.on_check(run, _result(False))
+        runner.on_check(run, _result(True))
     assert fed.restarts == 5 and not fed.inputs
 
 
-def test_results_for_a_group_not_held_are_ignored(tmp_path: Path) -> None:
-    agent, fed = _agent_for_health(tmp_path)
-    run = agent._runs["g0"]
+def test_results_for_a_group_not_held_are_ignored() -> None:
+    runner, fed, _glue = _runner_for_health()
+    run = runner.runs["g0"]
     run.held = False
     for _ in range(20):
-        agent._on_check(run, _result(False))
+        runner.on_check(run, _result(False))
     assert fed.restarts == 0 and not fed.inputs
 
 
-def test_a_given_up_group_stopped_here_becomes_eligible_after_the_hold(tmp_path: Path) -> None:
-    agent, fed = _agent_for_health(tmp_path)
-    run = agent._runs["g0"]
+def test_a_given_up_group_stopped_here_becomes_eligible_after_the_hold() -> None:
+    runner, fed, _glue = _runner_for_health()
+    run = runner.runs["g0"]
 
     async def main() -> None:
         async with asyncio.TaskGroup() as tg:
-            agent._tg = tg
+            fed.tg = tg
             run.given_up = True
             run.held = False
-            agent._hold_after_give_up(run)
+            runner._hold_after_give_up(run)
             await asyncio.sleep(0.1)
 
     asyncio.run(main())
@@ -324,7 +355,7 @@ def test_a_given_up_group_stopped_here_becomes_eligible_after_the_hold(tmp_path:
 
 
 def test_admin_commands_feed_the_core(tmp_path: Path) -> None:
-    agent, fed = _agent_for_health(tmp_path)
+    agent, fed = _agent_fed(tmp_path)
     agent._node = _node(agent.config)
     detail = asyncio.run(agent._admin(AdminKind.STANDBY))
     assert "standby" in detail
@@ -332,7 +363,7 @@ def test_admin_commands_feed_the_core(tmp_path: Path) -> None:
 
 
 def test_admin_commands_refused_while_closing(tmp_path: Path) -> None:
-    agent, _fed = _agent_for_health(tmp_path)
+    agent, _fed = _agent_fed(tmp_path)
     with pytest.raises(RuntimeError):
         asyncio.run(agent._admin(AdminKind.TAKEOVER))
 
@@ -376,7 +407,7 @@ def test_a_broken_pinger_marks_ping_nodes_unreachable_instead_of_ending_the_agen
         raise error if raised == "plain" else ExceptionGroup("pinger", [error])
 
     monkeypatch.setattr(agent_module.Pinger, "run", broken_run)
-    agent, fed = _agent_for_health(tmp_path)
+    agent, fed = _agent_fed(tmp_path)
     assert agent.config.ping_groups
     asyncio.run(agent._ping())
     assert [i for i in fed.inputs if isinstance(i, PingResult)] == [
