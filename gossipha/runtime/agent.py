@@ -21,17 +21,15 @@ import logging
 import os
 import random
 import secrets
-import signal
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
 
 from prometheus_client import CollectorRegistry
 
-from gossipha.config.errors import ConfigError
-from gossipha.config.load import Loaded, load
+from gossipha.config.load import Loaded
 from gossipha.config.model import Config
 from gossipha.core.node import Node
 from gossipha.core.types import (
@@ -69,11 +67,18 @@ from gossipha.runtime.logs import kv
 from gossipha.runtime.memlock import lock_memory
 from gossipha.runtime.notify import Notifier
 from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
-from gossipha.runtime.reload import default_pidfile, keyring_for, remove_pidfile, write_pidfile
+from gossipha.runtime.reload import (
+    default_pidfile,
+    keyring_for,
+    load_for_reload,
+    reloaded,
+    remove_pidfile,
+    write_pidfile,
+)
 from gossipha.runtime.respawn import Respawner
+from gossipha.runtime.signals import AgentSignals
 from gossipha.runtime.witness import witness_config
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
-from gossipha.wire.keyring import KeyringError
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
 
 log = logging.getLogger("gossipha.agent")
@@ -84,7 +89,6 @@ STATE_DIR_ENV = "GOSSIPHA_STATE_DIR"
 TO_KEY = "to"
 REANNOUNCE_S = 10.0
 SHUTDOWN_TIMEOUT_S = 30.0
-RELOAD_TIMEOUT_S = 10.0
 HOUSEKEEPING_S = 10.0
 REJECT_LOG_INTERVAL_S = 60.0
 # Rejects that are expected traffic, not alarms: our own bcast/mcast echo.
@@ -209,6 +213,13 @@ class Agent:
             reannounce_s=options.reannounce_s,
             unhealthy_hold_s=options.unhealthy_hold_s,
         )
+        self._signals = AgentSignals(
+            timeout_s=options.shutdown_timeout_s,
+            hand_over=self._hand_over,
+            stop_now=self.stop,
+            reload=self._reload,
+            spawn=self._spawn,
+        )
         self._respawners: list[Respawner] = []
         t = self.config.timings
         self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
@@ -217,7 +228,6 @@ class Agent:
         self._exit = asyncio.Event()
         self._exit_status = 0
         self._closing = False
-        self._shutdown_requested = False
         self.incarnation = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -262,7 +272,7 @@ class Agent:
                 self._node = Node(
                     cfg, self.incarnation, random.Random(secrets.randbits(64)), loop.time()
                 )
-                self._install_signals(loop)  # Shutdown needs the core
+                self._signals.install(loop)  # Shutdown needs the core
                 await self._start_observe(stack, tg)
                 self._write_pidfile()  # only now: SIGHUP before the handler would kill us
                 if found:
@@ -293,9 +303,7 @@ class Agent:
         """Stop what we may run, close links, remove handlers. Safe to run twice."""
         self._closing = True
         if self._loop is not None:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                with contextlib.suppress(Exception):
-                    self._loop.remove_signal_handler(sig)
+            self._signals.remove(self._loop)
         await self.groups.release_all()
         for r in self._respawners:
             await r.stop()
@@ -403,74 +411,29 @@ class Agent:
 
     # ------------------------------------------------------------------ signals
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.add_signal_handler(signal.SIGTERM, self._on_terminate, "SIGTERM")
-        loop.add_signal_handler(signal.SIGINT, self._on_terminate, "SIGINT")
-        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
-
-    def _on_terminate(self, name: str) -> None:
-        if self._shutdown_requested:
-            log.warning(kv("second stop signal: stopping resources now", signal=name))
-            self.stop(0)
-            return
-        self._shutdown_requested = True
-        log.info(kv("graceful shutdown", signal=name, timeout_s=self.options.shutdown_timeout_s))
+    def _hand_over(self) -> None:
+        """The first stop signal: tell systemd, then ask the core to hand the groups over."""
         self.notifier.stopping("handing over")
-        self._spawn(self._shutdown_timer(), "shutdown-timer")
         self._feed(Shutdown())
 
-    async def _shutdown_timer(self) -> None:
-        await asyncio.sleep(self.options.shutdown_timeout_s)
-        log.warning(
-            kv(
-                "graceful shutdown timed out: stopping resources now",
-                timeout_s=self.options.shutdown_timeout_s,
-            )
-        )
-        self.stop(0)
-
-    def _on_hangup(self) -> None:
-        self._spawn(self._reload(), "reload")
-
     async def _reload(self) -> None:
+        """SIGHUP: new keys and logging from the files; anything else waits for a restart."""
         opts = self.options
-        try:
-            loaded = await asyncio.wait_for(
-                asyncio.to_thread(
-                    load,
-                    opts.config_path,
-                    self.config.node_name,
-                    allow_unauthenticated=opts.allow_unauthenticated,
-                    allow_witness=opts.witness,
-                ),
-                RELOAD_TIMEOUT_S,
-            )
-            keyring = keyring_for(loaded.config.auth)
-            # A witness compares like with like (its narrowed config); a node that became
-            # a member needs a restart as `gossipha agent` (ConfigError).
-            new = witness_config(loaded.config) if opts.witness else loaded.config
-        except ConfigError as exc:
-            log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
+        got = await load_for_reload(
+            opts.config_path,
+            self.config.node_name,
+            allow_unauthenticated=opts.allow_unauthenticated,
+            witness=opts.witness,
+        )
+        if got is None:
             return
-        except (KeyringError, OSError, TimeoutError) as exc:
-            log.error(kv("reload failed; keeping the running configuration", error=exc))
-            return
-        for warning in loaded.warnings:
-            log.warning(kv("config warning", detail=warning.render()))
-        for weakness in keyring.weaknesses():
-            log.warning(kv("weak authentication", detail=weakness))
+        new, keyring = got
         assert self._encoder is not None and self._decoder is not None
         self._encoder.keyring = keyring
         self._decoder.keyring = keyring
         for problem in logs.configure(new.logging):
             log.warning(problem)
-        old = self.config
-        self.config = replace(old, auth=new.auth, logging=new.logging)
-        if replace(new, auth=old.auth, logging=old.logging) != old:
-            log.warning(
-                "reload: keys and logging applied; other changes (nodes, links, timings, "
-                "resources) need a restart"
-            )
+        self.config = reloaded(self.config, new)
         log.info(
             kv("reloaded", keys=len(keyring.keys), active=keyring.active, mode=keyring.mode.value)
         )

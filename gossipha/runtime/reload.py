@@ -4,19 +4,34 @@ The agent writes its PID once its SIGHUP handler is installed (before that, SIGH
 action would kill it) and removes the file on the way out. `gossipha reload` reads the file
 and signals that PID only if it still is a gossipha agent, so a stale file whose PID was
 reused by another program never sends that program a SIGHUP.
+
+A reload reads the files again (bounded by RELOAD_TIMEOUT_S) and applies only keys and
+logging; files that do not load keep the running configuration, and other changes are
+logged as needing a restart, since nodes, links, timings and resources are fixed at start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
-from gossipha.config.model import Auth
-from gossipha.wire.keyring import AuthMode, Keyring
+from gossipha.config.errors import ConfigError
+from gossipha.config.load import load
+from gossipha.config.model import Auth, Config
+from gossipha.runtime.logs import kv
+from gossipha.runtime.witness import witness_config
+from gossipha.wire.keyring import AuthMode, Keyring, KeyringError
+
+# The agent's logger: its lines keep the name operators and bench/failover.py read.
+log = logging.getLogger("gossipha.agent")
 
 PIDFILE_NAME = "gossipha.pid"
+RELOAD_TIMEOUT_S = 10.0
 
 
 class ReloadError(Exception):
@@ -27,6 +42,49 @@ def keyring_for(auth: Auth) -> Keyring:
     """The keyring for `auth`, in its `[auth] mode` when one is set (KeyringError if unusable)."""
     mode = None if auth.mode is None else AuthMode(auth.mode)
     return Keyring.from_auth(auth, mode=mode)
+
+
+async def load_for_reload(
+    path: Path, node_name: str, *, allow_unauthenticated: bool, witness: bool
+) -> tuple[Config, Keyring] | None:
+    """The configuration a SIGHUP reads and its keyring; None (logged) if they are unusable."""
+    try:
+        loaded = await asyncio.wait_for(
+            asyncio.to_thread(
+                load,
+                path,
+                node_name,
+                allow_unauthenticated=allow_unauthenticated,
+                allow_witness=witness,
+            ),
+            RELOAD_TIMEOUT_S,
+        )
+        keyring = keyring_for(loaded.config.auth)
+        # A witness compares like with like (its narrowed config); a node that became
+        # a member needs a restart as `gossipha agent` (ConfigError).
+        new = witness_config(loaded.config) if witness else loaded.config
+    except ConfigError as exc:
+        log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
+        return None
+    except (KeyringError, OSError, TimeoutError) as exc:
+        log.error(kv("reload failed; keeping the running configuration", error=exc))
+        return None
+    for warning in loaded.warnings:
+        log.warning(kv("config warning", detail=warning.render()))
+    for weakness in keyring.weaknesses():
+        log.warning(kv("weak authentication", detail=weakness))
+    return new, keyring
+
+
+def reloaded(old: Config, new: Config) -> Config:
+    """The running configuration with `new`'s keys and logging; other changes are logged."""
+    running = replace(old, auth=new.auth, logging=new.logging)
+    if replace(new, auth=old.auth, logging=old.logging) != old:
+        log.warning(
+            "reload: keys and logging applied; other changes (nodes, links, timings, "
+            "resources) need a restart"
+        )
+    return running
 
 
 def default_pidfile(state_dir: Path) -> Path:

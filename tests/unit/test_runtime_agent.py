@@ -3,6 +3,7 @@ the order of inputs after a stall, respawn backoff and the log line format."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from gossipha.runtime import incarnation
 from gossipha.runtime.agent import Agent, AgentOptions, frame, unframe
 from gossipha.runtime.logs import kv
 from gossipha.runtime.respawn import FIRST_BACKOFF_S, MAX_BACKOFF_S, next_backoff_s
+from gossipha.runtime.signals import AgentSignals
 from gossipha.sim.harness import make_config
 from gossipha.wire.codec import Decoder, Encoder, Packet, cluster_id
 from gossipha.wire.keyring import Keyring
@@ -177,3 +179,26 @@ async def test_a_reload_with_a_broken_config_keeps_the_running_keys(tmp_path: Pa
     await a._reload()
     assert enc.keyring is before and dec.keyring is before
     assert a.config is cfg
+
+
+async def test_a_second_stop_signal_stops_at_once_and_the_first_one_is_bounded() -> None:
+    calls: list[str] = []
+
+    async def reload() -> None:
+        calls.append("reload")
+
+    async with asyncio.TaskGroup() as tg:
+        signals = AgentSignals(
+            timeout_s=0.01,
+            hand_over=lambda: calls.append("hand_over"),
+            stop_now=lambda: calls.append("stop_now"),
+            reload=reload,
+            spawn=lambda coro, name: tg.create_task(coro, name=name),
+        )
+        signals._on_terminate("SIGTERM")
+        assert calls == ["hand_over"]
+        await asyncio.sleep(0.05)  # the handover did not end the agent in time
+        assert calls == ["hand_over", "stop_now"]
+        signals._on_terminate("SIGINT")
+        signals._on_hangup()
+    assert calls == ["hand_over", "stop_now", "stop_now", "reload"]
