@@ -44,7 +44,6 @@ from gossipha.core.types import (
     Notice,
     NoticeKind,
     Output,
-    PingResult,
     ProbeVip,
     Resumed,
     Send,
@@ -60,13 +59,13 @@ from gossipha.observe.api import ApiServer, make_app
 from gossipha.observe.metrics import Metrics
 from gossipha.runtime import clock, logs
 from gossipha.runtime.groups import UNHEALTHY_HOLD_S, GroupRun, GroupRunner
-from gossipha.runtime.icmp import GroupReport, Pinger, PingEvent, PingReport
 from gossipha.runtime.incarnation import incarnation_path, new_incarnation
 from gossipha.runtime.links import LinkError, LinkSocket
 from gossipha.runtime.logs import kv
 from gossipha.runtime.memlock import lock_memory
 from gossipha.runtime.notify import Notifier
 from gossipha.runtime.observe_glue import STATUS_REFRESH_S, ObserveGlue
+from gossipha.runtime.ping_feed import feed_pings
 from gossipha.runtime.reload import (
     default_pidfile,
     keyring_for,
@@ -604,38 +603,9 @@ class Agent:
     # ------------------------------------------------------------------ ping, housekeeping
 
     async def _ping(self) -> None:
-        t = self.config.timings
-
-        groups_of: dict[str, list[str]] = {}
-        for pg in self.config.ping_groups:
-            for address in pg.addresses:
-                groups_of.setdefault(str(address), []).append(pg.name)
-
-        def sink(event: PingEvent) -> None:
-            if isinstance(event, GroupReport):
-                self.observe.on_ping(event.group, event.reachable)
-                self._feed(PingResult(event.group, event.reachable))
-            elif isinstance(event, PingReport) and event.reachable:
-                for name in groups_of.get(str(event.address), ()):
-                    self.observe.on_ping(name, True, event.rtt_s)
-
-        pinger = Pinger(
-            self.config.ping_groups,
-            interval_s=t.ping_interval_s,
-            deadping_s=t.deadping_s,
-            sink=sink,
+        await feed_pings(
+            self.config.ping_groups, self.config.timings, feed=self._feed, observe=self.observe
         )
-        try:
-            await pinger.run()
-        except* OSError as group:
-            # Opening fails with a plain OSError, a receiver inside the pinger's TaskGroup
-            # with an ExceptionGroup: both must end here, not in the agent's TaskGroup.
-            # Unable to ping is unable to prove we are not the isolated node: say so.
-            exc = group.exceptions[0]
-            log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
-            for pg in self.config.ping_groups:
-                self.observe.on_ping(pg.name, False)
-                self._feed(PingResult(pg.name, False))
 
     async def _housekeeping(self) -> None:
         """Watchdog keepalives (only while the core is being stepped) and reject summaries."""

@@ -399,14 +399,14 @@ def test_a_broken_pinger_marks_ping_nodes_unreachable_instead_of_ending_the_agen
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: str
 ) -> None:
     from gossipha.core.types import PingResult
-    from gossipha.runtime import agent as agent_module
+    from gossipha.runtime.icmp import Pinger
 
     async def broken_run(self: Any) -> None:
         error = OSError(19, "No such device")
         # A receiver inside the pinger's TaskGroup fails as an ExceptionGroup.
         raise error if raised == "plain" else ExceptionGroup("pinger", [error])
 
-    monkeypatch.setattr(agent_module.Pinger, "run", broken_run)
+    monkeypatch.setattr(Pinger, "run", broken_run)
     agent, fed = _agent_fed(tmp_path)
     assert agent.config.ping_groups
     asyncio.run(agent._ping())
