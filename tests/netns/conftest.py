@@ -1,7 +1,9 @@
 """Real-network tests in namespaces: skipped when unprivileged, failed under CI=true.
 
 The `lab` fixture builds the tutorial topology once per module (sweeping stale ``gha-``
-leftovers of dead runs first) and always tears it down, also when a test fails.
+leftovers of dead runs first) and always tears it down, also when a test fails. The `agents`
+fixture gives one test its gossipha processes in that lab (a module may override `lab`) and
+stops them by PID after the test, pass or fail.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from gossipha.lab import Lab, sweep_stale
+from tests.netns.helpers import Agents
 
 TOOLS = ("ip", "iptables", "nft", "unshare", "nginx")
 
@@ -60,3 +64,12 @@ def lab() -> Iterator[Lab]:
     sweep_stale()
     with Lab() as built:
         yield built
+
+
+@pytest.fixture
+def agents(lab: Lab) -> Iterator[Agents]:
+    group = Agents(lab, lab.workdir / f"agents-{time.monotonic_ns()}")
+    try:
+        yield group
+    finally:
+        group.close()

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -27,8 +26,8 @@ from gossipha.lab import Lab
 from gossipha.lab.observe import Client, HolderSampler, fetch, summarize
 from gossipha.lab.scenarios import HOSTNAMES, child_env
 from gossipha.lab.topology import TUTORIAL_VIP
+from tests.netns.helpers import STARTUP_BOUND_S, Agents, vip_line
 from tests.netns.helpers import wait_until as _wait
-from tests.netns.test_agent import STARTUP_BOUND_S, _Agents, _vip_line
 
 pytestmark = pytest.mark.netns
 
@@ -115,31 +114,14 @@ def _gossipha(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def agents(lab: Lab) -> Iterator[_Agents]:
-    root = lab.workdir / f"test-observe-{time.monotonic_ns()}"
-    group = _Agents(lab, root)
-    try:
-        yield group
-    finally:
-        group.close()
-        for node in ("master", "slave"):
-            lab.run(
-                node,
-                ["ip", "addr", "del", f"{TUTORIAL_VIP}", "dev", "eth0"],
-                uts=False,
-                check=False,
-            )
-
-
-def _start_both(lab: Lab, agents: _Agents) -> None:
+def _start_both(lab: Lab, agents: Agents) -> None:
     for node in ("master", "slave"):
-        agents.start(node, ["--listen", f"{_listen(lab, node)}:{PORT}"])
+        agents.start(node, "--listen", f"{_listen(lab, node)}:{PORT}")
         if node == "master":
             time.sleep(0.3)
     _wait(
-        "master holds the VIP\n" + agents.log("master"),
-        lambda: bool(_vip_line(lab, "master")),
+        lambda: "master holds the VIP\n" + agents.tail("master"),
+        lambda: bool(vip_line(lab, "master")),
         STARTUP_BOUND_S,
     )
     _wait(
@@ -149,12 +131,12 @@ def _start_both(lab: Lab, agents: _Agents) -> None:
     )
     _wait(
         "master's agent started the group and watches it",
-        lambda: "health monitor started" in agents.logs["master"].read_text(),
+        lambda: "health monitor started" in agents.log("master"),
         10.0,
     )
 
 
-def test_metrics_status_and_standby(lab: Lab, agents: _Agents) -> None:
+def test_metrics_status_and_standby(lab: Lab, agents: Agents) -> None:
     _start_both(lab, agents)
     master, slave = HOSTNAMES["master"], HOSTNAMES["slave"]
 
@@ -206,8 +188,8 @@ def test_metrics_status_and_standby(lab: Lab, agents: _Agents) -> None:
         assert done.returncode == 0, done.stderr
         assert "standby" in done.stdout
         _wait(
-            "slave holds the VIP after standby\n" + agents.log("slave"),
-            lambda: bool(_vip_line(lab, "slave")),
+            lambda: "slave holds the VIP after standby\n" + agents.tail("slave"),
+            lambda: bool(vip_line(lab, "slave")),
             10.0,
         )
         _wait(
@@ -218,7 +200,7 @@ def test_metrics_status_and_standby(lab: Lab, agents: _Agents) -> None:
         _wait("master's /status: slave holds", lambda: _holder(lab, "master") == slave, 5.0, 0.2)
         doc = _status(lab, "master")
         assert doc is not None and doc["standby"] is True
-        assert not _vip_line(lab, "master")
+        assert not vip_line(lab, "master")
         assert agents.procs["master"].poll() is None, "standby does not stop the agent"
     finally:
         sampler.stop()
@@ -231,7 +213,7 @@ def test_metrics_status_and_standby(lab: Lab, agents: _Agents) -> None:
     assert missing.returncode == 1 and "no gossipha agent" in missing.stderr
 
 
-def test_nginx_killed_on_the_master_is_restarted_there(lab: Lab, agents: _Agents) -> None:
+def test_nginx_killed_on_the_master_is_restarted_there(lab: Lab, agents: Agents) -> None:
     _start_both(lab, agents)
     root = agents.nginx_root["master"]
     _wait("master's nginx pid", lambda: _nginx_pid(root) is not None, 5.0)
@@ -256,10 +238,10 @@ def test_nginx_killed_on_the_master_is_restarted_there(lab: Lab, agents: _Agents
         time.sleep(1.0)
     finally:
         client.stop()
-    log = agents.log("master")
+    log = agents.tail("master")
     assert "restarting the group's services here" in log, log
     assert "group restarted" in log, log
-    assert _vip_line(lab, "master") and not _vip_line(lab, "slave"), "no failover needed"
+    assert vip_line(lab, "master") and not vip_line(lab, "slave"), "no failover needed"
     summary = summarize(client.samples(), [])
     assert summary.answered > 0 and client.samples()[-1].who == "master"
     assert summary.longest_outage_s <= MAX_OUTAGE_S, summary
@@ -267,7 +249,7 @@ def test_nginx_killed_on_the_master_is_restarted_there(lab: Lab, agents: _Agents
     assert re.search(r'gossipha_health_checks_total{group="[^"]+",result="failed"} [1-9]', text)
 
 
-def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: _Agents) -> None:
+def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: Agents) -> None:
     _start_both(lab, agents)
     root = agents.nginx_root["master"]
     _wait("master's nginx pid", lambda: _nginx_pid(root) is not None, 5.0)
@@ -291,7 +273,7 @@ def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: 
         _kill_nginx(root, pid)
         _wait(
             "slave holds the VIP",
-            lambda: bool(_vip_line(lab, "slave")),
+            lambda: bool(vip_line(lab, "slave")),
             GIVE_UP_BOUND_S,
             0.1,
         )
@@ -302,8 +284,8 @@ def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: 
         )
     finally:
         client.stop()
-    assert not _vip_line(lab, "master")
-    log = agents.log("master")
+    assert not vip_line(lab, "master")
+    log = agents.tail("master")
     assert "group restart failed; giving it up" in log, log
     summary = summarize(client.samples(), [])
     # The last answer came from the slave (a request cut by the client's stop may be None).

@@ -20,22 +20,22 @@ removed all four must resolve. Every wait is bounded; a failure message carries 
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import re
 import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gossipha.lab import Lab
-from gossipha.lab.scenarios import HOSTNAMES, NODES, NativeCluster
+from gossipha.lab.observe import fetch
+from gossipha.lab.scenarios import HOSTNAMES, NATIVE, NODES, VIP, write_native
+from tests.netns.helpers import Agents
 
 pytestmark = pytest.mark.netns
 
@@ -95,20 +95,13 @@ def scaled_rules(text: str, scale: int = FOR_SCALE) -> str:
     return out
 
 
-class _AlertingCluster(NativeCluster):
-    """The lab's native cluster with fast timings, an Alertmanager URL and `--listen`."""
-
-    def __init__(self, lab: Lab, alertmanager_url: str) -> None:
-        self.alertmanager_url = alertmanager_url
-        super().__init__(lab)
-
-    def configure(self, *, second_link: bool) -> None:
-        super().configure(second_link=second_link)
-        observe = f'\n[observe]\nalertmanager_url = "{self.alertmanager_url}"\n'
-        self.config_path.write_text(self.config_path.read_text() + TIMINGS + observe)
-
-    def agent_args(self, node: str) -> list[str]:
-        return [*super().agent_args(node), "--listen", f"{_addr(self.lab, node)}:{AGENT_PORT}"]
+def write_config(dest: Path, alertmanager_url: str) -> Path:
+    """The lab's native gossipha.toml (and its authkeys and nginx script) under `dest`, with
+    fast timings and the agents' push to Alertmanager."""
+    config, _nginx_roots = write_native(dest)
+    observe = f'\n[observe]\nalertmanager_url = "{alertmanager_url}"\n'
+    config.write_text(config.read_text() + TIMINGS + observe)
+    return config
 
 
 def _prometheus_config(lab: Lab, rules: Path) -> dict[str, Any]:
@@ -207,21 +200,17 @@ def _about_slave(alerts: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str
 
 
 class _Stack:
-    """Prometheus, Alertmanager and the agents; `report()` is what a failure prints."""
+    """Prometheus and Alertmanager in the observer, the agents in their nodes, all run by
+    the test's `agents`; `report()` is what a failure prints."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, agents: Agents) -> None:
         self.lab = lab
-        self.root = lab.workdir / f"alerting-{time.monotonic_ns()}"
-        self.root.mkdir(parents=True)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.cluster: _AlertingCluster | None = None
+        self.agents = agents
+        self.root = agents.root
+        self.root.mkdir(parents=True, exist_ok=True)
 
     def spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.root / f"{name}.log").open("ab")
-        with log:
-            self.procs[name] = self.lab.spawn(
-                OBSERVER, argv, stdout=log, stderr=subprocess.STDOUT, uts=False
-            )
+        self.agents.spawn(name, OBSERVER, argv, self.root / f"{name}.log", uts=False)
 
     def start_alertmanager(self) -> None:
         assert ALERTMANAGER is not None
@@ -258,18 +247,20 @@ class _Stack:
             ],
         )
 
+    def start_agents(self, alertmanager_url: str) -> None:
+        """The tutorial's start-up: master first, then the slave; each with `--listen`."""
+        config = write_config(self.root, alertmanager_url)
+        for node in NODES:
+            self.agents.config[node] = config
+            self.agents.start(node, "--listen", f"{_addr(self.lab, node)}:{AGENT_PORT}")
+            if node == "master":
+                time.sleep(0.5)
+
     def ready(self, name: str, port: int) -> bool:
-        proc = self.procs[name]
-        assert proc.poll() is None, f"{name} exited {proc.returncode}\n{self.tail(name)}"
+        proc = self.agents.procs[name]
+        assert proc.poll() is None, f"{name} exited {proc.returncode}\n{self.agents.tail(name)}"
         got = _get(self.lab, port, "/-/ready")
         return got is not None and got[0] == 200
-
-    def tail(self, name: str, lines: int = 20) -> str:
-        try:
-            text = (self.root / f"{name}.log").read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
     def report(self) -> str:
         parts = [
@@ -277,32 +268,16 @@ class _Stack:
             + json.dumps(_json(self.lab, PROMETHEUS_PORT, "/api/v1/alerts")),
             "Alertmanager /api/v2/alerts: " + json.dumps(_am_alerts(self.lab)),
         ]
-        for name in self.procs:
-            parts.append(f"--- {name} log\n{self.tail(name)}")
-        if self.cluster is not None:
-            for node in NODES:
-                parts.append(f"--- {node} agent log\n{self.cluster.log_tail(node, 40)}")
-        return "\n".join(parts)
-
-    def close(self) -> None:
-        if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.stop_all()
-            self.cluster.close()
-        for proc in self.procs.values():
-            self.lab.stop(proc, timeout_s=5.0)
+        return "\n".join([*parts, self.agents.tails()])
 
 
 @pytest.fixture
-def stack(lab: Lab) -> Iterator[_Stack]:
+def stack(lab: Lab, agents: Agents) -> _Stack:
+    """Prometheus, Alertmanager and the agents are stopped by the `agents` fixture."""
     for tool, path in (("prometheus", PROMETHEUS), ("prometheus-alertmanager", ALERTMANAGER)):
         if path is None:
             pytest.fail(f"{tool} is required (apt-get install {tool})", pytrace=False)
-    s = _Stack(lab)
-    try:
-        yield s
-    finally:
-        s.close()
+    return _Stack(lab, agents)
 
 
 def _wait(
@@ -372,8 +347,16 @@ def test_warn_and_dead_reach_alertmanager_from_both_sources_then_resolve(
     loaded = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
     assert set(ALERTS) <= loaded, f"shipped rules not loaded: {sorted(loaded)}"
 
-    stack.cluster = _AlertingCluster(lab, am_url)
-    stack.cluster.start()
+    stack.start_agents(am_url)
+    _wait(
+        stack,
+        "the master serves",
+        lambda: (
+            stack.agents.holders() == ("master",)
+            and fetch(lab, "client", VIP, timeout_s=0.3) == "master"
+        ),
+        NATIVE.startup_bound_s,
+    )
 
     def baseline() -> bool:
         alerts = _am_alerts(lab)
@@ -423,5 +406,5 @@ def test_warn_and_dead_reach_alertmanager_from_both_sources_then_resolve(
         return alerts is not None and not _about_slave(alerts)
 
     resolve_s = _wait(stack, "warn and dead resolved", resolved, RESOLVED_BOUND_S)
-    assert stack.cluster.holders() == ("master",), stack.report()
+    assert stack.agents.holders() == ("master",), stack.report()
     print(f"alerts fired within {took_s:.1f}s, resolved {resolve_s:.1f}s after the fault ended")

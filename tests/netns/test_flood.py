@@ -20,10 +20,8 @@ import json
 import random
 import socket
 import struct
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 FLOOD_S = 8.0
@@ -78,16 +76,16 @@ import pytest  # noqa: E402
 from gossipha.config.model import AuthKey, AuthMethod  # noqa: E402
 from gossipha.lab import Lab  # noqa: E402
 from gossipha.lab.observe import HolderSampler  # noqa: E402
-from gossipha.lab.scenarios import FAST, HOSTNAMES, child_env, write_ha_d  # noqa: E402
+from gossipha.lab.scenarios import child_env  # noqa: E402
 from gossipha.lab.topology import TUTORIAL_VIP  # noqa: E402
 from gossipha.wire.codec import HEADER, MAX_PACKET_BYTES, seal  # noqa: E402
+from tests.netns.helpers import Agents  # noqa: E402
 from tests.netns.helpers import holds_vip as _holds  # noqa: E402
 from tests.netns.helpers import wait_until as _wait  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
 VIP = str(TUTORIAL_VIP.ip)
-STARTUP_BOUND_S = 15.0
 METRICS_URL = "http://127.0.0.1:9694/metrics"
 # Reject lines the master may log during the flood: one per (reason, peer) per 60 s, so
 # at most len(RejectReason) x (nodes + 1) = 45; anything near one per packet is a storm.
@@ -103,53 +101,6 @@ EXPECTED_REASONS = (
     "bad_mac",
     "replay",
 )
-
-
-class _Agents:
-    def __init__(self, lab: Lab, root: Path) -> None:
-        self.lab = lab
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-
-    def start(self, node: str) -> None:
-        ha_d, _nginx = write_ha_d(node, self.root, FAST)
-        env = child_env()
-        env["GOSSIPHA_STATE_DIR"] = str(self.root / node / "state")
-        self.logs[node] = self.root / node / "agent.log"
-        argv = [sys.executable, "-m", "gossipha", "agent", "--config", str(ha_d)]
-        argv += ["--node-name", HOSTNAMES[node], "--no-mlock"]
-        argv += ["--admin-socket", str(self.root / node / "admin.sock")]
-        with self.logs[node].open("ab") as out:
-            self.procs[node] = self.lab.spawn(
-                node, argv, stdout=out, stderr=subprocess.STDOUT, env=env
-            )
-
-    def log(self, node: str) -> str:
-        try:
-            return self.logs[node].read_text(errors="replace")
-        except (KeyError, OSError):
-            return "(no log)"
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            self.lab.stop(proc, timeout_s=10.0)
-
-
-@pytest.fixture
-def agents(lab: Lab) -> Iterator[_Agents]:
-    group = _Agents(lab, lab.workdir / f"test-flood-{time.monotonic_ns()}")
-    try:
-        yield group
-    finally:
-        group.close()
-        for node in ("master", "slave"):
-            lab.run(
-                node,
-                ["ip", "addr", "del", str(TUTORIAL_VIP), "dev", "eth0"],
-                uts=False,
-                check=False,
-            )
 
 
 def capture(lab: Lab, node: str, source: str, want: int, bound_s: float) -> list[bytes]:
@@ -227,15 +178,8 @@ def scrape_rejects(lab: Lab, node: str) -> dict[str, float]:
     return found
 
 
-def test_flood_at_the_master_moves_nothing(lab: Lab, agents: _Agents) -> None:
-    agents.start("master")
-    time.sleep(0.3)
-    agents.start("slave")
-    _wait(
-        "master holds the VIP\n" + agents.log("master")[-2000:],
-        lambda: _holds(lab, "master"),
-        STARTUP_BOUND_S,
-    )
+def test_flood_at_the_master_moves_nothing(lab: Lab, agents: Agents) -> None:
+    agents.start_pair(mlock=False)
     real = capture(lab, "master", SLAVE_HB, want=8, bound_s=4.0)
     assert len(real) >= 4, f"captured {len(real)} slave->master packets"
     time.sleep(0.3)  # every captured packet has reached the agent: replays now are replays
@@ -249,7 +193,8 @@ def test_flood_at_the_master_moves_nothing(lab: Lab, agents: _Agents) -> None:
     sampler.start()
     result_path = agents.root / "flood.json"
     try:
-        flooder = lab.spawn(
+        flooder = agents.spawn(
+            "flooder",
             "ping",
             [
                 sys.executable,
@@ -261,11 +206,11 @@ def test_flood_at_the_master_moves_nothing(lab: Lab, agents: _Agents) -> None:
                 str(FLOOD_S),
                 str(result_path),
             ],
-            stderr=None,
+            agents.root / "flooder.log",
             env=child_env(),
             uts=False,
         )
-        assert flooder.wait(timeout=FLOOD_S + 10.0) == 0
+        assert flooder.wait(timeout=FLOOD_S + 10.0) == 0, agents.tail("flooder")
         time.sleep(2.5)  # past deadtime after the flood: a late effect would show now
     finally:
         sampler.stop()
@@ -308,6 +253,7 @@ def test_flood_at_the_master_moves_nothing(lab: Lab, agents: _Agents) -> None:
         + f"; master saw the slave dead {peer_dead} times (phi); kernel RcvbufErrors="
         + kernel.get("RcvbufErrors", "?")
     )
+    assert reject_lines, f"no reject logged during the flood:\n{text[-3000:]}"
     assert len(reject_lines) <= MAX_REJECT_LINES, reject_lines[:50]
     assert len(text) < 64 * 1024, f"log grew {len(text)} bytes during the flood"
     for bad in ("lease_lost", "split_brain_risk", "stopping group"):

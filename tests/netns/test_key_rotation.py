@@ -17,26 +17,20 @@ from __future__ import annotations
 
 import secrets
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gossipha.lab import Lab
 from gossipha.lab.observe import HolderSampler
-from gossipha.lab.scenarios import FAST, HOSTNAMES, child_env, write_ha_d
 from gossipha.lab.topology import TUTORIAL_VIP
+from tests.netns.helpers import Agents
 from tests.netns.helpers import holds_vip as _holds
-from tests.netns.helpers import wait_until as _wait
 
 pytestmark = pytest.mark.netns
 
 VIP = str(TUTORIAL_VIP.ip)
-STARTUP_BOUND_S = 15.0
-RELOAD_BOUND_S = 5.0
 # After a reload, watch this long (several keepalives of 200 ms) before the next step.
 SETTLE_S = 0.6
 PEER_REJECTS = ("reason=bad_mac", "reason=unknown_key", "reason=unsigned", "reason=bad_crc")
@@ -82,84 +76,6 @@ resources = [{{ vip = "{vip}", interface = "eth0", label = "eth0:0" }}]
 """
 
 
-class _Agents:
-    """Two agents; `config[node]` is what each runs with, `keyfile[node]` its authkeys."""
-
-    def __init__(self, lab: Lab, root: Path) -> None:
-        self.lab = lab
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-        self.config: dict[str, Path] = {}
-        self.keyfile: dict[str, Path] = {}
-
-    def state_dir(self, node: str) -> Path:
-        return self.root / node / "state"
-
-    def start(self, node: str) -> None:
-        env = child_env()
-        env["GOSSIPHA_STATE_DIR"] = str(self.state_dir(node))
-        self.logs[node] = self.root / node / "agent.log"
-        argv = [sys.executable, "-m", "gossipha", "agent", "--config", str(self.config[node])]
-        argv += ["--node-name", HOSTNAMES[node], "--no-mlock"]
-        argv += ["--admin-socket", str(self.root / node / "admin.sock")]
-        with self.logs[node].open("ab") as out:
-            self.procs[node] = self.lab.spawn(
-                node, argv, stdout=out, stderr=subprocess.STDOUT, env=env
-            )
-
-    def log(self, node: str) -> str:
-        try:
-            return self.logs[node].read_text(errors="replace")
-        except (KeyError, OSError):
-            return "(no log)"
-
-    def reload(self, node: str, how: str) -> None:
-        """Reload one agent and wait until it logged `reloaded`."""
-        before = self.log(node).count(" reloaded ")
-        if how == "sighup":
-            self.procs[node].send_signal(1)
-        else:
-            env = child_env()
-            env["GOSSIPHA_STATE_DIR"] = str(self.state_dir(node))
-            done = subprocess.run(
-                [sys.executable, "-m", "gossipha", "reload"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            assert done.returncode == 0, done.stderr
-            assert f"sent SIGHUP to agent {self.procs[node].pid}" in done.stdout
-        _wait(
-            f"{node} reloaded\n{self.log(node)[-2000:]}",
-            lambda: self.log(node).count(" reloaded ") > before,
-            RELOAD_BOUND_S,
-        )
-        assert "reload failed" not in self.log(node), self.log(node)[-2000:]
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            self.lab.stop(proc, timeout_s=10.0)
-
-
-@pytest.fixture
-def agents(lab: Lab) -> Iterator[_Agents]:
-    group = _Agents(lab, lab.workdir / f"test-keys-{time.monotonic_ns()}")
-    try:
-        yield group
-    finally:
-        group.close()
-        for node in ("master", "slave"):
-            lab.run(
-                node,
-                ["ip", "addr", "del", str(TUTORIAL_VIP), "dev", "eth0"],
-                uts=False,
-                check=False,
-            )
-
-
 def write_keys(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".new")
     tmp.write_text(text)
@@ -193,7 +109,7 @@ def key_id_on_wire(lab: Lab, sender: str, bound_s: float = 2.0) -> int:
 class _Steps:
     """Runs steps; after each, the checks of the module docstring."""
 
-    def __init__(self, lab: Lab, agents: _Agents) -> None:
+    def __init__(self, lab: Lab, agents: Agents) -> None:
         self.lab = lab
         self.agents = agents
         self.done: list[str] = []
@@ -212,15 +128,8 @@ class _Steps:
         self.done.append(step)
 
 
-def _start_pair(lab: Lab, agents: _Agents) -> HolderSampler:
-    agents.start("master")
-    time.sleep(0.3)
-    agents.start("slave")
-    _wait(
-        "master holds the VIP\n" + agents.log("master")[-2000:],
-        lambda: _holds(lab, "master"),
-        STARTUP_BOUND_S,
-    )
+def _start_pair(lab: Lab, agents: Agents) -> HolderSampler:
+    agents.start_pair(mlock=False)
     time.sleep(1.0)  # both sides have heard each other before the first change
     sampler = HolderSampler(lab, VIP, interval_s=0.02, duration_s=60.0)
     sampler.start()
@@ -234,11 +143,8 @@ def _sampler_saw_only_master(sampler: HolderSampler) -> None:
     assert sampler.samples and not moved, moved[:5]
 
 
-def test_rolling_key_change_md5_to_sha256_with_sighup_and_reload(lab: Lab, agents: _Agents) -> None:
-    for node in ("master", "slave"):
-        ha_d, _nginx = write_ha_d(node, agents.root, FAST)
-        agents.config[node] = ha_d
-        agents.keyfile[node] = ha_d / "authkeys"
+def test_rolling_key_change_md5_to_sha256_with_sighup_and_reload(lab: Lab, agents: Agents) -> None:
+    keyfile = {node: agents.tutorial_ha_d(node) / "authkeys" for node in ("master", "slave")}
     sampler = _start_pair(lab, agents)
     steps = _Steps(lab, agents)
     new = secrets.token_hex(32)
@@ -248,18 +154,18 @@ def test_rolling_key_change_md5_to_sha256_with_sighup_and_reload(lab: Lab, agent
     try:
         assert key_id_on_wire(lab, "master") == 3
         for node in ("master", "slave"):  # 1. install: verify with key 4, still sign with 3
-            write_keys(agents.keyfile[node], "auth 3\n" + old_line + new_line)
+            write_keys(keyfile[node], "auth 3\n" + old_line + new_line)
             agents.reload(node, how[node])
             assert "reloaded keys=2 active=3" in agents.log(node)
             steps.check(f"install on {node}")
         for node in ("master", "slave"):  # 2. use: sign with 4
-            write_keys(agents.keyfile[node], "auth 4\n" + old_line + new_line)
+            write_keys(keyfile[node], "auth 4\n" + old_line + new_line)
             agents.reload(node, how[node])
             assert "reloaded keys=2 active=4" in agents.log(node)
             assert key_id_on_wire(lab, node) == 4
             steps.check(f"use on {node}")
         for node in ("master", "slave"):  # 3. remove key 3
-            write_keys(agents.keyfile[node], "auth 4\n" + new_line)
+            write_keys(keyfile[node], "auth 4\n" + new_line)
             agents.reload(node, how[node])
             assert "reloaded keys=1 active=4" in agents.log(node)
             steps.check(f"remove on {node}")
@@ -268,14 +174,13 @@ def test_rolling_key_change_md5_to_sha256_with_sighup_and_reload(lab: Lab, agent
         _sampler_saw_only_master(sampler)
 
 
-def test_staged_turn_on_of_authentication_with_auth_mode(lab: Lab, agents: _Agents) -> None:
+def test_staged_turn_on_of_authentication_with_auth_mode(lab: Lab, agents: Agents) -> None:
+    keyfile = {node: agents.root / node / "authkeys" for node in ("master", "slave")}
     for node in ("master", "slave"):
-        directory = agents.root / node
-        directory.mkdir(parents=True, exist_ok=True)
-        agents.config[node] = directory / "gossipha.toml"
-        agents.keyfile[node] = directory / "authkeys"
+        keyfile[node].parent.mkdir(parents=True, exist_ok=True)
+        agents.config[node] = keyfile[node].with_name("gossipha.toml")
         agents.config[node].write_text(NATIVE_TOML.format(mode="", vip=TUTORIAL_VIP))
-        write_keys(agents.keyfile[node], "auth 1\n1 crc\n")  # an unauthenticated cluster
+        write_keys(keyfile[node], "auth 1\n1 crc\n")  # an unauthenticated cluster
     sampler = _start_pair(lab, agents)
     steps = _Steps(lab, agents)
     secret = secrets.token_hex(32)
@@ -287,7 +192,7 @@ def test_staged_turn_on_of_authentication_with_auth_mode(lab: Lab, agents: _Agen
     try:
         assert key_id_on_wire(lab, "master") == 0
         for node in ("master", "slave"):  # 1. key installed, still sending unsigned
-            write_keys(agents.keyfile[node], f"auth 2\n1 crc\n2 sha256 {secret}\n")
+            write_keys(keyfile[node], f"auth 2\n1 crc\n2 sha256 {secret}\n")
             configure(node, "accept-unsigned")
             agents.reload(node, "command")
             assert "mode=accept-unsigned" in agents.log(node)

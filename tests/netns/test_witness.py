@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,10 @@ import pytest
 
 from gossipha.lab import HostSpec, IfaceSpec, Lab, sweep_stale
 from gossipha.lab.observe import HolderSample, HolderSampler
-from gossipha.lab.scenarios import HOSTNAMES, child_env
+from gossipha.lab.scenarios import HOSTNAMES
 from gossipha.lab.topology import HEARTBEAT_BRIDGE, TUTORIAL_HOSTS, TUTORIAL_VIP
 from tests.netns.conftest import require_netns
+from tests.netns.helpers import Agents, holds_vip
 from tests.netns.helpers import wait_until as _wait
 
 pytestmark = pytest.mark.netns
@@ -100,111 +99,35 @@ def write_config(dest: Path) -> Path:
     return path
 
 
-class _Cluster:
-    """The three processes: `gossipha agent` on master and slave, `gossipha witness`."""
-
-    def __init__(self, lab: Lab, root: Path) -> None:
-        self.lab = lab
-        self.root = root
-        self.config = write_config(root)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-
-    def start(self, node: str) -> subprocess.Popen[bytes]:
-        command = "witness" if node == WITNESS else "agent"
-        env = child_env()
-        env["GOSSIPHA_STATE_DIR"] = str(self.root / node / "state")
-        (self.root / node).mkdir(parents=True, exist_ok=True)
-        self.logs[node] = self.root / node / f"{command}.log"
-        with self.logs[node].open("ab") as out:
-            proc = self.lab.spawn(
-                node,
-                [
-                    sys.executable,
-                    "-m",
-                    "gossipha",
-                    command,
-                    "--config",
-                    str(self.config),
-                    "--node-name",
-                    NAMES[node],
-                    "--admin-socket",
-                    str(self.root / node / "admin.sock"),
-                    "--no-mlock",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        self.procs[node] = proc
-        return proc
-
-    def log(self, node: str) -> str:
-        try:
-            return self.logs[node].read_text(errors="replace")[-3000:]
-        except (KeyError, OSError):
-            return "(no log)"
-
-    def logs_text(self) -> str:
-        return "\n".join(f"--- {n}\n{self.log(n)}" for n in self.logs)
-
-    def holders(self) -> tuple[str, ...]:
-        return tuple(n for n in NODES if _holds_vip(self.lab, n))
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            self.lab.stop(proc, timeout_s=10.0)
-
-
-def _holds_vip(lab: Lab, node: str) -> bool:
-    result = lab.run(
-        node, ["ip", "-o", "-4", "addr", "show", "to", f"{VIP}/32"], uts=False, check=False
-    )
-    return bool(result.stdout.strip())
-
-
 @pytest.fixture(scope="module")
-def wlab() -> Iterator[Lab]:
-    """master, slave and the witness; no ping node or client (the test needs none)."""
+def lab() -> Iterator[Lab]:
+    """master, slave and the witness; no ping node or client (the test needs none). It
+    replaces the conftest's `lab` in this module, so the `agents` fixture runs in it."""
     require_netns()
     sweep_stale()
     with Lab(HOSTS) as built:
         yield built
 
 
-@pytest.fixture
-def cluster(wlab: Lab) -> Iterator[_Cluster]:
-    group = _Cluster(wlab, wlab.workdir / f"test-witness-{time.monotonic_ns()}")
-    try:
-        yield group
-    finally:
-        group.close()
-        for node in ("master", "slave"):
-            wlab.restore(node)
-            wlab.run(
-                node,
-                ["ip", "addr", "del", str(TUTORIAL_VIP), "dev", "eth0"],
-                uts=False,
-                check=False,
-            )
-
-
-def _start_all(cluster: _Cluster) -> None:
+def _start_all(agents: Agents) -> None:
     """Witness and master first, as the master is the preferred node; then the slave."""
-    cluster.start(WITNESS)
-    cluster.start("master")
+    config = write_config(agents.root)
+    for node in NODES:
+        agents.config[node] = config
+    agents.start(WITNESS, command="witness", mlock=False)
+    agents.start("master", mlock=False)
     time.sleep(0.3)
-    cluster.start("slave")
+    agents.start("slave", mlock=False)
     _wait(
-        "the master holds the VIP\n" + cluster.logs_text(),
-        lambda: cluster.holders() == ("master",),
+        lambda: "the master holds the VIP\n" + agents.tails(),
+        lambda: agents.holders() == ("master",),
         STARTUP_BOUND_S,
     )
 
 
-def _assert_witness_holds_nothing(cluster: _Cluster) -> None:
-    assert not _holds_vip(cluster.lab, WITNESS)
-    text = cluster.logs[WITNESS].read_text(errors="replace")
+def _assert_witness_holds_nothing(agents: Agents) -> None:
+    assert not holds_vip(agents.lab, WITNESS, up=False)
+    text = agents.log(WITNESS)
     assert "role=witness" in text, text[-2000:]
     for word in ("starting group", "vip added", "pinger", "health monitor"):
         assert word not in text, f"{word!r} in the witness's log:\n{text[-2000:]}"
@@ -214,30 +137,28 @@ def _two_at_once(samples: list[HolderSample]) -> list[HolderSample]:
     return [s for s in samples if len(s.holders) > 1]
 
 
-def test_crash_of_the_master_moves_the_vip_with_the_witness_vote(
-    wlab: Lab, cluster: _Cluster
-) -> None:
-    _start_all(cluster)
-    sampler = HolderSampler(wlab, VIP, nodes=NODES, interval_s=0.01, duration_s=40.0)
+def test_crash_of_the_master_moves_the_vip_with_the_witness_vote(lab: Lab, agents: Agents) -> None:
+    _start_all(agents)
+    sampler = HolderSampler(lab, VIP, nodes=NODES, interval_s=0.01, duration_s=40.0)
     sampler.start()
     try:
         time.sleep(1.0)  # settled: nothing moves while all three run
-        assert cluster.holders() == ("master",)
-        _assert_witness_holds_nothing(cluster)
-        wlab.crash("master")
+        assert agents.holders() == ("master",)
+        _assert_witness_holds_nothing(agents)
+        lab.crash("master")
         took_s = _wait(
-            "the slave holds the VIP after the master crashed\n" + cluster.logs_text(),
-            lambda: cluster.holders() == ("slave",),
+            lambda: "the slave holds the VIP after the master crashed\n" + agents.tails(),
+            lambda: agents.holders() == ("slave",),
             FAILOVER_BOUND_S + 5.0,
         )
         assert took_s <= FAILOVER_BOUND_S, f"failover took {took_s:.2f}s"
         time.sleep(1.0)  # and keeps it (renewed by its own vote and the witness's)
-        assert cluster.holders() == ("slave",)
+        assert agents.holders() == ("slave",)
     finally:
         sampler.stop()
     assert sampler.error is None, sampler.error
     assert not _two_at_once(sampler.samples), _two_at_once(sampler.samples)[:3]
-    _assert_witness_holds_nothing(cluster)
+    _assert_witness_holds_nothing(agents)
 
 
 def _cut_hb(lab: Lab, add: bool) -> None:
@@ -260,43 +181,39 @@ def _dropped_to(lab: Lab, node: str, peer: str) -> int:
     )
 
 
-def test_heartbeat_cut_between_members_keeps_exactly_one_holder(
-    wlab: Lab, cluster: _Cluster
-) -> None:
-    _start_all(cluster)
+def test_heartbeat_cut_between_members_keeps_exactly_one_holder(lab: Lab, agents: Agents) -> None:
+    _start_all(agents)
     time.sleep(1.0)
-    sampler = HolderSampler(wlab, VIP, nodes=NODES, interval_s=0.01, duration_s=40.0)
+    sampler = HolderSampler(lab, VIP, nodes=NODES, interval_s=0.01, duration_s=40.0)
     sampler.start()
     cut = False
     try:
-        _cut_hb(wlab, True)
+        _cut_hb(lab, True)
         cut = True
         time.sleep(CUT_HOLD_S)
         # The cut was real: each member's heartbeats to the other were dropped.
         for node, other in (("master", "slave"), ("slave", "master")):
-            assert _dropped_to(wlab, node, _hb(other)) > 0, cluster.logs_text()
+            assert _dropped_to(lab, node, _hb(other)) > 0, agents.tails()
         cut_end_s = time.monotonic()
-        _cut_hb(wlab, False)
+        _cut_hb(lab, False)
         cut = False
         time.sleep(2.0)  # healed: still one holder
     finally:
         if cut:
-            _cut_hb(wlab, False)
+            _cut_hb(lab, False)
         sampler.stop()
     assert sampler.error is None, sampler.error
     samples = sampler.samples
     assert samples, "no samples"
     bad = [s for s in samples if len(s.holders) != 1]
-    assert not bad, f"{len(bad)} samples without exactly one holder: {bad[:5]}\n" + (
-        cluster.logs_text()
-    )
+    assert not bad, f"{len(bad)} samples without exactly one holder: {bad[:5]}\n" + (agents.tails())
     during = [s for s in samples if s.t_s <= cut_end_s]
     assert len(during) > CUT_HOLD_S / 0.05, f"too few samples during the cut: {len(during)}"
-    _assert_witness_holds_nothing(cluster)
+    _assert_witness_holds_nothing(agents)
     for node in NODES:
-        assert cluster.procs[node].poll() is None, f"{node} exited\n" + cluster.log(node)
+        assert agents.procs[node].poll() is None, f"{node} exited\n" + agents.tail(node)
     # SIGTERM: the witness exits cleanly and says so.
-    witness = cluster.procs[WITNESS]
+    witness = agents.procs[WITNESS]
     witness.send_signal(15)
-    assert witness.wait(timeout=STOP_BOUND_S) == 0, cluster.log(WITNESS)
-    assert "agent stopped" in cluster.log(WITNESS)
+    assert witness.wait(timeout=STOP_BOUND_S) == 0, agents.tail(WITNESS)
+    assert "agent stopped" in agents.tail(WITNESS)
