@@ -134,7 +134,7 @@ def _assert_witness_holds_nothing(agents: Agents) -> None:
 
 
 def _two_at_once(samples: list[HolderSample]) -> list[HolderSample]:
-    return [s for s in samples if len(s.holders) > 1]
+    return [s for s in samples if s.dual]
 
 
 def test_crash_of_the_master_moves_the_vip_with_the_witness_vote(lab: Lab, agents: Agents) -> None:
