@@ -6,11 +6,23 @@
     signals --------------------> Shutdown/reload    |        v
                                                    actions (per group, in order), sends, notices
 
+This module is the orchestration: it opens the links, owns the TaskGroup, steps the core
+(`_feed`) and performs each Output (sends on the links, group actions through the
+GroupRunner, notices to the log and observe_glue). Each concern around it has its module:
+
+    groups.py       per-group start/stop/restart chains, health, give-up hold, release
+    vip_tasks.py    VIP probe before a claim, gratuitous ARP, watch and re-add while held
+    signals.py      SIGTERM/SIGINT graceful handover and its bound; SIGHUP
+    reload.py       pid file; what a reload reads and applies (keys, logging)
+    ping_feed.py    ping nodes to PingResults
+    incarnation.py  the persisted, only-rising incarnation; memlock.py: mlockall
+
 Every task lives in one TaskGroup. `Node.step` has no await inside, so each step is atomic;
 its actions run as tasks, serialized per group (a StopGroup cancels an unfinished start,
-then stops everything the start may have begun). Only this module reads time
-(`loop.time()`). On the way out, whatever happens, every group this process may have
-started is stopped and its VIPs removed (`GroupRunner.release_all`, safe to run twice).
+then stops everything the start may have begun). Only this module reads the loop's time
+(`loop.time()`; helpers are handed `_clock_s`). On the way out, whatever happens, every
+group this process may have started is stopped and its VIPs removed
+(`GroupRunner.release_all`, safe to run twice).
 """
 
 from __future__ import annotations
