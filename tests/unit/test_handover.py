@@ -196,7 +196,7 @@ def test_only_a_used_release_of_the_latest_epoch_is_kept() -> None:
     n0, n1 = sim.hosts["n0"].node, sim.hosts["n1"].node
     assert n0 is not None and n1 is not None
     epoch = n0.epoch("g0")
-    assert epoch >= 2
+    assert epoch >= 1  # a release of an older epoch (even 0, none) is not kept
     for msg in (LeaseRelease("g0", epoch - 1), LeaseRelease("g0", epoch, unused=True)):
         sim._arrive("n0", "n1", msg)
         assert n1._groups["g0"].release is None, msg
