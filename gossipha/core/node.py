@@ -40,7 +40,7 @@ from gossipha.core.membership import (
     PeerWarn,
     Refuted,
 )
-from gossipha.core.placement import PingHistory, View, choose
+from gossipha.core.placement import PingHistory, Roster, View, choose
 from gossipha.core.types import (
     Action,
     AdminCommand,
@@ -99,6 +99,10 @@ PING_STABLE_BEATS = 2.0
 # First-hand reports further apart than this many keepalives are not continuous: the
 # count is timed again from the next one (a peer cut off may have changed meanwhile).
 PING_REPORT_GAP_BEATS = 3.0
+
+
+# Peer states that count as alive: heard recently, or only warned/suspected.
+_LIVE = (PeerState.ALIVE, PeerState.WARN, PeerState.SUSPECT)
 
 
 class Phase(enum.Enum):
@@ -176,12 +180,18 @@ class Node:
             start_s,
         )
         self._next_beat_s = start_s
+        self._roster = Roster.of(config)
+        self._ipfail = bool(config.ping_groups) and config.ping_failover
+        self._peer_names = tuple(p.name for p in config.peers)
         self._ping: dict[str, bool] = {p.name: True for p in config.ping_groups}
         # Per node (own included): ping count as last seen, when it began, last first-hand
         # report of it. Feeds placement.PingHistory.
         self._ping_seen: dict[NodeId, int] = {}
         self._ping_since_s: dict[NodeId, float] = {}
         self._ping_confirmed_s: dict[NodeId, float] = {}
+        self._ping_history = PingHistory(
+            self._ping_since_s, self._ping_confirmed_s, self._ping_stable_s()
+        )
         # Peers heard at least once since our start: initdead waits only for the others.
         self._heard: set[NodeId] = set()
         self._standby = False
@@ -197,6 +207,7 @@ class Node:
         self._groups: dict[GroupName, _Group] = (
             {g.name: _Group(g) for g in config.groups} if self.role is NodeRole.MEMBER else {}
         )
+        self._groups_by_name = [g for _, g in sorted(self._groups.items())]
         self._seq = 0
         self._relay_cursor = 0
         self._push_status = False
@@ -439,7 +450,7 @@ class Node:
             return False  # majority only
         if claim.epoch <= epoch or claim.max_seen_epoch > claim.epoch or g.seen_epoch > epoch:
             return False  # someone has (had) a later epoch than the one released
-        return all(self.alive(m.name) for m in self.config.members)
+        return all(self.alive(m) for m in self._roster.order)
 
     def _probe(self, now_s: float, g: _Group, out: _Out) -> None:
         g.probe_sent_s = now_s
@@ -535,8 +546,11 @@ class Node:
         self._heard.update(self._members.alive_peers())
         self._note_ping(now_s, self.name, self._ping_count())
         self._ping_confirmed_s[self.name] = now_s
-        for g in self._groups.values():
-            self._advance_group(now_s, g, out)
+        if self._groups:
+            # Statuses, liveness and ping history stay put while groups are placed: one view.
+            view = self._view()
+            for g in self._groups.values():
+                self._advance_group(now_s, g, out, view)
         self._refresh_status()
         self._heartbeats(now_s, out)
 
@@ -565,18 +579,21 @@ class Node:
         """Heard recently, or only warned/suspected: not yet declared dead."""
         if peer == self.name:
             return True
-        return self._members.state(peer) in (PeerState.ALIVE, PeerState.WARN, PeerState.SUSPECT)
+        return self._members.state(peer) in _LIVE
 
     def _view(self) -> View:
-        alive = {n for n in self._statuses if self.alive(n)}
-        history = PingHistory(self._ping_since_s, self._ping_confirmed_s, self._ping_stable_s())
-        return View(self.config, self._statuses, alive, history)
+        state, me = self._members.state, self.name
+        alive = {n for n in self._statuses if n == me or state(n) in _LIVE}  # as `alive`
+        return View(self.config, self._statuses, alive, self._ping_history, self._roster)
 
-    def _other_holder(self, gname: GroupName) -> NodeId | None:
-        """A live peer that says it runs the group (highest epoch wins)."""
+    def _other_holder(self, gname: GroupName, view: View | None = None) -> NodeId | None:
+        """A live peer that says it runs the group (highest epoch wins); `view` (of this
+        step) answers who is alive."""
         best: tuple[int, NodeId] | None = None
         for n, st in self._statuses.items():
-            if n == self.name or not self.alive(n):
+            if not st.holding or n == self.name:
+                continue
+            if not (self.alive(n) if view is None else n in view.alive):
                 continue
             for h in st.holding:
                 if h.group == gname and (best is None or h.epoch > best[0]):
@@ -591,33 +608,32 @@ class Node:
         # after start must not wait out initdead). Nobody heard at all: initdead, as before.
         if now_s >= self._start_s + self.timings.initdead_s or view.all_members_alive():
             return True
-        return all(
-            m.name == self.name or m.name in self._heard or self.alive(m.name)
-            for m in self.config.members
-        )
+        return all(m == self.name or m in self._heard or self.alive(m) for m in self._roster.order)
 
     def _ping_settled(self, now_s: float, view: View) -> bool:
         """With a member silent, claim only on a ping count held for the stability window:
         a ping node regained as a cut link returns is news that the peer's heartbeats (and
         its claim on the group) may be a keepalive behind; claiming then makes our voter
         refuse the holder's renewal (lab: link-cut, lease_lost on `ifup eth1`)."""
-        if not (self.config.ping_groups and self.config.ping_failover):
+        if not self._ipfail:
             return True
         if view.all_members_alive():
             return True
         since_s = self._ping_since_s.get(self.name, self._start_s)
         return now_s - since_s >= self._ping_stable_s()
 
-    def _advance_group(self, now_s: float, g: _Group, out: _Out) -> None:
-        view = self._view()
+    def _advance_group(self, now_s: float, g: _Group, out: _Out, view: View) -> None:
         gname = g.config.name
-        other = self._other_holder(gname)
-        mine = g.phase in (Phase.RUNNING, Phase.STOPPING)
-        for n in self.config.members:
-            if view.eligible(gname, n.name):
-                g.eligible_since_s.setdefault(n.name, now_s)
-            else:
-                g.eligible_since_s.pop(n.name, None)
+        other = self._other_holder(gname, view)
+        mine = g.phase is Phase.RUNNING or g.phase is Phase.STOPPING
+        since = g.eligible_since_s
+        eligible = view.eligible_set(gname)
+        for n in view.members:
+            if n in eligible:
+                if n not in since:
+                    since[n] = now_s
+            elif n in since:
+                del since[n]
         target = choose(view, g.config, self.name if mine else other, now_s, g.eligible_since_s)
         if target is None and other is None and not mine:
             if not g.no_holder_noticed and now_s >= self._start_s + self.timings.initdead_s:
@@ -754,9 +770,7 @@ class Node:
         if any(self.alive(v) for v in missing if v != self.name):
             return False  # a live voter is not promising us: not our call
         # Cut off from ping nodes too: we may be the isolated one.
-        return not (
-            self.config.ping_groups and self.config.ping_failover and self._ping_count() == 0
-        )
+        return not (self._ipfail and self._ping_count() == 0)
 
     def _start(self, now_s: float, g: _Group, out: _Out, how: str = "") -> None:
         assert g.claim is not None
@@ -809,14 +823,14 @@ class Node:
         g.split_backoff = False
 
     def _ping_count(self) -> int:
-        return sum(1 for ok in self._ping.values() if ok)
+        return sum(self._ping.values())  # bools: the reachable groups
 
     # ------------------------------------------------------------------ status, heartbeats
 
     def _make_status(self, version: int | None = None) -> NodeStatus:
         holding = tuple(
-            Held(n, g.claim.epoch)
-            for n, g in sorted(getattr(self, "_groups", {}).items())
+            Held(g.config.name, g.claim.epoch)
+            for g in getattr(self, "_groups_by_name", ())
             if g.claim is not None and g.started
         )
         return NodeStatus(
@@ -831,7 +845,33 @@ class Node:
             holding=holding,
         )
 
+    def _status_unchanged(self) -> bool:
+        """Would `_make_status` give our current status (same version)? Cheaper than one."""
+        st = self._status
+        if (
+            st.ping_count != self._ping_count()
+            or st.standby != (self._standby or self._shutting_down or self.role is NodeRole.WITNESS)
+            or st.maintenance != self._maintenance
+            or st.takeover != self._takeover
+            or len(st.unhealthy) != len(self._unhealthy)
+            or (self._unhealthy and st.unhealthy != tuple(sorted(self._unhealthy)))
+        ):
+            return False
+        held = st.holding
+        i = 0
+        for g in self._groups_by_name:
+            if g.claim is not None and g.started:
+                if i >= len(held) or (held[i].group, held[i].epoch) != (
+                    g.config.name,
+                    g.claim.epoch,
+                ):
+                    return False
+                i += 1
+        return i == len(held)
+
     def _refresh_status(self) -> None:
+        if self._status_unchanged():
+            return
         fresh = self._make_status(self._status.version)
         if fresh != self._status:
             self._version += 1
@@ -851,7 +891,9 @@ class Node:
             # A status change goes to every peer at once: handovers should not wait a beat.
             self._push_status = False
             have = {t for t, _ in targets}
-            targets.extend((p.name, None) for p in self.config.peers if p.name not in have)
+            targets.extend((p, None) for p in self._peer_names if p not in have)
+        if not targets:
+            return
         others = [s for n, s in sorted(self._statuses.items()) if n != self.name]
         for peer, digest in targets:
             relay: tuple[NodeStatus, ...] = ()
@@ -869,10 +911,14 @@ class Node:
                 if g.backoff_until_s > now_s:
                     t = min(t, g.backoff_until_s)
                 continue
-            t = min(t, g.claim.next_due_s())
-            for end in (g.claim.valid_until_s(), g.claim.half_until_s()):
-                if end > now_s:
-                    t = min(t, end)
+            claim = g.claim
+            t = min(t, claim.next_due_s())
+            end = claim.valid_until_s()
+            if now_s < end < t:
+                t = end
+            end = claim.half_until_s()
+            if now_s < end < t:
+                t = end
         t = max(t, now_s + 1e-3)
         return min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
 
