@@ -59,4 +59,19 @@ def load_ha_d(
         logging=hacf.logging,
     )
     warnings = [*hacf.warnings, *resources.warnings, *auth_warnings]
+    voters = config.voters
+    if len(voters) < len(config.nodes):
+        # The default rule takes the first `node` lines; each host has its own ha.cf.
+        first_out = next(n for n in config.nodes if n not in voters)
+        path, line = locations.get(f"node:{first_out.name}", (hacf_path, None))
+        warnings.append(
+            ConfigWarning(
+                path,
+                line,
+                f"{len(config.nodes)} nodes, so only the first {len(voters)} `node` lines vote "
+                f"({', '.join(n.name for n in voters)}); expected the same `node` lines in "
+                "the same order in every node's ha.cf, or the nodes disagree on who votes "
+                "(docs/configuration.md, Voters)",
+            )
+        )
     return config, locations, warnings

@@ -156,8 +156,8 @@ def _nodes(out: _Out, config: Config) -> None:
         out.header(f"[nodes.{format_key(node.name)}]")
         if node.role is not NodeRole.MEMBER:
             out.key("role", toml_value(node.role.value))
-        if not node.voter:
-            out.key("voter", "false")
+        if node.voter is not None:  # unset: the default rule, which migrates as it is
+            out.key("voter", toml_value(node.voter))
         if node.addresses:
             out.key("addresses", _inline((k, toml_value(a)) for k, a in node.addresses))
 

@@ -17,6 +17,9 @@ from typing import TypeAlias
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_PORT = 694
+# The default voter set's size: witnesses, then members in config order, up to this many
+# (fewer when there are fewer nodes; odd above two). See `select_voters`.
+DEFAULT_MAX_VOTERS = 5
 # `[auth] mode` values, in roll-out order (gossipha.wire.keyring.AuthMode has the same values).
 AUTH_MODES = ("accept-unsigned", "sign-accept-both", "enforce")
 
@@ -72,7 +75,9 @@ class Node:
 
     name: str
     role: NodeRole = NodeRole.MEMBER
-    voter: bool = True
+    # What the config says (native `voter = true/false`); None: not said. Whether the node
+    # votes is decided for the whole cluster by `select_voters` (Config.voters).
+    voter: bool | None = None
     # Address of this node on each link, by link name (native config; optional).
     addresses: tuple[tuple[str, IPAddress], ...] = ()
 
@@ -310,10 +315,45 @@ class Config:
 
     @property
     def voters(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.voter)
+        """The nodes that vote on leases, in config order (`select_voters`)."""
+        return select_voters(self.nodes)
+
+    @property
+    def voters_explicit(self) -> bool:
+        """True when some node says `voter`: the set is as written, not the default rule."""
+        return any(n.voter is not None for n in self.nodes)
+
+    def votes(self, name: str) -> bool:
+        return any(n.name == name for n in self.voters)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
             if n.name == name:
                 return n
         raise KeyError(name)
+
+
+def select_voters(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+    """Who votes on leases, from the node list alone, so every node computes the same set.
+
+    No node says `voter`: every witness, then members in config order until there are
+    `DEFAULT_MAX_VOTERS` voters, or as many as there are nodes rounded down to an odd
+    number when there are more than two (4 members -> 3 voters: a fourth voter raises
+    the majority to 3 and tolerates no more failures; 2 members -> 2, as the two-node
+    rules of docs/design.md section 2 expect).
+    Some node says `voter`: as written. A witness votes unless it says `voter = false`.
+    When some member says `voter = true`, exactly those members vote; otherwise every
+    member votes except those saying `voter = false` (the rule before the default bound).
+    """
+    witnesses = [n for n in nodes if n.role is NodeRole.WITNESS]
+    members = [n for n in nodes if n.role is NodeRole.MEMBER]
+    if all(n.voter is None for n in nodes):
+        total = len(nodes)
+        target = total if total <= 2 else min(DEFAULT_MAX_VOTERS, total - (1 - total % 2))
+        chosen = {n.name for n in witnesses}
+        chosen |= {n.name for n in members[: max(0, target - len(witnesses))]}
+    else:
+        named = any(n.voter is True for n in members)
+        chosen = {n.name for n in witnesses if n.voter is not False}
+        chosen |= {n.name for n in members if (n.voter is True if named else n.voter is not False)}
+    return tuple(n for n in nodes if n.name in chosen)

@@ -645,8 +645,10 @@ def _nodes(r: _Reader, data: object, link_names: list[str]) -> tuple[Node, ...]:
                     known = ", ".join(link_names) or "none"
                     r.fail((*awhere, link_name), f"no link named {link_name!r} (links: {known})")
                 addresses.append((link_name, r.address(text, (*awhere, link_name))))
-        nodes.append(Node(name, role, True if voter is None else voter, tuple(addresses)))
+        nodes.append(Node(name, role, voter, tuple(addresses)))
         r.locate(f"node:{name}", nwhere)
+        if voter is not None:
+            r.locate(f"voter:{name}", (*nwhere, "voter"))
     return tuple(nodes)
 
 

@@ -72,7 +72,12 @@ def _group(group: ResourceGroup) -> JSON:
 
 
 def as_dict(config: Config) -> JSON:
-    """The effective configuration for `gossipha check-config --json`."""
+    """The effective configuration for `gossipha check-config --json`.
+
+    A node's `voter` is whether it votes (the resolved set); `voters` lists them in config
+    order and `voter_rule` says how they were chosen: "default" or "explicit".
+    """
+    voting = {n.name for n in config.voters}
     return {
         "source": str(config.source),
         "cluster_name": config.cluster_name,
@@ -81,11 +86,13 @@ def as_dict(config: Config) -> JSON:
             {
                 "name": n.name,
                 "role": n.role.value,
-                "voter": n.voter,
+                "voter": n.name in voting,
                 "addresses": {link: str(addr) for link, addr in n.addresses},
             }
             for n in config.nodes
         ],
+        "voters": [n.name for n in config.voters],
+        "voter_rule": "explicit" if config.voters_explicit else "default",
         "links": [_plain(link) for link in config.links],
         "ping_nodes": [_plain(p) for p in config.ping_groups],
         "timings": _timings(config.timings),
@@ -117,6 +124,9 @@ def as_text(config: Config) -> str:
             n.name + ("" if n.role.value == "member" else f" ({n.role.value})")
             for n in config.nodes
         ),
+        f"voters ({len(config.voters)} of {len(config.nodes)}, "
+        f"{'as written' if config.voters_explicit else 'default rule'}): "
+        + ", ".join(n.name for n in config.voters),
         f"timings: keepalive {_seconds(t.keepalive_s)}  warntime {_seconds(t.warntime_s)}  "
         f"deadtime {_seconds(t.deadtime_s)}  initdead {_seconds(t.initdead_s)}  "
         f"lease {_seconds(t.lease_s)}",

@@ -5,7 +5,8 @@ this module checks meaning (deadtime > keepalive, no overlapping VIPs, ...) once
 both sources, and reports the file and line the parser recorded.
 
 Location keys: "keepalive", "deadtime", "warntime", "initdead", "deadping",
-"ping_interval", "lease", "auth", "node:NAME", "link:NAME", "link:NAME:peer:ADDR",
+"ping_interval", "lease", "auth", "node:NAME", "voter:NAME" (a written `voter` key),
+"link:NAME", "link:NAME:peer:ADDR",
 "ping:NAME", "group:NAME", "resource:GROUP:INDEX", "node_name".
 """
 
@@ -59,6 +60,7 @@ def validate(
 
     _check_timings(config, fail, warn)
     _check_nodes(config, fail, allow_witness)
+    _check_voters(config, warn)
     _check_links(config, fail, warn, set(local_addresses))
     _check_auth(config, fail, warn)
     _check_groups(config, fail)
@@ -137,6 +139,50 @@ def _check_nodes(config: Config, fail: _Fail, allow_witness: bool = False) -> No
         fail("node_name", f"{config.node_name!r} is a witness; run `gossipha witness` on it")
     if not config.voters:
         fail("node_name", "no node votes on leases; expected at least one voter")
+
+
+# Above this many voters the holder's renewals (one per voter every L/16 to L/4) buy no
+# safety worth their cost; etcd and Consul recommend 3 or 5, at most 7.
+MAX_SENSIBLE_VOTERS = 7
+
+
+def _check_voters(config: Config, warn: _Warn) -> None:
+    """Warn about voter sets that cost more or tolerate less than the odd one below."""
+    voters = config.voters
+    count = len(voters)
+    if not voters:
+        return  # _check_nodes failed already
+    said = [n for n in config.nodes if n.voter is not None]
+    key = f"voter:{said[0].name}" if said else f"node:{voters[0].name}"
+    how = "as written" if said else "by the default rule"
+    names = ", ".join(n.name for n in voters)
+    shown = f"{count} voters ({names})" if count <= 8 else f"{count} voters"
+    if count > MAX_SENSIBLE_VOTERS:
+        warn(
+            key,
+            f"{shown} {how}: the lease holder renews with every voter, so its messages grow "
+            f"with the count for no safety gained; expected at most {MAX_SENSIBLE_VOTERS} "
+            "(5 is the default): mark the voters with `voter = true`",
+        )
+    if count % 2 == 0 and count > 2:
+        warn(
+            key,
+            f"{shown} {how}: an even count survives no more failures than {count - 1} "
+            f"(a majority is {count // 2 + 1}) and a split into halves leaves no side a "
+            "majority; expected an odd number of voters",
+        )
+    if count < 3 and len(config.nodes) > count:
+        warn(
+            key,
+            f"only {shown} {how} among {len(config.nodes)} nodes: "
+            + (
+                "if it is down no node can get a lease"
+                if count == 1
+                else "a majority is both, so the two-node rules of docs/design.md section 2 "
+                "apply (the VIP probe, not a majority, keeps a second holder off)"
+            )
+            + "; expected 3 or 5 voters",
+        )
 
 
 def _check_links(config: Config, fail: _Fail, warn: _Warn, local: set[IPAddress]) -> None:

@@ -26,7 +26,7 @@ def require_witness(config: Config) -> None:
             f"{me.name!r} is a member node, not a witness; run `gossipha agent` on it "
             '(a witness is a [nodes.NAME] table with role = "witness")',
         )
-    if not me.voter:
+    if not config.votes(me.name):
         raise ConfigError(
             config.source,
             None,

@@ -36,6 +36,8 @@ def test_check_config_json_holds_what_scripts_need(master_ha_d: Path) -> None:
     doc = orjson.loads(result.stdout)
     assert doc["node_name"] == "masternginx"
     assert [n["name"] for n in doc["nodes"]] == ["masternginx", "slavenginx"]
+    assert [n["voter"] for n in doc["nodes"]] == [True, True]
+    assert (doc["voters"], doc["voter_rule"]) == (["masternginx", "slavenginx"], "default")
     [link] = doc["links"]
     assert (link["interface"], link["peers"], link["port"]) == ("eth1", ["192.168.17.51"], 694)
     assert doc["ping_nodes"][0]["addresses"] == ["192.168.17.1"]

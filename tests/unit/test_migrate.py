@@ -219,7 +219,7 @@ def configs(draw: st.DrawFn) -> Config:
         Node(
             name,
             role=draw(st.sampled_from(NodeRole)),
-            voter=draw(st.booleans()),
+            voter=draw(st.none() | st.booleans()),
             addresses=tuple(
                 draw(st.dictionaries(st.sampled_from(link_names), addresses, max_size=3)).items()
             ),
