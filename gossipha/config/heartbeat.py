@@ -61,16 +61,17 @@ def load_ha_d(
     warnings = [*hacf.warnings, *resources.warnings, *auth_warnings]
     voters = config.voters
     if len(voters) < len(config.nodes):
-        # The default rule takes the first `node` lines; each host has its own ha.cf.
+        # The default rule picks by name; each host has its own ha.cf, whose node list
+        # must be the same everywhere for the hosts to agree.
         first_out = next(n for n in config.nodes if n not in voters)
         path, line = locations.get(f"node:{first_out.name}", (hacf_path, None))
         warnings.append(
             ConfigWarning(
                 path,
                 line,
-                f"{len(config.nodes)} nodes, so only the first {len(voters)} `node` lines vote "
+                f"{len(config.nodes)} nodes, so only {len(voters)} vote, chosen by name "
                 f"({', '.join(n.name for n in voters)}); expected the same `node` lines in "
-                "the same order in every node's ha.cf, or the nodes disagree on who votes "
+                "every node's ha.cf, or the nodes disagree on who votes "
                 "(docs/configuration.md, Voters)",
             )
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -333,10 +334,18 @@ class Config:
         raise KeyError(name)
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key reading digit runs as numbers: n2 before n10, as an operator expects."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part
+    )
+
+
 def select_voters(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
     """Who votes on leases, from the node list alone, so every node computes the same set.
 
-    No node says `voter`: every witness, then members in config order until there are
+    No node says `voter`: every witness, then members by name (sorted, so hosts whose
+    files list the nodes in another order still agree) until there are
     `DEFAULT_MAX_VOTERS` voters, or as many as there are nodes rounded down to an odd
     number when there are more than two (4 members -> 3 voters: a fourth voter raises
     the majority to 3 and tolerates no more failures; 2 members -> 2, as the two-node
@@ -351,7 +360,8 @@ def select_voters(nodes: tuple[Node, ...]) -> tuple[Node, ...]:
         total = len(nodes)
         target = total if total <= 2 else min(DEFAULT_MAX_VOTERS, total - (1 - total % 2))
         chosen = {n.name for n in witnesses}
-        chosen |= {n.name for n in members[: max(0, target - len(witnesses))]}
+        by_name = sorted(members, key=lambda n: natural_key(n.name))
+        chosen |= {n.name for n in by_name[: max(0, target - len(witnesses))]}
     else:
         named = any(n.voter is True for n in members)
         chosen = {n.name for n in witnesses if n.voter is not False}
