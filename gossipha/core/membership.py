@@ -545,7 +545,7 @@ class Membership:
         return out
 
     def _gossip_target(self, succ: str) -> str | None:
-        """A peer to tell out of turn (an accused, our accuser), else the next of a pass.
+        """A peer to tell out of turn (accused, accuser, new predecessor), else the next of a pass.
 
         The pass covers every peer but our successor, so each is visited once per pass
         (SWIM's round-robin: no peer waits long for news). DEAD ones too: one that is alive
