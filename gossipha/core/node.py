@@ -194,6 +194,7 @@ class Node:
         )
         # Peers heard at least once since our start: initdead waits only for the others.
         self._heard: set[NodeId] = set()
+        self._heard_all = False  # every other member is in `_heard`
         self._standby = False
         self._maintenance = False
         self._takeover = 0
@@ -543,7 +544,10 @@ class Node:
     def _advance(self, now_s: float, out: _Out) -> None:
         for ev in self._members.tick(now_s):
             self._peer_notice(ev, out)
-        self._heard.update(self._members.alive_peers())
+        if not self._heard_all:
+            self._heard.update(self._members.alive_peers())
+            # `_heard` is read for members only: once all are in, updates change nothing.
+            self._heard_all = all(m == self.name or m in self._heard for m in self._roster.order)
         self._note_ping(now_s, self.name, self._ping_count())
         self._ping_confirmed_s[self.name] = now_s
         if self._groups:

@@ -207,12 +207,11 @@ def choose(
     eligible_since_s: Mapping[NodeId, float],
 ) -> NodeId | None:
     """The node that should run `group`; None when no node is eligible."""
-    candidates = list(view.candidates(group.name))
-    if len(candidates) > 1:
-        candidates.sort(key=partial(view.rank, group))
+    candidates = view.candidates(group.name)
     if not candidates:
         return None
-    best = candidates[0]
+    # Ranks are distinct (the name is in them): the minimum is the first of the sorted order.
+    best = candidates[0] if len(candidates) == 1 else min(candidates, key=partial(view.rank, group))
     if holder is None or holder not in candidates or holder == best:
         return best
     hs, bs = view.statuses[holder], view.statuses[best]
