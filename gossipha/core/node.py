@@ -661,7 +661,12 @@ class Node:
             case Phase.ACQUIRING:
                 assert g.claim is not None
                 self._renew(now_s, g.claim, out)
-                if other is not None and self._status_epoch(other, gname) >= g.claim.epoch:
+                # An adopted VIP (found up at start, no lease yet) yields to any live node
+                # that runs the group, whatever the epochs: that node got a lease, or probed
+                # and did not see ours (we were cut off, limit L1): ours is the orphan.
+                if other is not None and (
+                    g.adopted or self._status_epoch(other, gname) >= g.claim.epoch
+                ):
                     if g.adopted:
                         self._stop(now_s, g, StopReason.SUPERSEDED, out)
                         self._to_idle(now_s, g, BACKOFF_LEASES)
