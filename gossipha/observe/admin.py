@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from gossipha.aio import within
 from gossipha.core.types import AdminKind
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,7 @@ class AdminServer:
         if not stat.S_ISSOCK(st.st_mode):
             raise AdminError(f"{self._path}: exists and is not a socket")
         try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self._path)), IO_TIMEOUT_S
-            )
+            _, writer = await within(asyncio.open_unix_connection(str(self._path)), IO_TIMEOUT_S)
         except (ConnectionRefusedError, FileNotFoundError):
             self._path.unlink(missing_ok=True)
             return
@@ -144,9 +143,9 @@ class AdminServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await asyncio.wait_for(self._one(reader, writer), IO_TIMEOUT_S)
+            reply = await within(self._one(reader, writer), IO_TIMEOUT_S)
             writer.write(_encode({"ok": reply.ok, "detail": reply.detail}))
-            await asyncio.wait_for(writer.drain(), IO_TIMEOUT_S)
+            await within(writer.drain(), IO_TIMEOUT_S)
         except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
             log.warning("admin connection dropped error=%s", exc.__class__.__name__)
         finally:
@@ -186,7 +185,7 @@ class AdminServer:
 async def send_admin(path: Path, kind: AdminKind, timeout_s: float = IO_TIMEOUT_S) -> AdminReply:
     """Send one command; AgentNotRunning when nobody listens, AdminError on a bad answer."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout_s)
+        reader, writer = await within(asyncio.open_unix_connection(str(path)), timeout_s)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise AgentNotRunning(
             f"no gossipha agent on {path} ({exc.strerror or exc}); is it running?"
@@ -197,8 +196,8 @@ async def send_admin(path: Path, kind: AdminKind, timeout_s: float = IO_TIMEOUT_
         raise AdminError(f"{path}: no answer within {timeout_s:g}s") from exc
     try:
         writer.write(_encode({"command": kind.value}))
-        await asyncio.wait_for(writer.drain(), timeout_s)
-        line = await asyncio.wait_for(reader.readline(), timeout_s)
+        await within(writer.drain(), timeout_s)
+        line = await within(reader.readline(), timeout_s)
     except TimeoutError as exc:
         raise AdminError(f"{path}: no answer within {timeout_s:g}s") from exc
     finally:

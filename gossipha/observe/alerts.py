@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from gossipha.aio import within
 from gossipha.config.model import Hook
 from gossipha.core.types import Notice, NoticeKind
 from gossipha.observe.metrics import Metrics
@@ -330,7 +331,7 @@ class HookRunner:
             log.warning("hook failed to start hook=%s event=%s error=%s", path, event, exc)
             return "error"
         try:
-            code = await asyncio.wait_for(proc.wait(), job.hook.timeout_s)
+            code = await within(proc.wait(), job.hook.timeout_s)
         except TimeoutError:
             _kill_group(proc.pid)
             await proc.wait()
@@ -464,7 +465,7 @@ class AlertmanagerClient:
                 if not self._pending:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), next_resend - loop_now)
+                        await within(self._wake.wait(), next_resend - loop_now)
                     continue
                 batch = dict(self._pending)
                 if await self._post(session, list(batch.values())):

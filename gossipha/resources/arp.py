@@ -17,6 +17,8 @@ import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from gossipha.aio import within
+
 ETH_P_ARP = 0x0806
 ARPHRD_ETHER = 1
 ARPOP_REQUEST = 1
@@ -124,7 +126,7 @@ class ArpSocket:
 
     @classmethod
     async def open(cls, interface: str, *, netns: str | None = None) -> ArpSocket:
-        sock = await asyncio.wait_for(
+        sock = await within(
             asyncio.to_thread(_open_packet_socket, interface, netns), SOCKET_OPEN_TIMEOUT_S
         )
         return cls(sock)
@@ -267,7 +269,7 @@ async def send_unsolicited_na(
     `ifindex` is the interface's index in its own namespace (the scope of ff02::1).
     """
     assert 0 < count <= 1000 and interval_s >= 0
-    sock = await asyncio.wait_for(
+    sock = await within(
         asyncio.to_thread(_open_icmp6_socket, interface, netns), SOCKET_OPEN_TIMEOUT_S
     )
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from gossipha.aio import within
 from gossipha.config.model import HealthCheck, HealthCheckKind
 from gossipha.resources.services import run_process
 
@@ -254,7 +255,7 @@ class HealthMonitor:
         while True:
             # The probe bounds itself; the outer bound guards against a stuck client.
             try:
-                result = await asyncio.wait_for(
+                result = await within(
                     run_check(check, group=self.group, session=session, env=self.env),
                     check.timeout_s + 1.0,
                 )

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gossipha.aio import within
 from gossipha.config.model import Resource, ServiceKind, ServiceResource
 
 OUTPUT_LIMIT_BYTES = 4096
@@ -196,21 +197,21 @@ async def run_process(
             os.close(write_fd)
         timed_out = False
         try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
+            await within(proc.wait(), timeout_s)
         except TimeoutError:
             timed_out = True
         finally:
             if proc.returncode is None:
                 _kill_group(proc.pid)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), REAP_TIMEOUT_S)
+                    await within(asyncio.shield(proc.wait()), REAP_TIMEOUT_S)
         if timed_out:
             # The group is dead, so nothing holds the pipe unless a member left the session.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(done), OUTPUT_GRACE_S)
+                await within(asyncio.shield(done), OUTPUT_GRACE_S)
             return ProcessResult(None, protocol.text(), loop.time() - started, timed_out=True)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(done), OUTPUT_GRACE_S)
+            await within(asyncio.shield(done), OUTPUT_GRACE_S)
         return ProcessResult(proc.returncode, protocol.text(), loop.time() - started)
     finally:
         transport.close()

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute, NetNS
 from pyroute2.netlink.exceptions import NetlinkError
 
+from gossipha.aio import within
 from gossipha.config.model import IPAddress, VipResource
 from gossipha.resources import arp
 
@@ -210,7 +211,7 @@ def has_vip_sync(vip: VipResource, netns: str | None = None) -> bool:
 
 async def _blocking(fn: Callable[..., _T], *args: Any, timeout_s: float) -> _T:
     try:
-        return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout_s)
+        return await within(asyncio.to_thread(fn, *args), timeout_s)
     except TimeoutError as exc:
         raise VipError(f"{fn.__name__} timed out after {timeout_s}s") from exc
     except (OSError, NetlinkError) as exc:

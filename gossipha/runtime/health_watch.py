@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Final
 
+from gossipha.aio import within
 from gossipha.config.model import (
     HealthCheck,
     HealthCheckKind,
@@ -100,7 +101,7 @@ class ServiceStatusMonitor:
         next_s = loop.time()
         while True:
             try:
-                result = await asyncio.wait_for(self.probe(res, check), check.timeout_s + 1.0)
+                result = await within(self.probe(res, check), check.timeout_s + 1.0)
             except TimeoutError:
                 result = CheckResult(
                     self.group, check.name, False, f"timed out after {check.timeout_s:g}s", 0.0

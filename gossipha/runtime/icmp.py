@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from gossipha.aio import within
 from gossipha.config.model import IPAddress, PingGroup
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class Pinger:
         opened: dict[tuple[int, str | None], tuple[socket.socket, bool]] = {}
         try:
             for family, iface in sorted(wanted, key=lambda k: (k[0], k[1] or "")):
-                opened[(family, iface)] = await asyncio.wait_for(
+                opened[(family, iface)] = await within(
                     asyncio.to_thread(open_icmp_socket, family, interface=iface, netns=self._netns),
                     SOCKET_OPEN_TIMEOUT_S,
                 )

@@ -20,6 +20,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from gossipha.aio import within
 from gossipha.config.model import IPAddress, Link, LinkKind, Node
 
 log = logging.getLogger(__name__)
@@ -164,12 +165,10 @@ class LinkSocket:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        sock = await asyncio.wait_for(asyncio.to_thread(open_socket, self.link), 5.0)
+        sock = await within(asyncio.to_thread(open_socket, self.link), 5.0)
         if self.link.kind is LinkKind.BCAST:
             self._bcast = (
-                await asyncio.wait_for(
-                    asyncio.to_thread(broadcast_address, self.link.interface), 5.0
-                ),
+                await within(asyncio.to_thread(broadcast_address, self.link.interface), 5.0),
             )
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self.transport = transport

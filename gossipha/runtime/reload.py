@@ -20,6 +20,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+from gossipha.aio import within
 from gossipha.config.errors import ConfigError
 from gossipha.config.load import load
 from gossipha.config.model import Auth, Config
@@ -49,7 +50,7 @@ async def load_for_reload(
 ) -> tuple[Config, Keyring] | None:
     """The configuration a SIGHUP reads and its keyring; None (logged) if they are unusable."""
     try:
-        loaded = await asyncio.wait_for(
+        loaded = await within(
             asyncio.to_thread(
                 load,
                 path,

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 
+from gossipha.aio import within
 from gossipha.config.model import Respawn
 from gossipha.runtime.logs import kv
 
@@ -85,9 +86,9 @@ class Respawner:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), TERM_WAIT_S)
+            await within(asyncio.shield(proc.wait()), TERM_WAIT_S)
         except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(proc.wait(), TERM_WAIT_S)
+                await within(proc.wait(), TERM_WAIT_S)

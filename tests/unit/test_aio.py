@@ -1,0 +1,51 @@
+"""`within` keeps a cancellation that arrives as the awaited operation completes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from gossipha.aio import within
+
+
+async def _cancel_as_it_completes(wait: Callable[[Awaitable[Any], float], Awaitable[Any]]) -> str:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+
+    async def waiter() -> int:
+        return await wait(fut, 10.0)
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0)  # the task is now waiting on fut
+    fut.set_result(1)  # the same loop turn: done, and cancelled
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "result"
+
+
+async def test_a_cancellation_racing_completion_is_kept() -> None:
+    assert await _cancel_as_it_completes(within) == "cancelled"
+
+
+async def test_the_race_is_real_for_wait_for_on_this_python() -> None:
+    """Why `within` exists: on Python 3.11 asyncio.wait_for drops that cancellation."""
+    import sys
+
+    outcome = await _cancel_as_it_completes(asyncio.wait_for)
+    if sys.version_info < (3, 12):
+        assert outcome == "result"
+    else:
+        assert outcome == "cancelled"
+
+
+async def test_times_out_and_passes_results() -> None:
+    assert await within(asyncio.sleep(0, result=7), 1.0) == 7
+    with pytest.raises(TimeoutError):
+        await within(asyncio.sleep(1.0), 0.01)
+    assert await within(asyncio.sleep(0, result=8), None) == 8
