@@ -45,6 +45,17 @@ UNHEALTHY_HOLD_S = 60.0
 URGENT_STOPS = frozenset({StopReason.LEASE_LOST.value, StopReason.SUPERSEDED.value})
 
 
+def stop_order(
+    resources: Iterable[VipResource | ServiceResource], *, vips_first: bool
+) -> list[VipResource | ServiceResource]:
+    """Reverse of start (haresources) order; with `vips_first`, every VIP before any
+    service, the rest still reversed."""
+    order = list(reversed(list(resources)))
+    if vips_first:
+        order.sort(key=lambda res: not isinstance(res, VipResource))  # stable sort
+    return order
+
+
 @dataclass(slots=True)
 class GroupRun:
     """What this process does for one group: its action chain and while-held helpers."""
@@ -233,10 +244,7 @@ class GroupRunner:
         g = run.config
         failures: list[str] = []
         vips_gone = True
-        order = list(reversed(g.resources))
-        if vips_first:
-            order.sort(key=lambda res: not isinstance(res, VipResource))  # stable: VIPs first
-        for res in order:
+        for res in stop_order(g.resources, vips_first=vips_first):
             try:
                 if isinstance(res, VipResource):
                     await vip.remove_vip(res)
