@@ -52,14 +52,12 @@ class HolderSample:
     namespaces at once, so one pass alone cannot tell "both at once" from "one, then the
     other" during a clean handover. `holders`: the nodes seen holding in both passes.
     `dual`: two nodes held at one instant for certain (one held at both of its reads
-    around the other's read that saw it holding). `seen`: every node seen in any read
-    (the old, one-pass view: a handover between reads shows up here, not in `dual`).
+    around the other's read that saw it holding).
     """
 
     t_s: float
     holders: tuple[str, ...]
     dual: bool = False
-    seen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +355,7 @@ def sandwich(
             j_over_i2 = first[j] and second[j] and second[i]
             dual = dual or i_over_j1 or j_over_i2
     holders = tuple(n for n, a, b in zip(nodes, first, second, strict=True) if a and b)
-    seen = tuple(n for n, a, b in zip(nodes, first, second, strict=True) if a or b)
-    return HolderSample(t_s, holders, dual, seen)
+    return HolderSample(t_s, holders, dual)
 
 
 def _holds(ns: Any, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
