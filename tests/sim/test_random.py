@@ -111,11 +111,13 @@ def test_lease_without_drift_margin_is_caught(
 
 
 def test_stable_under_loss_and_jitter_no_leader_change() -> None:
-    for members in (2, 3):
+    # At three nodes seeds 17, 21 and 22 lapsed a lease (a second start) when renewals were
+    # retried every L/8 with the 600 ms lease; L/16 keeps them (lease.RETRY_FRACTION).
+    for members, seed in ((2, 11), (3, 11), (3, 17), (3, 21), (3, 22)):
         config = make_config(members, timings=CI_TIMINGS)
-        sim = Sim(config, 11, path=lease_path())
+        sim = Sim(config, seed, path=lease_path())
         sim.run_until(300.0)
-        assert len(sim.stats.starts) == 1, sim.trace[-20:]
+        assert len(sim.stats.starts) == 1, (members, seed, sim.trace[-20:])
         assert not sim.violations
 
 
