@@ -179,6 +179,8 @@ class Claim:
     _views: dict[NodeId, _VoterView] = field(default_factory=dict)
     _sent_s: dict[int, float] = field(default_factory=dict)
     _seq: int = 0
+    local: NodeId | None = None  # our own name, when we are a voter: asked first
+    _round_s: float | None = None  # when the current narrow renewal round began
     max_seen_epoch: int = 0
     stale: bool = False  # a voter refused our epoch as not new: ask again, higher
 
@@ -187,24 +189,51 @@ class Claim:
         self._views = {v: _VoterView() for v in self.voters}
 
     def due(self, now_s: float) -> list[NodeId]:
-        """Voters to (re)ask now: promise older than the renew age, answer overdue."""
+        """Voters to (re)ask now.
+
+        A voter is stale once its promise is older than the renew age, and asked again at
+        most once per retry time. Without a majority of running promises (acquiring, or
+        losing the lease) every stale voter is asked. While the lease holds, a renewal
+        round asks only as many as keep a majority fresh (ourselves first, then the voters
+        that answered last), so the holder's traffic does not grow with the voter count;
+        if that round is not answered within the retry time, every stale voter is asked.
+        """
         renew_at = self.lease_s * RENEW_AGE_FRACTION
         span = holder_span_s(self.lease_s, self.max_drift)
         retry = self.lease_s * RETRY_FRACTION
-        out = []
-        for name, view in self._views.items():
-            age = now_s - (view.expires_s - span)
-            if age >= renew_at and now_s - view.last_sent_s >= retry:
-                out.append(name)
-        return out
+        # The same expressions as next_due_s, so the two agree to the last bit.
+        stale = [(n, v) for n, v in self._views.items() if now_s >= v.expires_s - span + renew_at]
+        need = majority(len(self.voters)) - (len(self.voters) - len(stale))
+        if need <= 0:
+            self._round_s = None
+            return []
+        ready = [(n, v) for n, v in stale if now_s >= v.last_sent_s + retry]
+        if self.valid_until_s() <= now_s or (
+            self._round_s is not None and now_s >= self._round_s + retry
+        ):
+            return [n for n, _ in ready]
+        if self._round_s is not None or not ready:
+            return []  # the round's (or earlier) requests are still in flight
+        self._round_s = now_s
+        ready.sort(key=lambda nv: (nv[0] != self.local, -nv[1].expires_s, nv[0]))
+        return [n for n, _ in ready[:need]]
 
     def next_due_s(self) -> float:
+        """When `due` may next return someone: never later than that, possibly earlier."""
         renew_at = self.lease_s * RENEW_AGE_FRACTION
         span = holder_span_s(self.lease_s, self.max_drift)
         retry = self.lease_s * RETRY_FRACTION
-        return min(
+        # The first time some voter is both stale and not asked within the retry time.
+        every = min(
             max(v.expires_s - span + renew_at, v.last_sent_s + retry) for v in self._views.values()
         )
+        if self._round_s is not None:
+            return max(every, self._round_s + retry)
+        # No round: nothing is due while a majority is fresh.
+        stale_at = sorted(
+            (v.expires_s - span + renew_at for v in self._views.values()), reverse=True
+        )
+        return max(every, stale_at[majority(len(self.voters)) - 1])
 
     def request(self, now_s: float, voter: NodeId, seq: int) -> LeaseRequest:
         """A request to `voter`; `seq` must be unique for this node (across claims)."""

@@ -747,7 +747,13 @@ class Node:
         gname = g.config.name
         epoch = self._known_epoch(gname) + 1
         g.claim = Claim(
-            gname, epoch, self._voters, self.timings.lease_s, self.timings.max_drift, now_s
+            gname,
+            epoch,
+            self._voters,
+            self.timings.lease_s,
+            self.timings.max_drift,
+            now_s,
+            local=self.name if self._voter is not None else None,
         )
         g.phase, g.since_s = Phase.ACQUIRING, now_s
         self._renew(now_s, g.claim, out)

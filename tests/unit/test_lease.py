@@ -126,3 +126,90 @@ def test_graceful_release_frees_the_voter_at_once() -> None:
     v.on_release(0.2, A, G, 3)
     assert v.promised(0.2, G) is None
     assert v.on_request(0.2, B, LeaseRequest(G, 4, 1)).granted
+
+
+# ------------------------------------------------------------------ renewal rounds
+
+D, E = NodeId("d"), NodeId("e")
+FIVE = (A, B, C, D, E)
+RENEW_S = LEASE * 0.25  # lease.RENEW_AGE_FRACTION
+RETRY_S = LEASE * 0.0625  # lease.RETRY_FRACTION
+
+
+def _ask(c: Claim, now_s: float, answer: tuple[NodeId, ...], seq: list[int]) -> list[NodeId]:
+    """One `due` round at `now_s`: the voters in `answer` grant at once, the rest are lost."""
+    asked = c.due(now_s)
+    for v in asked:
+        seq[0] += 1
+        req = c.request(now_s, v, seq[0])
+        if v in answer:
+            c.on_reply(now_s, v, LeaseReply(G, c.epoch, req.seq, True, A, c.epoch))
+    return asked
+
+
+def test_acquiring_asks_every_voter() -> None:
+    c = Claim(G, 1, FIVE, LEASE, RHO, started_s=0.0, local=A)
+    assert sorted(_ask(c, 0.0, FIVE, [0])) == sorted(FIVE)
+    assert c.valid_until_s() == pytest.approx(holder_span_s(LEASE, RHO))
+
+
+def test_holder_renews_a_majority_ourselves_first_then_the_latest_answers() -> None:
+    seq = [0]
+    c = Claim(G, 1, FIVE, LEASE, RHO, started_s=0.0, local=C)
+    _ask(c, 0.0, (A, B, C, D), seq)  # E never answers
+    assert c.due(RENEW_S - 1e-6) == []
+    assert c.next_due_s() == pytest.approx(RENEW_S)
+    # Majority of 5 is 3: ourselves (C) first, then the voters whose promises run longest
+    # (A, B, D tie at 0.0: by name), not E.
+    assert _ask(c, RENEW_S, FIVE, seq) == [C, A, B]
+    # A majority is fresh again: D and E are stale but not asked, and no busy wake-up.
+    for t in (RENEW_S + 0.01, RENEW_S + 2 * RETRY_S, 2 * RENEW_S - 1e-6):
+        assert c.due(t) == []
+        assert c.next_due_s() > t
+    assert c.valid_until_s() == pytest.approx(RENEW_S + holder_span_s(LEASE, RHO))
+    # The next round, when those three are stale again, asks the same three.
+    assert c.next_due_s() == pytest.approx(2 * RENEW_S)
+    assert _ask(c, c.next_due_s(), FIVE, seq) == [C, A, B]
+
+
+def test_an_unanswered_round_asks_every_stale_voter_after_the_retry_time() -> None:
+    seq = [0]
+    c = Claim(G, 1, FIVE, LEASE, RHO, started_s=0.0, local=A)
+    _ask(c, 0.0, FIVE, seq)
+    assert _ask(c, RENEW_S, (A, B), seq) == [A, B, C]  # C's answer is lost
+    assert c.due(RENEW_S + RETRY_S - 1e-6) == []
+    assert c.next_due_s() == pytest.approx(RENEW_S + RETRY_S)
+    assert sorted(_ask(c, RENEW_S + RETRY_S, (), seq)) == [C, D, E]
+
+
+def test_without_a_majority_every_stale_voter_is_asked_each_retry() -> None:
+    seq = [0]
+    c = Claim(G, 1, FIVE, LEASE, RHO, started_s=0.0, local=A)
+    _ask(c, 0.0, (A, B), seq)  # two of five: no majority
+    assert c.valid_until_s() == float("-inf")
+    assert sorted(c.due(RETRY_S)) == [C, D, E]
+
+
+def test_two_voters_renew_both() -> None:
+    seq = [0]
+    c = Claim(G, 1, (A, B), LEASE, RHO, started_s=0.0, local=A)
+    _ask(c, 0.0, (A, B), seq)
+    assert _ask(c, RENEW_S, (A, B), seq) == [A, B]
+
+
+def test_due_and_next_due_agree_under_random_loss() -> None:
+    """Whenever `due` has nobody to ask, `next_due_s` lies in the future (the node sleeps
+    until then); and a holder answered by at least a majority never loses its lease."""
+    import random
+
+    for seed in range(200):
+        rng = random.Random(seed)
+        voters = FIVE[: rng.choice((2, 3, 4, 5))]
+        c = Claim(G, 1, voters, LEASE, RHO, started_s=0.0, local=rng.choice((A, None)))
+        seq = [0]
+        now = 0.0
+        for _ in range(300):
+            answering = tuple(v for v in voters if rng.random() > 0.3)
+            if not _ask(c, now, answering, seq):
+                assert c.next_due_s() > now, (seed, now)
+            now = max(now + 1e-3, min(c.next_due_s(), now + RETRY_S))
