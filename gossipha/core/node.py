@@ -20,7 +20,9 @@ from __future__ import annotations
 import enum
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import assert_never
 
 from gossipha.config.model import Config, NodeRole, ResourceGroup
@@ -42,6 +44,7 @@ from gossipha.core.membership import (
 )
 from gossipha.core.placement import PingHistory, Roster, View, choose
 from gossipha.core.types import (
+    MAX_RELAY,
     Action,
     AdminCommand,
     AdminKind,
@@ -83,7 +86,6 @@ BACKOFF_LEASES = 0.5
 SPLIT_BRAIN_BACKOFF_LEASES = 2.0
 # A stop that never reports back stops being covered by lease renewal after this long.
 STOP_RENEW_LIMIT_S = 30.0
-MAX_RELAY = 4
 # An adopted group (VIP found on this host at start) must get its lease within this many.
 ADOPT_LIMIT_LEASES = 2.0
 # A VIP probe answer is trusted only if it arrives within this many probe times of the
@@ -211,7 +213,9 @@ class Node:
         self._groups_by_name = [g for _, g in sorted(self._groups.items())]
         self._seq = 0
         self._relay_cursor = 0
-        self._push_status = False
+        # A node's arrival is a status change: its first heartbeat round goes to every
+        # peer, so a (re)started node is known at once, not after relays reach everyone.
+        self._push_status = True
 
     # ------------------------------------------------------------------ public
 
@@ -227,6 +231,10 @@ class Node:
         if self._now_s - max(self._shutdown_since_s, self._stopped_s) >= 2 * self.timings.lease_s:
             return True
         return all(self._other_holder(g) is not None for g in self._groups) or not self._groups
+
+    def statuses(self) -> Mapping[NodeId, NodeStatus]:
+        """Every node's latest status we know of, ours included (read-only)."""
+        return MappingProxyType(self._statuses)
 
     def running(self) -> tuple[GroupName, ...]:
         """Groups this node runs now (StartGroup emitted, StopGroup not yet)."""
@@ -896,12 +904,15 @@ class Node:
 
     def _heartbeats(self, now_s: float, out: _Out) -> None:
         targets: list[tuple[NodeId, Digest | None]] = []
+        monitor: NodeId | None = None
         if now_s >= self._next_beat_s:
             if now_s - self._next_beat_s > self.timings.keepalive_s:
                 self._members.note_missed_send()
                 self._next_beat_s = now_s
             self._next_beat_s += self.timings.keepalive_s
             targets.extend(self._members.outgoing(now_s))
+            if len(self._peer_names) > 1:
+                monitor = targets[0][0]
         if self._push_status:
             # A status change goes to every peer at once: handovers should not wait a beat.
             self._push_status = False
@@ -912,7 +923,9 @@ class Node:
         others = [s for n, s in sorted(self._statuses.items()) if n != self.name]
         for peer, digest in targets:
             relay: tuple[NodeStatus, ...] = ()
-            if len(others) > 1:
+            # The monitor's heartbeat is the detector's pulse, every interval: it carries
+            # our own status only. Gossip and pushed heartbeats relay others' statuses.
+            if len(others) > 1 and peer != monitor:
                 k = min(MAX_RELAY, len(others))
                 start = self._relay_cursor % len(others)
                 relay = tuple((others + others)[start : start + k])
