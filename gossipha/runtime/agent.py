@@ -504,7 +504,7 @@ class Agent:
         for action in out.actions:
             match action:
                 case StopGroup(group=g, epoch=e, reason=r):
-                    self.groups.stop(g, e, r.value)
+                    self.groups.stop(g, e, r)
                 case StartGroup(group=g, epoch=e):
                     self.groups.start(g, e)
                 case ProbeVip(group=g):

@@ -42,7 +42,7 @@ log = logging.getLogger("gossipha.agent")
 # may hold it again (Pacemaker's failure-timeout).
 UNHEALTHY_HOLD_S = 60.0
 # Stops where the lease is lost or superseded: the VIP must be down within the stop guard.
-URGENT_STOPS = frozenset({StopReason.LEASE_LOST.value, StopReason.SUPERSEDED.value})
+URGENT_STOPS = frozenset({StopReason.LEASE_LOST, StopReason.SUPERSEDED})
 
 
 def stop_order(
@@ -139,11 +139,11 @@ class GroupRunner:
         run.starting = True
         run.task = self._spawn(self._do_start(run, epoch, prev), f"start:{gname}")
 
-    def stop(self, gname: str, epoch: int, reason: str) -> None:
+    def stop(self, gname: str, epoch: int, reason: StopReason) -> None:
         run = self.runs[gname]
         prev = run.task
         if prev is not None and run.starting and not prev.done():
-            log.warning(kv("cancelling unfinished start", group=gname, reason=reason))
+            log.warning(kv("cancelling unfinished start", group=gname, reason=reason.value))
             prev.cancel()
         run.starting = False
         run.task = self._spawn(self._do_stop(run, epoch, reason, prev), f"stop:{gname}")
@@ -217,12 +217,12 @@ class GroupRunner:
         self._feed(ResourceResult(g.name, ResourceAction.START, ok, detail))
 
     async def _do_stop(
-        self, run: GroupRun, epoch: int, reason: str, prev: asyncio.Task[None] | None
+        self, run: GroupRun, epoch: int, reason: StopReason, prev: asyncio.Task[None] | None
     ) -> None:
         if prev is not None:
             await asyncio.wait([prev])
         g = run.config
-        log.info(kv("stopping group", group=g.name, epoch=epoch, reason=reason))
+        log.info(kv("stopping group", group=g.name, epoch=epoch, reason=reason.value))
         ok, detail = await self._stop_resources(run, epoch, vips_first=reason in URGENT_STOPS)
         log.log(
             logging.INFO if ok else logging.ERROR,

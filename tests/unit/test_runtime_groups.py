@@ -25,5 +25,5 @@ def test_a_lost_lease_takes_every_vip_down_before_any_service() -> None:
 
 
 def test_only_a_lost_or_superseded_lease_is_urgent() -> None:
-    urgent = {r for r in StopReason if r.value in URGENT_STOPS}
+    urgent = {r for r in StopReason if r in URGENT_STOPS}
     assert urgent == {StopReason.LEASE_LOST, StopReason.SUPERSEDED}
