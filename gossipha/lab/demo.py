@@ -7,6 +7,7 @@ tears everything down, also on Ctrl-C. Exit status 1 when a scenario failed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -67,6 +68,13 @@ def preflight() -> str | None:
     "--json", "as_json", is_flag=True, help="Print one JSON object at the end (progress: stderr)."
 )
 @click.option("--keep", is_flag=True, help="Keep the lab's work directory (configs, agent logs).")
+@click.option(
+    "--loss-seconds",
+    type=click.FloatRange(1.0, 3600.0),
+    default=None,
+    metavar="SECONDS",
+    help="How long the heartbeat-loss scenario keeps 20% loss on (default 20).",
+)
 def demo(
     fast: bool,
     native: bool,
@@ -75,6 +83,7 @@ def demo(
     list_only: bool,
     as_json: bool,
     keep: bool,
+    loss_seconds: float | None,
 ) -> None:
     """Run the tutorial's failure tests against two real agents in network namespaces."""
     from gossipha.lab.scenarios import PROFILES, SCENARIO_NAMES, SCENARIOS, run_all
@@ -104,6 +113,8 @@ def demo(
     from gossipha.lab.topology import Lab, LabError, sweep_stale
 
     profile = PROFILES[chosen_profiles.pop() if chosen_profiles else "tutorial"]
+    if loss_seconds is not None:
+        profile = dataclasses.replace(profile, loss_s=loss_seconds)
 
     def say(line: str) -> None:
         click.echo(line, err=as_json)
@@ -139,6 +150,7 @@ def demo(
     if as_json:
         payload = {
             "profile": profile.name,
+            "loss_s": profile.loss_s,
             "passed": not failed,
             "scenarios": [r.as_json() for r in results],
         }

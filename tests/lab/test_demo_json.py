@@ -13,7 +13,10 @@ pytestmark = pytest.mark.netns
 
 def test_demo_json_contract() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "gossipha", "demo", "--fast", "--scenario", "startup", "--json"],
+        [
+            *(sys.executable, "-m", "gossipha", "demo", "--fast", "--scenario", "startup"),
+            *("--loss-seconds", "7", "--json"),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -21,6 +24,7 @@ def test_demo_json_contract() -> None:
     assert proc.stdout.count("\n") == 1, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert data["profile"] == "fast"
+    assert data["loss_s"] == 7.0  # how long heartbeat-loss would run (it did not here)
     [sc] = data["scenarios"]
     assert sc["name"] == "startup"
     assert isinstance(sc["outage_s"], float) and sc["outage_s"] >= 0

@@ -108,6 +108,11 @@ def test_demo_rejects_unknown_scenario() -> None:
     assert result.exit_code == 2 and "startup" in result.output
 
 
+def test_demo_rejects_a_loss_duration_out_of_range() -> None:
+    result = CliRunner().invoke(main, ["demo", "--loss-seconds", "0.5"])
+    assert result.exit_code == 2 and "--loss-seconds" in result.output
+
+
 def test_demo_lists_scenarios() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gossipha", "demo", "--list"],
