@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gossipha.config.durations import parse_duration
+from gossipha.config.model import DEFAULT_PORT
 from gossipha.config.native import NATIVE_DEFAULTS
 from gossipha.lab.nginx import TUTORIAL_PAGES, prepare
 from gossipha.lab.observe import (
@@ -434,7 +435,7 @@ class Cluster:
                 self.signal_agent(node, signal.SIGCONT)
             self.lab.restore(node)
             self.lab.iptables(node, ["-F", "INPUT"])
-            self.lab.nft_loss(node, "eth1", None)
+            self.lab.nft_loss_clear(node)
         self.lab.restore("ping")
 
     def ensure_baseline(self, *, second_link: bool = False) -> None:
@@ -811,6 +812,20 @@ def _heartbeat_loss(run: Run) -> None:
         lab.nft_loss("slave", "eth1", None)
 
 
+def _heartbeat_loss_all(run: Run) -> None:
+    c, lab = run.cluster, run.lab
+    what = f"20% loss of UDP {DEFAULT_PORT} on eth0 and eth1 of both"
+    try:
+        with run.step(f"{what} for {run.profile.loss_s:.0f}s: no failover"):
+            for node in NODES:
+                for ifname in ("eth0", "eth1"):
+                    lab.nft_loss(node, ifname, 20, udp_port=DEFAULT_PORT)
+            c.hold("master", run.profile.loss_s, "20% loss on every heartbeat link")
+    finally:
+        for node in NODES:
+            lab.nft_loss_clear(node)
+
+
 def _no_outage(_profile: Profile) -> float:
     return NO_OUTAGE_S
 
@@ -871,6 +886,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "heartbeat-loss",
         "20% random loss on the heartbeat link for a while: no failover",
         _heartbeat_loss,
+        max_outage_s=_no_outage,
+    ),
+    Scenario(
+        "heartbeat-loss-all",
+        "20% random loss of heartbeat packets on every link (eth0 too): no failover",
+        _heartbeat_loss_all,
         max_outage_s=_no_outage,
     ),
     Scenario(

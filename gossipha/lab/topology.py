@@ -227,7 +227,7 @@ class Lab:
         self._own_workdir = workdir is None
         self._keep_workdir = keep_workdir
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._loss: dict[str, dict[str, int]] = {}
+        self._loss: dict[str, dict[tuple[str, int | None], int]] = {}
         self._built = False
 
     @classmethod
@@ -479,16 +479,24 @@ class Lab:
         """Run ``iptables -w ARGS`` in the node (e.g. ``-I INPUT -p icmp -j DROP``)."""
         return self.run(node, ["iptables", "-w", *args], uts=False)
 
-    def nft_loss(self, node: str, ifname: str, percent: int | None) -> None:
-        """Drop `percent`% of packets arriving on `ifname` (nft numgen); 0/None removes it."""
+    def nft_loss(
+        self, node: str, ifname: str, percent: int | None, *, udp_port: int | None = None
+    ) -> None:
+        """Drop `percent`% of packets arriving on `ifname` (nft numgen), only UDP to
+        `udp_port` if given; 0/None removes that rule."""
         if percent is not None and not 0 <= percent <= 100:
             raise ValueError(f"loss percent out of range: {percent}")
         rules = self._loss.setdefault(node, {})
         if percent:
-            rules[ifname] = percent
+            rules[(ifname, udp_port)] = percent
         else:
-            rules.pop(ifname, None)
+            rules.pop((ifname, udp_port), None)
         self.run(node, ["nft", "-f", "-"], uts=False, input_text=_loss_script(rules))
+
+    def nft_loss_clear(self, node: str) -> None:
+        """Remove every loss rule of `node`."""
+        self._loss.pop(node, None)
+        self.run(node, ["nft", "-f", "-"], uts=False, input_text=_loss_script({}))
 
     # ---- helpers ----
 
@@ -496,15 +504,18 @@ class Lab:
         return contextlib.closing(NetNS(self.ns(node), flags=0))
 
 
-def _loss_script(rules: Mapping[str, int]) -> str:
-    """An nft script replacing table inet gha_loss with one random-drop rule per interface."""
+def _loss_script(rules: Mapping[tuple[str, int | None], int]) -> str:
+    """An nft script replacing table inet gha_loss with one random-drop rule per
+    (interface, UDP port or every packet)."""
     lines = ["table inet gha_loss", "delete table inet gha_loss"]
     if rules:
         body = "".join(
-            f'    iifname "{ifname}" drop\n'
-            if pct >= 100
-            else f'    iifname "{ifname}" numgen random mod 100 < {pct} drop\n'
-            for ifname, pct in sorted(rules.items())
+            f'    iifname "{ifname}"'
+            + (f" udp dport {port}" if port is not None else "")
+            + (" drop\n" if pct >= 100 else f" numgen random mod 100 < {pct} drop\n")
+            for (ifname, port), pct in sorted(
+                rules.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)
+            )
         )
         lines.append(
             "table inet gha_loss {\n  chain input {\n"

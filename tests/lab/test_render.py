@@ -23,6 +23,7 @@ from gossipha.lab.scenarios import (
     scenario,
     write_ha_d,
 )
+from gossipha.lab.topology import _loss_script
 
 JSON_KEYS = {"name", "outage_s", "dual_holder_instants", "holder_before", "holder_after", "passed"}
 
@@ -111,6 +112,14 @@ def test_demo_rejects_unknown_scenario() -> None:
 def test_demo_rejects_a_loss_duration_out_of_range() -> None:
     result = CliRunner().invoke(main, ["demo", "--loss-seconds", "0.5"])
     assert result.exit_code == 2 and "--loss-seconds" in result.output
+
+
+def test_loss_rules_per_interface_and_udp_port() -> None:
+    script = _loss_script({("eth0", 694): 20, ("eth1", None): 100, ("eth1", 694): 5})
+    assert 'iifname "eth0" udp dport 694 numgen random mod 100 < 20 drop' in script
+    assert 'iifname "eth1" drop' in script
+    assert 'iifname "eth1" udp dport 694 numgen random mod 100 < 5 drop' in script
+    assert _loss_script({}).splitlines() == ["table inet gha_loss", "delete table inet gha_loss"]
 
 
 def test_demo_lists_scenarios() -> None:

@@ -22,6 +22,7 @@ ORDER = (
     "pause-agent",
     "nginx-killed",
     "heartbeat-loss",
+    "heartbeat-loss-all",
     "link-cut-redundant",
 )
 

@@ -108,6 +108,15 @@ async def test_nft_loss_and_link_down(lab: Lab) -> None:
         lab.nft_loss("master", "eth1", None)
     assert (await reachable(lab, "master", ["192.168.17.1"]))["192.168.17.1"] is True
     assert "gha_loss" not in lab.run("master", ["nft", "list", "tables"]).stdout
+    # A UDP-port rule leaves everything else through (ICMP to the ping node here).
+    lab.nft_loss("master", "eth1", 100, udp_port=694)
+    try:
+        rules = lab.run("master", ["nft", "list", "table", "inet", "gha_loss"]).stdout
+        assert 'iifname "eth1" udp dport 694 drop' in rules
+        assert (await reachable(lab, "master", ["192.168.17.1"]))["192.168.17.1"] is True
+    finally:
+        lab.nft_loss_clear("master")
+    assert "gha_loss" not in lab.run("master", ["nft", "list", "tables"]).stdout
     lab.set_link("ping", "eth0", False)
     try:
         assert (await reachable(lab, "master", ["192.168.17.1"]))["192.168.17.1"] is False
