@@ -724,6 +724,10 @@ class Node:
                     self._stop(now_s, g, StopReason.STANDBY, out)
                 elif target is not None and target != self.name and not view.maintenance():
                     self._stop(now_s, g, StopReason.HANDOVER, out)
+                elif self._stale_on_half(now_s, g):
+                    # Keep running and ask again one epoch above any seen: the voters that
+                    # refused ours as stale grant it, and the lease is a majority again.
+                    self._begin_claim(now_s, g, out, phase=Phase.RUNNING)
             case Phase.STOPPING:
                 assert g.claim is not None
                 if now_s - g.since_s < STOP_RENEW_LIMIT_S:
@@ -751,7 +755,23 @@ class Node:
             known = max(known, g.claim.epoch, g.claim.max_seen_epoch)
         return known
 
-    def _begin_claim(self, now_s: float, g: _Group, out: _Out) -> None:
+    def _stale_on_half(self, now_s: float, g: _Group) -> bool:
+        """Running on the two-node rule (no majority) at an epoch a voter refused as not
+        new, e.g. adopted while cut off, at the only epoch it knew. Our own voter promises
+        us (so the new claim keeps the two-node rule from its first step)."""
+        claim = g.claim
+        assert claim is not None
+        return (
+            claim.valid_until_s() <= now_s
+            and (claim.stale or claim.max_seen_epoch > claim.epoch)
+            and self._voter is not None
+            and not self._voter.quiet(now_s)
+            and self._voter.promised(now_s, g.config.name) == self.name
+        )
+
+    def _begin_claim(
+        self, now_s: float, g: _Group, out: _Out, *, phase: Phase = Phase.ACQUIRING
+    ) -> None:
         gname = g.config.name
         epoch = self._known_epoch(gname) + 1
         g.claim = Claim(
@@ -763,7 +783,10 @@ class Node:
             now_s,
             local=self.name if self._voter is not None else None,
         )
-        g.phase, g.since_s = Phase.ACQUIRING, now_s
+        if phase is Phase.ACQUIRING:
+            g.phase, g.since_s = phase, now_s
+        else:
+            self._push_status = True  # our status shows the new epoch
         self._renew(now_s, g.claim, out)
 
     def _renew(self, now_s: float, claim: Claim, out: _Out) -> None:

@@ -91,3 +91,38 @@ def test_seed_640_holder_renews_at_its_own_epoch_after_partition_heals() -> None
     never got a majority lease and lost the group on the next false suspicion. A voter now
     promises an epoch it learned again to the node that runs at it."""
     _replay(2, 0, 640)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_holder_adopted_at_a_stale_epoch_moves_to_a_majority_lease_after_heal(seed: int) -> None:
+    """The soak's seed 43004 (2 nodes, `9385fa9`): n0's agent was killed, and restarted
+    while cut off from n1 on the heartbeat network. It adopted its VIP at epoch 1 (it
+    knew no higher) and ran on the two-node rule. After the heal n1 refused epoch 1 as
+    stale, so n0 kept running without a majority lease, and two heartbeats lost in a row
+    (5 % loss) let n1 declare it dead and take over. A holder refused as stale now asks
+    again at a higher epoch, keeping its group, and so settles on a majority lease."""
+    sim = Sim(make_config(2, timings=CI_TIMINGS), seed)
+    sim.run_until(4.0)
+    assert sim.holders("g0") == ["n0"] and sim.settled()
+    n1 = sim.hosts["n1"].node
+    assert n1 is not None
+    sim.kill_agent("n0")
+    sim.net.partition(["n0"], ["n1"], service=False)
+    sim.run_until(5.0)
+    sim.restart("n0")
+    sim.run_until(8.0)
+    assert sim.holders("g0") == ["n0"], sim.trace[-20:]
+    n0 = sim.hosts["n0"].node
+    assert n0 is not None and n0.epoch("g0") == 1, "adopted at the only epoch it knew"
+    sim.heal()
+    sim.run_until(8.0 + 4 * CI_TIMINGS.lease_s)
+    assert sim.holders("g0") == ["n0"] and sim.settled(), sim.trace[-20:]
+    assert n0.epoch("g0") > 1
+    # Now n1 wrongly believing n0 dead (its heartbeats lost for a while) moves nothing.
+    starts = len(sim.stats.starts)
+    sim.net.cut.add(("n0", "n1"))
+    sim.run_until(sim.now_s + 4 * CI_TIMINGS.keepalive_s)
+    sim.net.cut.discard(("n0", "n1"))
+    sim.run_until(sim.now_s + 3.0)
+    assert sim.holders("g0") == ["n0"] and len(sim.stats.starts) == starts, sim.trace[-20:]
+    assert not sim.violations
