@@ -267,6 +267,11 @@ class Claim:
         view.refused_until_s = now_s + reply.busy_s * (1 + 2 * self.max_drift)
         return Refusal.BUSY if reply.busy_s > 0 else Refusal.STALE_EPOCH
 
+    def outbid(self) -> bool:
+        """A voter refused our epoch as not new, or reported a higher one: only a claim at a
+        higher epoch can get its promise."""
+        return self.stale or self.max_seen_epoch > self.epoch
+
     def nth_expiry_s(self, n: int) -> float:
         """The time until which at least `n` voters' promises run, by our estimate."""
         if n <= 0:

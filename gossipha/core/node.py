@@ -688,7 +688,7 @@ class Node:
                     out.notice(NoticeKind.LEASE_LOST, group=gname, detail="adopted, no lease")
                     self._stop(now_s, g, StopReason.LEASE_LOST, out)
                     self._to_idle(now_s, g, BACKOFF_LEASES)
-                elif g.adopted and (g.claim.stale or g.claim.max_seen_epoch > g.claim.epoch):
+                elif g.adopted and g.claim.outbid():
                     self._begin_claim(now_s, g, out)  # our epoch is stale: ask again, higher
                 elif self._holding_valid(now_s, g, claiming=True):
                     if g.adopted:
@@ -727,7 +727,7 @@ class Node:
                 elif self._stale_on_half(now_s, g):
                     # Keep running and ask again one epoch above any seen: the voters that
                     # refused ours as stale grant it, and the lease is a majority again.
-                    self._begin_claim(now_s, g, out, phase=Phase.RUNNING)
+                    self._begin_claim(now_s, g, out, keep_running=True)
             case Phase.STOPPING:
                 assert g.claim is not None
                 if now_s - g.since_s < STOP_RENEW_LIMIT_S:
@@ -763,14 +763,14 @@ class Node:
         assert claim is not None
         return (
             claim.valid_until_s() <= now_s
-            and (claim.stale or claim.max_seen_epoch > claim.epoch)
+            and claim.outbid()
             and self._voter is not None
             and not self._voter.quiet(now_s)
             and self._voter.promised(now_s, g.config.name) == self.name
         )
 
     def _begin_claim(
-        self, now_s: float, g: _Group, out: _Out, *, phase: Phase = Phase.ACQUIRING
+        self, now_s: float, g: _Group, out: _Out, *, keep_running: bool = False
     ) -> None:
         gname = g.config.name
         epoch = self._known_epoch(gname) + 1
@@ -783,10 +783,8 @@ class Node:
             now_s,
             local=self.name if self._voter is not None else None,
         )
-        if phase is Phase.ACQUIRING:
-            g.phase, g.since_s = phase, now_s
-        else:
-            self._push_status = True  # our status shows the new epoch
+        if not keep_running:  # else _refresh_status tells the peers the new epoch
+            g.phase, g.since_s = Phase.ACQUIRING, now_s
         self._renew(now_s, g.claim, out)
 
     def _renew(self, now_s: float, claim: Claim, out: _Out) -> None:
@@ -934,8 +932,7 @@ class Node:
                 self._next_beat_s = now_s
             self._next_beat_s += self.timings.keepalive_s
             targets.extend(self._members.outgoing(now_s))
-            if len(self._peer_names) > 1:
-                monitor = targets[0][0]
+            monitor = targets[0][0]  # outgoing() lists our monitor first
         if self._push_status:
             # A status change goes to every peer at once: handovers should not wait a beat.
             self._push_status = False

@@ -73,7 +73,7 @@ def preflight() -> str | None:
     type=click.FloatRange(1.0, 3600.0),
     default=None,
     metavar="SECONDS",
-    help="How long the heartbeat-loss scenario keeps 20% loss on (default 20).",
+    help="How long the heartbeat-loss scenarios keep 20% loss on (default 20).",
 )
 def demo(
     fast: bool,

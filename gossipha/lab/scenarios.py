@@ -77,7 +77,7 @@ class Profile:
     warntime: str
     deadtime: str
     initdead: str
-    loss_s: float = 20.0  # how long the heartbeat-loss scenario runs
+    loss_s: float = 20.0  # how long the heartbeat-loss scenarios keep the loss on
 
     @property
     def deadtime_s(self) -> float:
@@ -800,30 +800,31 @@ def _nginx_killed(run: Run) -> None:
             raise StepFailed(f"nginx started on the slave too: {c.state()}")
 
 
-def _heartbeat_loss(run: Run) -> None:
+def _hold_under_loss(run: Run, where: str, rules: tuple[tuple[str, int | None], ...]) -> None:
+    """20% loss on each (interface, UDP port or every packet) of both nodes for the
+    profile's `loss_s`: master must serve alone throughout."""
     c, lab = run.cluster, run.lab
     try:
-        with run.step(f"20% loss on eth1 of both for {run.profile.loss_s:.0f}s: no failover"):
-            lab.nft_loss("master", "eth1", 20)
-            lab.nft_loss("slave", "eth1", 20)
-            c.hold("master", run.profile.loss_s, "20% heartbeat loss")
-    finally:
-        lab.nft_loss("master", "eth1", None)
-        lab.nft_loss("slave", "eth1", None)
-
-
-def _heartbeat_loss_all(run: Run) -> None:
-    c, lab = run.cluster, run.lab
-    what = f"20% loss of UDP {DEFAULT_PORT} on eth0 and eth1 of both"
-    try:
-        with run.step(f"{what} for {run.profile.loss_s:.0f}s: no failover"):
+        with run.step(f"20% loss {where} for {run.profile.loss_s:.0f}s: no failover"):
             for node in NODES:
-                for ifname in ("eth0", "eth1"):
-                    lab.nft_loss(node, ifname, 20, udp_port=DEFAULT_PORT)
-            c.hold("master", run.profile.loss_s, "20% loss on every heartbeat link")
+                for ifname, port in rules:
+                    lab.nft_loss(node, ifname, 20, udp_port=port)
+            c.hold("master", run.profile.loss_s, f"20% loss {where}")
     finally:
         for node in NODES:
             lab.nft_loss_clear(node)
+
+
+def _heartbeat_loss(run: Run) -> None:
+    _hold_under_loss(run, "on eth1 of both", (("eth1", None),))
+
+
+def _heartbeat_loss_all(run: Run) -> None:
+    _hold_under_loss(
+        run,
+        f"of UDP {DEFAULT_PORT} on eth0 and eth1 of both",
+        (("eth0", DEFAULT_PORT), ("eth1", DEFAULT_PORT)),
+    )
 
 
 def _no_outage(_profile: Profile) -> float:

@@ -213,3 +213,17 @@ def test_due_and_next_due_agree_under_random_loss() -> None:
             if not _ask(c, now, answering, seq):
                 assert c.next_due_s() > now, (seed, now)
             now = max(now + 1e-3, min(c.next_due_s(), now + RETRY_S))
+
+
+def test_a_claim_is_outbid_by_a_stale_refusal_or_a_higher_epoch() -> None:
+    c = Claim(G, 3, (A, B), LEASE, RHO, started_s=0.0)
+    assert not c.outbid()
+    c.request(0.0, B, seq=1)
+    c.on_reply(0.0, B, LeaseReply(G, 3, 1, True, A, 3))
+    assert not c.outbid(), "a grant at our epoch"
+    c.on_reply(0.1, B, LeaseReply(G, 2, 9, False, "", 5, 0.0))  # an older claim's answer
+    assert c.outbid(), "a voter has seen epoch 5"
+    d = Claim(G, 3, (A, B), LEASE, RHO, started_s=0.0)
+    d.request(0.0, B, seq=1)
+    d.on_reply(0.0, B, LeaseReply(G, 3, 1, False, "", 3, 0.0))
+    assert d.outbid(), "refused as not new, nobody promised"
