@@ -1,25 +1,47 @@
-"""Failover in the lab: client-observed outages of real agents, N runs per scenario.
+"""Failover in the lab: client-observed outages of real agents, N runs per scenario, and the
+same scenarios run with Heartbeat 3 and keepalived in the same lab for the ratios.
 
     sudo python bench/failover.py --runs 10 --profile native --scenarios crash,graceful-stop --json
     sudo python bench/failover.py --runs 3 --profile tutorial --scenarios crash --time-limit 900
+    sudo python bench/failover.py --systems gossipha-native,keepalived-default \
+        --scenarios crash:10,graceful-stop:10,loss-watch:1 --json --plot docs/img/failover.png
 
-One lab (network namespaces, nothing in the root namespace) and one cluster per invocation;
-every run starts from the baseline the scenario runner restores (both agents up, master
-serving), after `--settle` seconds of quiet so the detectors have a history, as a real
-cluster has before a failure. Runs of the scenarios are interleaved (crash, graceful-stop,
-crash, ...) so slow phases of the shared machine fall on all of them.
+Systems (`--systems`, default: gossipha with `--profile`): gossipha-native (gossipha.toml,
+native defaults), gossipha-tutorial (the tutorial's /etc/ha.d as it is), gossipha-fast (ha.cf
+at keepalive 200ms, deadtime 2), heartbeat-tutorial (Debian's Heartbeat with the tutorial's
+files), heartbeat-fast (its fastest: the fast ha.cf timings), keepalived-default (advert_int
+1, ping track script), keepalived-fast (VRRPv3, advert_int 200 ms). See gossipha/lab/peers.py.
+Scenarios take an optional run count (`crash:10`); besides the lab's own scenarios there are
+two that judge nothing and only watch (every system is measured the same way):
+`link-cut-watch` (eth1 down on both for --cut-seconds, then up for as long) and `loss-watch`
+(20% loss of everything on eth1 of both for --loss-seconds).
+
+One lab (network namespaces, nothing in the root namespace) per invocation and one cluster
+per system, the systems one after the other; every run starts from the baseline the
+scenario runner restores (both agents up, master serving), after `--settle` seconds of
+quiet so the detectors have a history, as a real cluster has before a failure. Runs of the
+scenarios are interleaved (crash, graceful-stop, crash, ...) so slow phases of the shared
+machine fall on all of them.
 
 Per run: the longest client outage (one request every 20 ms to the VIP) that began in the
 failover step and in the failback step, two-holder samples (both nodes' addresses every
 20 ms), and the agents' log events of each step as seconds after the step's start
 (detection, lease wait, probe, VIP add, nginx start). One JSON object on stdout with --json;
 progress on stderr. SIGTERM, SIGINT or --time-limit stop after the running run and still
-report. Results go to docs/benchmarks.md "## Failover in the lab".
+report (`--time-limit` is per system). Results go to docs/benchmarks.md "## Failover in the
+lab" and "## Beside Heartbeat and keepalived".
+
+JSON (stable; fields are only added): profile, runs, settle_s, stopped_early, duration_s,
+machine {cpus, python, load_avg}, scenarios (the first system's), and systems {name:
+{profile, duration_s, stopped_early, scenarios {name: {runs, passed, outage_s,
+failback_s, longest_outage_s, vip_on_new_s, moves, dual_holder_instants, ...}}}}, ratios
+{scenario: {"peer/gossipha": median outage ratio}}.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -30,17 +52,22 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gossipha.lab.peers import PEER_SYSTEMS, peer_cluster
 from gossipha.lab.scenarios import (
     NODES,
+    PEER,
     PROFILES,
     SCENARIO_NAMES,
     Cluster,
     Result,
+    Run,
+    Scenario,
     make_cluster,
     run_scenario,
     scenario,
@@ -105,8 +132,24 @@ def log_events(path: Path, from_wall: float, to_wall: float) -> dict[str, float]
     return found
 
 
+def vip_on_new_s(result: Result) -> float | None:
+    """Seconds from the first step's start until the VIP was on the other node (alone or
+    not) for the first time; None if it never moved there."""
+    if not result.steps or not result.holder_changes:
+        return None
+    before = result.holder_changes[0][1]
+    if len(before) != 1:
+        return None
+    other = PEER[before[0]]
+    start = result.steps[0].started_s
+    for t_s, holders in result.holder_changes:
+        if t_s >= start and other in holders:
+            return round(t_s - start, 3)
+    return None
+
+
 def run_record(cluster: Cluster, result: Result, wall_offset_s: float) -> dict[str, Any]:
-    """One run: outage per step and the agents' events in each step."""
+    """One run: outage per step, where the VIP went, and the agents' events in each step."""
     per_step = result.step_outages_s()
     steps: list[dict[str, Any]] = []
     for i, step in enumerate(result.steps):
@@ -128,6 +171,10 @@ def run_record(cluster: Cluster, result: Result, wall_offset_s: float) -> dict[s
         "failover_s": round(per_step[0], 3) if per_step else None,
         "failback_s": round(per_step[1], 3) if len(per_step) > 1 else None,
         "dual_holder_instants": result.dual_holder_instants,
+        "vip_on_new_s": vip_on_new_s(result),
+        # The client answered by another node than the one before (service moves).
+        "moves": len(result.switches),
+        "nobody_serving": any(not h for _, h in result.holder_changes[1:]),
         "steps": steps,
     }
 
@@ -155,34 +202,213 @@ def summarize(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "failback_s": quantiles(failback),
         "longest_outage_s": quantiles([r["longest_outage_s"] for r in records]),
         "dual_holder_instants": sum(r["dual_holder_instants"] for r in records),
+        "vip_on_new_s": quantiles([r["vip_on_new_s"] for r in records if r["vip_on_new_s"]]),
+        "moves": sum(r["moves"] for r in records),
+        "runs_with_moves": sum(1 for r in records if r["moves"]),
+        "runs_nobody_serving": sum(1 for r in records if r["nobody_serving"]),
         "events_failover_median": median_events(records, 0),
         "events_failback_median": median_events(records, 1),
         "errors": [r["error"] for r in records if r["error"]],
         "per_run": [
-            {k: r[k] for k in ("failover_s", "failback_s", "dual_holder_instants", "passed")}
+            {
+                k: r[k]
+                for k in (
+                    "failover_s",
+                    "failback_s",
+                    "dual_holder_instants",
+                    "vip_on_new_s",
+                    "moves",
+                    "passed",
+                )
+            }
             for r in records
         ],
     }
 
 
+# ---- systems and the watch-only scenarios ----
+
+GOSSIPHA_SYSTEMS = {f"gossipha-{name}": profile for name, profile in PROFILES.items()}
+SYSTEMS = (*sorted(GOSSIPHA_SYSTEMS), *PEER_SYSTEMS)
+# The comparisons the issue names: each peer at its defaults against gossipha with the same
+# user's files (Heartbeat: the tutorial's; keepalived: a native install).
+HEADLINE = {
+    "heartbeat-tutorial": "gossipha-tutorial",
+    "heartbeat-fast": "gossipha-native",
+    "keepalived-default": "gossipha-native",
+    "keepalived-fast": "gossipha-native",
+}
+
+
+def make_system(lab: Lab, name: str, say: Callable[[str], None]) -> Cluster:
+    if name in GOSSIPHA_SYSTEMS:
+        return make_cluster(lab, GOSSIPHA_SYSTEMS[name], say=say)
+    return peer_cluster(lab, name, say=say)
+
+
+def watch_scenarios(cut_s: float, loss_s: float) -> dict[str, Scenario]:
+    """Faults applied for a fixed time with nothing asserted: what each system does."""
+
+    def link_cut(run: Run) -> None:
+        lab = run.lab
+        try:
+            with run.step(f"eth1 down on both for {cut_s:.0f}s"):
+                for node in NODES:
+                    lab.set_link(node, "eth1", False)
+                time.sleep(cut_s)
+            with run.step(f"eth1 up on both: watched {cut_s:.0f}s"):
+                for node in NODES:
+                    lab.set_link(node, "eth1", True)
+                time.sleep(cut_s)
+        finally:
+            for node in NODES:
+                lab.set_link(node, "eth1", True)
+
+    def loss(run: Run) -> None:
+        lab = run.lab
+        try:
+            with run.step(f"20% loss of everything on eth1 of both for {loss_s:.0f}s"):
+                for node in NODES:
+                    lab.nft_loss(node, "eth1", 20)
+                time.sleep(loss_s)
+        finally:
+            for node in NODES:
+                lab.nft_loss_clear(node)
+        with run.step("loss cleared: watched 10s"):
+            time.sleep(10.0)
+
+    return {
+        "link-cut-watch": Scenario(
+            "link-cut-watch", f"heartbeat link (eth1) down on both for {cut_s:.0f}s", link_cut
+        ),
+        "loss-watch": Scenario("loss-watch", f"20% loss on eth1 for {loss_s:.0f}s", loss),
+    }
+
+
+def parse_plan(spec: str, default_runs: int, known: set[str]) -> dict[str, int]:
+    """`crash:10,graceful-stop,loss-watch:1` -> {scenario: runs}; ValueError names the bad
+    entry and what was expected."""
+    plan: dict[str, int] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        name, _, count = entry.partition(":")
+        if name not in known:
+            raise ValueError(
+                f"unknown scenario {name!r}; expected one of {', '.join(sorted(known))}"
+            )
+        try:
+            runs = int(count) if count else default_runs
+        except ValueError:
+            raise ValueError(f"{entry!r}: the run count after ':' must be an integer") from None
+        if runs < 1:
+            raise ValueError(f"{entry!r}: the run count must be at least 1")
+        plan[name] = runs
+    if not plan:
+        raise ValueError("no scenario given")
+    return plan
+
+
+def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per scenario, each peer's median outage over gossipha's (HEADLINE pairs, and every
+    other gossipha system measured in the same run)."""
+    out: dict[str, dict[str, float | None]] = {}
+    gossiphas = [s for s in systems if s in GOSSIPHA_SYSTEMS]
+    for peer in (s for s in systems if s not in GOSSIPHA_SYSTEMS):
+        for name, summary in systems[peer]["scenarios"].items():
+            for ours in gossiphas:
+                mine = systems[ours]["scenarios"].get(name)
+                theirs_s = summary["outage_s"]["median"]
+                ours_s = mine["outage_s"]["median"] if mine else None
+                value = None if theirs_s is None or not ours_s else round(theirs_s / ours_s, 1)
+                out.setdefault(name, {})[f"{peer}/{ours}"] = value
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The docs/benchmarks.md table: one row per system and scenario."""
+    rows = [
+        "| system | scenario | runs | outage median | max | VIP on the other node (median) "
+        "| failback median | service moves | runs with nobody holding | dual-holder samples |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system, data in report["systems"].items():
+        for name, s in data["scenarios"].items():
+            rows.append(
+                f"| {system} | {name} | {s['runs']} | {_fmt(s['outage_s']['median'])} "
+                f"| {_fmt(s['outage_s']['max'])} | {_fmt(s['vip_on_new_s']['median'])} "
+                f"| {_fmt(s['failback_s']['median'])} | {s['moves']} "
+                f"| {s['runs_nobody_serving']} | {s['dual_holder_instants']} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Bar chart of median outage (max as a whisker) per system, one panel per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    names = sorted({n for d in report["systems"].values() for n in d["scenarios"]})
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        labels, medians, spans = [], [], []
+        for system, data in report["systems"].items():
+            s = data["scenarios"].get(name)
+            if s is None or s["outage_s"]["median"] is None:
+                continue
+            labels.append(system)
+            medians.append(max(s["outage_s"]["median"], 0.01))
+            spans.append(max(s["outage_s"]["max"] - s["outage_s"]["median"], 0.0))
+        colors = ["tab:green" if lb.startswith("gossipha") else "tab:gray" for lb in labels]
+        ax.bar(range(len(labels)), medians, yerr=[[0] * len(spans), spans], color=colors)
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylim(0.01, max([*medians, 0.1]) * 4)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.set_ylabel("client outage, s (median; whisker: max)")
+        ax.set_title(name)
+        for i, m in enumerate(medians):
+            ax.annotate(f"{m:.2f}", (i, m), ha="center", va="bottom", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=10, help="runs of a scenario without ':N'")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="native")
+    parser.add_argument("--systems", help=f"comma-separated, of: {', '.join(SYSTEMS)}")
     parser.add_argument("--scenarios", default="crash,graceful-stop,ping-lost")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--markdown", action="store_true", help="the table on stdout")
+    parser.add_argument("--plot", type=Path, help="write the outage chart (PNG) here")
     parser.add_argument("--settle", type=float, default=3.0, help="quiet seconds before a run")
-    parser.add_argument("--time-limit", type=float, default=3600.0, help="stop starting runs")
+    parser.add_argument("--cut-seconds", type=float, default=40.0, help="link-cut-watch")
+    parser.add_argument("--loss-seconds", type=float, default=180.0, help="loss-watch")
+    parser.add_argument("--time-limit", type=float, default=3600.0, help="per system")
     parser.add_argument("--verbose", action="store_true", help="the runner's steps on stderr")
     args = parser.parse_args(argv)
-    names = [n for n in args.scenarios.split(",") if n]
-    unknown = [n for n in names if n not in SCENARIO_NAMES]
-    if unknown or args.runs < 1:
-        parser.error(f"unknown scenario(s) {unknown}; expected {', '.join(SCENARIO_NAMES)}")
+    watch = watch_scenarios(args.cut_seconds, args.loss_seconds)
+    try:
+        plan = parse_plan(args.scenarios, args.runs, set(SCENARIO_NAMES) | set(watch))
+    except ValueError as exc:
+        parser.error(f"--scenarios: {exc}")
+    systems = [s for s in (args.systems or f"gossipha-{args.profile}").split(",") if s]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        parser.error(f"--systems: unknown {unknown}; expected some of {', '.join(SYSTEMS)}")
     if os.geteuid() != 0:
         print("failover.py: needs root (network namespaces)", file=sys.stderr)
         return 2
-    profile = PROFILES[args.profile]
 
     stop = {"now": False}
     main_pid = os.getpid()
@@ -204,58 +430,105 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             print(line, file=sys.stderr, flush=True)
 
-    records: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     started = time.monotonic()
     wall_offset_s = time.time() - time.monotonic()
+    results: dict[str, dict[str, Any]] = {}
     sweep_stale()
     with Lab() as lab:
-        cluster = make_cluster(lab, profile, say=say)
-        try:
-            for i in range(args.runs):
-                for name in names:
-                    if stop["now"] or time.monotonic() - started > args.time_limit:
-                        stop["now"] = True
-                        break
-                    cluster.ensure_baseline()
-                    time.sleep(args.settle)
-                    result = run_scenario(cluster, scenario(name), say=say)
-                    rec = run_record(cluster, result, wall_offset_s)
-                    records[name].append(rec)
-                    print(
-                        f"[{time.monotonic() - started:7.1f}s] {name} run {i + 1}: "
-                        f"failover {rec['failover_s']}s failback {rec['failback_s']}s "
-                        f"dual {rec['dual_holder_instants']} "
-                        f"{'ok' if rec['passed'] else 'FAILED: ' + str(rec['error'])}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                if stop["now"]:
-                    break
-        finally:
-            cluster.close()
+        for system in systems:
+            if stop["now"]:
+                break
+            results[system] = run_system(lab, system, plan, watch, args, say, stop, wall_offset_s)
+    first = next(iter(results.values()), {"profile": None, "scenarios": {}})
     report = {
-        "profile": profile.name,
+        "profile": first["profile"],
         "runs": args.runs,
         "settle_s": args.settle,
-        "stopped_early": stop["now"],
+        "stopped_early": stop["now"] or any(r["stopped_early"] for r in results.values()),
         "duration_s": round(time.monotonic() - started, 1),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_avg": [round(x, 2) for x in os.getloadavg()],
         },
-        "scenarios": {n: summarize(n, recs) for n, recs in records.items()},
+        "scenarios": first["scenarios"],
+        "systems": results,
+        "ratios": ratios(results),
     }
+    if args.plot is not None:
+        plot(report, args.plot)
     if args.json:
         print(json.dumps(report))
+    elif args.markdown:
+        print(markdown(report), end="")
     else:
-        for n, s in report["scenarios"].items():
-            print(
-                f"{n:15} runs {s['runs']:3}  outage {s['outage_s']}  "
-                f"failback {s['failback_s']}  dual {s['dual_holder_instants']}"
-            )
-    failed = any(s["dual_holder_instants"] for s in report["scenarios"].values())
-    return 1 if failed else 0
+        for system, data in results.items():
+            for n, s in data["scenarios"].items():
+                print(
+                    f"{system:20} {n:15} runs {s['runs']:3}  outage {s['outage_s']}  "
+                    f"failback {s['failback_s']}  moves {s['moves']}  "
+                    f"dual {s['dual_holder_instants']}"
+                )
+    ours_dual = any(
+        s["dual_holder_instants"]
+        for name, data in results.items()
+        if name in GOSSIPHA_SYSTEMS
+        for s in data["scenarios"].values()
+    )
+    return 1 if ours_dual else 0
+
+
+def run_system(
+    lab: Lab,
+    system: str,
+    plan: dict[str, int],
+    watch: dict[str, Scenario],
+    args: argparse.Namespace,
+    say: Callable[[str], None],
+    stop: dict[str, bool],
+    wall_offset_s: float,
+) -> dict[str, Any]:
+    """Every planned run of one system, scenarios interleaved, from one cluster."""
+    records: dict[str, list[dict[str, Any]]] = {n: [] for n in plan}
+    started = time.monotonic()
+    stopped_early = False
+    cluster = make_system(lab, system, say)
+    print(f"== {system} ({cluster.profile.name})", file=sys.stderr, flush=True)
+    try:
+        for i in range(max(plan.values())):
+            for name, runs in plan.items():
+                if i >= runs:
+                    continue
+                if stop["now"] or time.monotonic() - started > args.time_limit:
+                    stopped_early = True
+                    break
+                cluster.ensure_baseline()
+                time.sleep(args.settle)
+                sc = watch[name] if name in watch else scenario(name)
+                result = run_scenario(cluster, sc, say=say)
+                rec = run_record(cluster, result, wall_offset_s)
+                records[name].append(rec)
+                print(
+                    f"[{time.monotonic() - started:7.1f}s] {system} {name} run {i + 1}: "
+                    f"outage {rec['failover_s']}s then {rec['failback_s']}s, "
+                    f"VIP on the other node {rec['vip_on_new_s']}s, moves {rec['moves']}, "
+                    f"dual {rec['dual_holder_instants']} "
+                    f"{'ok' if rec['passed'] else 'FAILED: ' + str(rec['error'])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if stopped_early:
+                break
+    finally:
+        cluster.close()
+        with contextlib.suppress(Exception):
+            cluster.stop_all()
+    return {
+        "profile": cluster.profile.name,
+        "duration_s": round(time.monotonic() - started, 1),
+        "stopped_early": stopped_early,
+        "scenarios": {n: summarize(n, recs) for n, recs in records.items()},
+    }
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager)
+DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager heartbeat keepalived)
 
 if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
@@ -18,7 +18,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,bench]'
 
 # git keeps no file modes but the executable bit: the tutorial's authkeys must be 600,
 # exactly as the tutorial says (chmod 600 /etc/ha.d/authkeys).

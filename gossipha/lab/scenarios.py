@@ -35,6 +35,7 @@ from gossipha.lab.nginx import TUTORIAL_PAGES, prepare
 from gossipha.lab.observe import (
     Client,
     ClientSample,
+    HolderSample,
     HolderSampler,
     Summary,
     fetch,
@@ -60,6 +61,8 @@ NO_OUTAGE_S = 0.2
 # An outage counts against a step when its last answer came at most this long before the
 # step started (the client's period plus scheduling noise).
 OUTAGE_SLACK_S = 0.1
+# How long the client may take to get its first answer before a scenario's fault.
+CLIENT_START_S = 10.0
 # How long a graceful stop may take: the agent exits once its successor holds.
 STOP_TIMEOUT_S = 20.0
 
@@ -227,11 +230,18 @@ def child_env() -> dict[str, str]:
 class Cluster:
     """Two agents in a built lab, their configuration, and probes of who serves."""
 
-    def __init__(self, lab: Lab, profile: Profile, *, say: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        lab: Lab,
+        profile: Profile,
+        *,
+        say: Callable[[str], None] | None = None,
+        root: Path | None = None,
+    ):
         self.lab = lab
         self.profile = profile
         self.say = say or (lambda _msg: None)
-        self.root = lab.workdir / f"cluster-{profile.name}"
+        self.root = root or lab.workdir / f"cluster-{profile.name}"
         self.second_link = False
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
@@ -935,6 +945,8 @@ class Result:
     duration_s: float = 0.0
     # Every client outage as (last answer before, first answer after), monotonic seconds.
     outages: list[tuple[float, float]] = field(default_factory=list)
+    # Who held the VIP, at the first sample and at every change after it (monotonic s).
+    holder_changes: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
 
     def step_outages_s(self) -> list[float]:
         """Longest client outage that began during each step, in step order (0.0: none).
@@ -1046,6 +1058,7 @@ def run_scenario(
     if ticker is not None:
         ticker.start()
     try:
+        _await_first_answer(client, CLIENT_START_S)
         time.sleep(0.3)  # a few requests before the fault
         sc.body(run)
         time.sleep(0.3)
@@ -1070,6 +1083,7 @@ def run_scenario(
     result.requests, result.answered = summary.requests, summary.answered
     result.switches = list(summary.switches)
     result.outages = outage_windows(client.samples())
+    result.holder_changes = holder_changes(sampler.samples)
     result.passed = judge(sc, cluster.profile, result)
     if result.error is not None:
         for node in NODES:
@@ -1081,6 +1095,16 @@ def run_scenario(
         + (f" ({result.error})" if result.error else "")
     )
     return result
+
+
+def _await_first_answer(client: Client, bound_s: float) -> None:
+    """Until the client has had an answer (its process starts in the client namespace and
+    may take a while on a loaded machine): a fault before it would hide its outage."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if any(s.who is not None for s in read_client_log(client.log_path)):
+            return
+        time.sleep(POLL_S)
 
 
 def outage_windows(samples: Sequence[ClientSample]) -> list[tuple[float, float]]:
@@ -1101,6 +1125,16 @@ def outage_windows(samples: Sequence[ClientSample]) -> list[tuple[float, float]]
     if failing:
         windows.append((last_ok_s, ordered[-1].t_s))
     return windows
+
+
+def holder_changes(samples: Sequence[HolderSample]) -> list[tuple[float, tuple[str, ...]]]:
+    """(t, holders) at the first sample and wherever the sampled holders differ from the
+    sample before: when the VIP appeared or vanished on each node."""
+    changes: list[tuple[float, tuple[str, ...]]] = []
+    for sample in sorted(samples, key=lambda x: x.t_s):
+        if not changes or sample.holders != changes[-1][1]:
+            changes.append((sample.t_s, sample.holders))
+    return changes
 
 
 def settle(cluster: Cluster, say: Callable[[str], None]) -> None:
