@@ -7,14 +7,15 @@ same scenarios run with Heartbeat 3 and keepalived in the same lab for the ratio
         --scenarios crash:10,graceful-stop:10,loss-watch:1 --json --plot docs/img/failover.png
 
 Systems (`--systems`, default: gossipha with `--profile`): gossipha-native (gossipha.toml,
-native defaults), gossipha-tutorial (the tutorial's /etc/ha.d as it is), gossipha-fast (ha.cf
-at keepalive 200ms, deadtime 2), heartbeat-tutorial (Debian's Heartbeat with the tutorial's
-files), heartbeat-fast (its fastest: the fast ha.cf timings), keepalived-default (advert_int
-1, ping track script), keepalived-fast (VRRPv3, advert_int 200 ms). See gossipha/lab/peers.py.
-Scenarios take an optional run count (`crash:10`); besides the lab's own scenarios there are
-two that judge nothing and only watch (every system is measured the same way):
-`link-cut-watch` (eth1 down on both for --cut-seconds, then up for as long) and `loss-watch`
-(20% loss of everything on eth1 of both for --loss-seconds).
+native defaults), gossipha-tutorial (the tutorial's /etc/ha.d as it is), gossipha-fast
+(ha.cf at keepalive 200ms, deadtime 2), heartbeat-tutorial (Debian's Heartbeat with the
+tutorial's files), heartbeat-fast (its fastest: the fast ha.cf timings),
+keepalived-default (advert_int 1, ping track script), keepalived-fast (VRRPv3, advert_int
+200 ms). See gossipha/lab/peers.py. Scenarios take an optional run count (`crash:10`);
+besides the lab's own scenarios there are two that judge nothing and only watch (every
+system is measured the same way): `link-cut-watch` (eth1 down on both for --cut-seconds,
+then up for --heal-seconds) and `loss-watch` (20% loss of everything on eth1 of both for
+--loss-seconds).
 
 One lab (network namespaces, nothing in the root namespace) per invocation and one cluster
 per system, the systems one after the other; every run starts from the baseline the
@@ -246,7 +247,7 @@ def make_system(lab: Lab, name: str, say: Callable[[str], None]) -> Cluster:
     return peer_cluster(lab, name, say=say)
 
 
-def watch_scenarios(cut_s: float, loss_s: float) -> dict[str, Scenario]:
+def watch_scenarios(cut_s: float, loss_s: float, heal_s: float = 60.0) -> dict[str, Scenario]:
     """Faults applied for a fixed time with nothing asserted: what each system does."""
 
     def link_cut(run: Run) -> None:
@@ -256,10 +257,10 @@ def watch_scenarios(cut_s: float, loss_s: float) -> dict[str, Scenario]:
                 for node in NODES:
                     lab.set_link(node, "eth1", False)
                 time.sleep(cut_s)
-            with run.step(f"eth1 up on both: watched {cut_s:.0f}s"):
+            with run.step(f"eth1 up on both: watched {heal_s:.0f}s"):
                 for node in NODES:
                     lab.set_link(node, "eth1", True)
-                time.sleep(cut_s)
+                time.sleep(heal_s)
         finally:
             for node in NODES:
                 lab.set_link(node, "eth1", True)
@@ -393,11 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="write the outage chart (PNG) here")
     parser.add_argument("--settle", type=float, default=3.0, help="quiet seconds before a run")
     parser.add_argument("--cut-seconds", type=float, default=40.0, help="link-cut-watch")
+    parser.add_argument("--heal-seconds", type=float, default=60.0, help="link-cut-watch")
     parser.add_argument("--loss-seconds", type=float, default=180.0, help="loss-watch")
     parser.add_argument("--time-limit", type=float, default=3600.0, help="per system")
     parser.add_argument("--verbose", action="store_true", help="the runner's steps on stderr")
     args = parser.parse_args(argv)
-    watch = watch_scenarios(args.cut_seconds, args.loss_seconds)
+    watch = watch_scenarios(args.cut_seconds, args.loss_seconds, args.heal_seconds)
     try:
         plan = parse_plan(args.scenarios, args.runs, set(SCENARIO_NAMES) | set(watch))
     except ValueError as exc:
