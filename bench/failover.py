@@ -440,7 +440,19 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems:
             if stop["now"]:
                 break
-            results[system] = run_system(lab, system, plan, watch, args, say, stop, wall_offset_s)
+            try:
+                results[system] = run_system(
+                    lab, system, plan, watch, args, say, stop, wall_offset_s
+                )
+            except Exception as exc:  # one system failing to run must not lose the others
+                print(f"failover.py: {system}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                results[system] = {
+                    "profile": None,
+                    "duration_s": None,
+                    "stopped_early": True,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "scenarios": {},
+                }
     first = next(iter(results.values()), {"profile": None, "scenarios": {}})
     report = {
         "profile": first["profile"],
