@@ -112,7 +112,7 @@ def commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "gossipha", "bench"],
+            ["git", "-C", str(root), "status", "--porcelain", "-uno", "--", "gossipha", "bench"],
             capture_output=True,
             text=True,
             timeout=10,
