@@ -342,6 +342,10 @@ class KeepalivedCluster(Cluster):
         if self.agent_alive(node):
             raise LabError(f"{node}: keepalived already running (pid {self.agents[node].pid})")
         nd = self.root / node
+        # Pid files live in /run, which a reboot empties: a killed keepalived's files would
+        # name processes that may linger as zombies here and make the new one refuse to run.
+        for name in ("keepalived.pid", "vrrp.pid", "checkers.pid"):
+            (nd / name).unlink(missing_ok=True)
         argv = [
             str(KEEPALIVED_BIN),
             "--dont-fork",
