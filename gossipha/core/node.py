@@ -409,8 +409,6 @@ class Node:
                 held = self._groups.get(h.group)
                 if held is not None and h.epoch >= held.seen_epoch:
                     held.seen_epoch, held.seen_holder = h.epoch, st.name
-            if old is None or old.takeover != st.takeover:
-                self._takeover = max(self._takeover, st.takeover)
 
     def _on_release(
         self, now_s: float, sender: NodeId, gname: GroupName, epoch: int, unused: bool

@@ -208,6 +208,23 @@ def test_standby_gives_up_and_takeover_takes_back() -> None:
     assert not sim.violations
 
 
+def test_takeover_on_the_other_node_moves_the_group_while_the_preferred_is_up() -> None:
+    """hb_takeover on the slave: the group moves to it at once and stays, until a later
+    takeover on the preferred node takes it back (the latest command wins)."""
+    sim = _sim(2)
+    sim.run_until(sim.now_s + 1.0)
+    assert sim.holders("g0") == ["n0"]
+    _admin(sim, "n1", AdminKind.TAKEOVER)
+    sim.run_until(sim.now_s + 1.0)
+    assert sim.holders("g0") == ["n1"], "takeover on the other node moves the group"
+    sim.run_until(sim.now_s + TIMINGS.failback_delay_s + 5.0)
+    assert sim.holders("g0") == ["n1"], "no failback over a takeover"
+    _admin(sim, "n0", AdminKind.TAKEOVER)
+    sim.run_until(sim.now_s + 1.0)
+    assert sim.holders("g0") == ["n0"], "a later takeover on n0 wins"
+    assert not sim.violations
+
+
 def test_maintenance_freezes_placement() -> None:
     sim = _sim(2)
     _admin(sim, "n1", AdminKind.MAINTENANCE_ON)
