@@ -19,12 +19,24 @@ from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import ScheduleResult, percentiles, random_schedule
 
 
-def _config(nodes: int, config_path: Path | None) -> Config:
+def _config(nodes: int | None, config_path: Path | None, node_name: str | None) -> Config:
+    """The simulated cluster: `nodes` made-up nodes, or the cluster of a configuration file
+    (read as `node_name` sees it, default uname -n; every node is simulated either way).
+    A bad file exits 2 with the loader's file:line message, as `check-config` does."""
     if config_path is None:
-        return make_config(nodes)
+        if node_name is not None:
+            raise click.UsageError("--node-name needs --config")
+        return make_config(2 if nodes is None else nodes)
+    if nodes is not None:
+        raise click.UsageError("--nodes and --config are exclusive: the file names the nodes")
     from gossipha.config import load as load_mod
+    from gossipha.config.errors import ConfigError
 
-    loaded = load_mod.load(config_path, node_name=None, host_addresses=frozenset())
+    try:
+        loaded = load_mod.load(config_path, node_name=node_name, host_addresses=frozenset())
+    except ConfigError as exc:
+        click.echo(f"gossipha: error: {exc.render()}", err=True)
+        sys.exit(2)
     cfg = loaded.config
     return replace(cfg, node_name=cfg.nodes[0].name)
 
@@ -67,24 +79,32 @@ def run(
 
 
 @click.command("sim")
-@click.option("--nodes", type=click.IntRange(2, 4096), default=2, show_default=True)
+@click.option(
+    "--nodes", type=click.IntRange(2, 4096), default=None, help="made-up nodes (default 2)"
+)
 @click.option("--schedules", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--loss", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True)
 @click.option("--jitter", "jitter_s", type=click.FloatRange(0.0, 10.0), default=0.0)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--node-name",
+    metavar="NAME",
+    help="read --config as this node (default: uname -n); every node is simulated",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def sim(
-    nodes: int,
+    nodes: int | None,
     schedules: int,
     seed: int,
     loss: float,
     jitter_s: float,
     config_path: Path | None,
+    node_name: str | None,
     as_json: bool,
 ) -> None:
     """Run random fault schedules of the real cluster core in a simulator."""
-    config = _config(nodes, config_path)
+    config = _config(nodes, config_path, node_name)
     report, bad = run(config, schedules, seed, loss, jitter_s)
     if as_json:
         click.echo(json.dumps(report))
@@ -96,9 +116,8 @@ def sim(
             f"violation in schedule seed {bad.seed}: {bad.safety + bad.liveness}", file=sys.stderr
         )
         print("\n".join(bad.trace), file=sys.stderr)
-        print(
-            f"replay: gossipha sim --nodes {nodes} --schedules 1 --seed {bad.seed}", file=sys.stderr
-        )
+        cluster = f"--config {config_path}" if config_path else f"--nodes {len(config.nodes)}"
+        print(f"replay: gossipha sim {cluster} --schedules 1 --seed {bad.seed}", file=sys.stderr)
         sys.exit(1)
 
 

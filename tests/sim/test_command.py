@@ -39,3 +39,46 @@ def test_violation_exits_1_with_seed(monkeypatch) -> None:  # type: ignore[no-un
     report = json.loads(res.stdout.splitlines()[0])
     assert report["safety_violations"] == 2 and report["first_violation_seed"] == 9
     assert "seed 9" in res.stderr and "trace line" in res.stderr
+
+
+def _native_config(tmp_path):  # type: ignore[no-untyped-def]
+    import shutil
+    from pathlib import Path
+
+    from gossipha.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "native"
+    shutil.copy(example / "gossipha.toml", tmp_path / "gossipha.toml")
+    (tmp_path / "resource.d").mkdir()
+    script = tmp_path / "resource.d" / "nginx"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    res = CliRunner().invoke(main, ["keygen", "--output", str(tmp_path / "authkeys")])
+    assert res.exit_code == 0, res.output
+    return tmp_path / "gossipha.toml"
+
+
+def test_config_file_is_simulated_from_any_nodes_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = _native_config(tmp_path)
+    args = ["--config", str(config), "--node-name", "slavenginx", "--schedules", "2", "--json"]
+    res = CliRunner().invoke(sim, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["nodes"] == 2 and report["safety_violations"] == 0
+
+
+def test_bad_config_file_exits_2_naming_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = _native_config(tmp_path)
+    res = CliRunner().invoke(sim, ["--config", str(config), "--node-name", "nobody"])
+    assert res.exit_code == 2 and "nobody" in res.stderr, res.stderr
+    (tmp_path / "authkeys").unlink()
+    res = CliRunner().invoke(sim, ["--config", str(config), "--node-name", "masternginx"])
+    assert res.exit_code == 2
+    assert f"gossipha: error: {config}:" in res.stderr and "authkeys" in res.stderr
+
+
+def test_nodes_and_config_are_exclusive(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    res = CliRunner().invoke(sim, ["--nodes", "3", "--config", str(tmp_path / "x.toml")])
+    assert res.exit_code == 2 and "exclusive" in res.output
+    res = CliRunner().invoke(sim, ["--node-name", "a"])
+    assert res.exit_code == 2 and "--node-name needs --config" in res.output
