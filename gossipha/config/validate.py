@@ -160,8 +160,9 @@ def _check_voters(config: Config, warn: _Warn) -> None:
     if count > MAX_SENSIBLE_VOTERS:
         warn(
             key,
-            f"{shown} {how}: the lease holder renews with every voter, so its messages grow "
-            f"with the count for no safety gained; expected at most {MAX_SENSIBLE_VOTERS} "
+            f"{shown} {how}: a claim, and a renewal round left unanswered, asks every voter, "
+            f"so lease traffic grows with the count for no safety gained; expected at most "
+            f"{MAX_SENSIBLE_VOTERS} "
             "(5 is the default): mark the voters with `voter = true`",
         )
     if count % 2 == 0 and count > 2:
@@ -227,7 +228,9 @@ def _check_auth(config: Config, fail: _Fail, warn: _Warn) -> None:
             fail(
                 "auth",
                 "auth method crc means NO authentication: anyone on the wire can forge "
-                "heartbeats; expected sha256 (run `gossipha keygen`), or allow it explicitly",
+                "heartbeats; expected sha256 (run `gossipha keygen`), or allow it explicitly "
+                "(`allow_unauthenticated = true` in [auth] of gossipha.toml, or "
+                "--allow-unauthenticated)",
             )
         warn("auth", "AUTHENTICATION IS OFF (crc): anyone on the wire can forge heartbeats")
     elif key.method.legacy:
