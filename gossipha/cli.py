@@ -5,10 +5,11 @@ Configuration errors print one line (file:line: message) and exit with status 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import click
 import orjson
@@ -16,11 +17,10 @@ import orjson
 from gossipha import __version__
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
-from gossipha.lab.demo import demo
 from gossipha.observe.commands import register as register_observe
+from gossipha.resources.rtnl import host_addresses
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
-from gossipha.sim.command import sim
 
 EXIT_CONFIG = 2
 
@@ -37,7 +37,12 @@ def _print_warnings(warnings: tuple[ConfigWarning, ...]) -> None:
 
 def _load(path: Path, node_name: str | None, allow_unauthenticated: bool) -> Loaded:
     try:
-        loaded = load(path, node_name, allow_unauthenticated=allow_unauthenticated)
+        loaded = load(
+            path,
+            node_name,
+            allow_unauthenticated=allow_unauthenticated,
+            host_addresses=host_addresses(),
+        )
     except ConfigError as exc:
         _config_failure(exc)
     _print_warnings(loaded.warnings)
@@ -69,7 +74,29 @@ def _parse_listen(
     return host, int(port)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; `demo` and `sim` are imported only when asked for.
+
+    The lab (`demo`) imports pyroute2 and the simulator its harness: about a megabyte and
+    more of an agent's resident memory that `gossipha agent` never uses.
+    """
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "demo": ("gossipha.lab.demo", "demo"),
+        "sim": ("gossipha.sim.command", "sim"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attr = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gossipha")
 def main() -> None:
     """gossipha: a high-availability agent for a floating IP and its services."""
@@ -219,7 +246,12 @@ def witness(
     from gossipha.runtime.witness import load_witness
 
     try:
-        loaded = load_witness(config_path, node_name, allow_unauthenticated=allow_unauthenticated)
+        loaded = load_witness(
+            config_path,
+            node_name,
+            allow_unauthenticated=allow_unauthenticated,
+            host_addresses=host_addresses(),
+        )
     except ConfigError as exc:
         _config_failure(exc)
     _print_warnings(loaded.warnings)
@@ -247,7 +279,5 @@ def _agent_options(
     )
 
 
-main.add_command(sim)
-main.add_command(demo)
 register_observe(main)
 register_runtime(main)

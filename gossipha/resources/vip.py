@@ -10,7 +10,6 @@ Heartbeat's findif: on the interface whose subnet holds the address, with that p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import ipaddress
 import logging
@@ -19,12 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute, NetNS
-from pyroute2.netlink.exceptions import NetlinkError
-
 from gossipha.aio import within
 from gossipha.config.model import IPAddress, VipResource
 from gossipha.resources import arp
+from gossipha.resources.rtnl import NetlinkError, Rtnl
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +88,31 @@ def find_interface(
     return best
 
 
-def _open(netns: str | None) -> contextlib.closing[Any]:
-    return contextlib.closing(IPRoute() if netns is None else NetNS(netns, flags=0))
+def _open(netns: str | None) -> Rtnl:
+    return Rtnl(netns)
 
 
 def _family(address: IPAddress) -> int:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-def _configured(ipr: Any, family: int) -> Iterator[tuple[int, str, Any]]:
-    """(index, ifname, ip_interface) of every address of `family`."""
-    names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in ipr.get_links()}
-    for msg in ipr.get_addr(family=family):
-        ip = msg.get("IFA_ADDRESS")
-        if ip is None:
+def _configured(
+    ipr: Rtnl, family: int, *, names: bool = True
+) -> Iterator[tuple[int, str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
+    """(index, ifname, ip_interface) of every address of `family` (ifname "?" without
+    `names`: one netlink dump fewer for callers that only compare indexes)."""
+    named = {link.index: str(link.name) for link in ipr.links()} if names else {}
+    for msg in ipr.addresses(family):
+        if msg.address is None:
             continue
-        idx = int(msg["index"])
-        yield idx, names.get(idx, "?"), ipaddress.ip_interface(f"{ip}/{msg['prefixlen']}")
+        yield (
+            msg.index,
+            named.get(msg.index, "?"),
+            ipaddress.ip_interface(f"{msg.address}/{msg.prefixlen}"),
+        )
 
 
-def _place(ipr: Any, vip: VipResource) -> VipPlacement:
+def _place(ipr: Rtnl, vip: VipResource) -> VipPlacement:
     family = _family(vip.address)
     configured = list(_configured(ipr, family))
     interface, prefix = vip.interface, vip.prefix
@@ -125,8 +127,8 @@ def _place(ipr: Any, vip: VipResource) -> VipPlacement:
             prefix = found[1] if found is not None and found[0] == interface else None
         if prefix is None:
             raise VipError(f"{vip.address}: no prefix given and none found on {interface}")
-    indexes = ipr.link_lookup(ifname=interface)
-    if not indexes:
+    index = ipr.link_index(interface)
+    if index is None:
         raise VipError(f"{vip.address}: no interface {interface}")
     label = vip.label
     if label is not None and (
@@ -136,13 +138,13 @@ def _place(ipr: Any, vip: VipResource) -> VipPlacement:
     broadcast = vip.broadcast
     if broadcast is None and vip.address.version == 4 and prefix < 31:
         broadcast = ipaddress.ip_network(f"{vip.address}/{prefix}", strict=False).broadcast_address
-    return VipPlacement(vip.address, prefix, interface, int(indexes[0]), label, broadcast)
+    return VipPlacement(vip.address, prefix, interface, index, label, broadcast)
 
 
-def _held_on(ipr: Any, address: IPAddress, index: int | None = None) -> list[tuple[int, int]]:
+def _held_on(ipr: Rtnl, address: IPAddress, index: int | None = None) -> list[tuple[int, int]]:
     """(index, prefixlen) of each interface holding `address` (only `index` if given)."""
     found: list[tuple[int, int]] = []
-    for idx, _name, iface in _configured(ipr, _family(address)):
+    for idx, _name, iface in _configured(ipr, _family(address), names=False):
         if iface.ip == address and (index is None or idx == index):
             found.append((idx, iface.network.prefixlen))
     return found
@@ -159,19 +161,18 @@ def add_vip_sync(vip: VipResource, netns: str | None = None) -> VipPlacement:
         placement = _place(ipr, vip)
         if _held_on(ipr, vip.address, placement.index):
             return placement
-        kwargs: dict[str, Any] = {
-            "index": placement.index,
-            "address": str(vip.address),
-            "prefixlen": placement.prefix,
-        }
-        if placement.label is not None and vip.address.version == 4:
-            kwargs["label"] = placement.label
-        if placement.broadcast is not None and vip.address.version == 4:
-            kwargs["broadcast"] = str(placement.broadcast)
-        if vip.address.version == 6:
-            kwargs["flags"] = IFA_F_NODAD  # usable at once; the probe already checked
+        v4 = vip.address.version == 4
         try:
-            ipr.addr("add", **kwargs)
+            ipr.add_address(
+                placement.index,
+                _family(vip.address),
+                str(vip.address),
+                placement.prefix,
+                label=placement.label if v4 else None,
+                broadcast=str(placement.broadcast) if v4 and placement.broadcast else None,
+                # usable at once; the probe already checked
+                flags=0 if v4 else IFA_F_NODAD,
+            )
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise VipError(f"{vip.address}: add on {placement.interface}: {exc}") from exc
@@ -183,14 +184,13 @@ def remove_vip_sync(vip: VipResource, netns: str | None = None) -> bool:
     with _open(netns) as ipr:
         index: int | None = None
         if vip.interface is not None:
-            found = ipr.link_lookup(ifname=vip.interface)
-            if not found:
+            index = ipr.link_index(vip.interface)
+            if index is None:
                 return False
-            index = int(found[0])
         removed = False
         for idx, prefixlen in _held_on(ipr, vip.address, index):
             try:
-                ipr.addr("del", index=idx, address=str(vip.address), prefixlen=prefixlen)
+                ipr.del_address(idx, _family(vip.address), str(vip.address), prefixlen)
                 removed = True
             except NetlinkError as exc:
                 if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
@@ -202,10 +202,9 @@ def has_vip_sync(vip: VipResource, netns: str | None = None) -> bool:
     with _open(netns) as ipr:
         index: int | None = None
         if vip.interface is not None:
-            found = ipr.link_lookup(ifname=vip.interface)
-            if not found:
+            index = ipr.link_index(vip.interface)
+            if index is None:
                 return False
-            index = int(found[0])
         return bool(_held_on(ipr, vip.address, index))
 
 
@@ -214,7 +213,7 @@ async def _blocking(fn: Callable[..., _T], *args: Any, timeout_s: float) -> _T:
         return await within(asyncio.to_thread(fn, *args), timeout_s)
     except TimeoutError as exc:
         raise VipError(f"{fn.__name__} timed out after {timeout_s}s") from exc
-    except (OSError, NetlinkError) as exc:
+    except OSError as exc:  # NetlinkError is one
         raise VipError(f"{fn.__name__}: {exc}") from exc
 
 
@@ -275,8 +274,10 @@ async def announce(
 
 def _mac_sync(index: int, netns: str | None) -> str:
     with _open(netns) as ipr:
-        links = ipr.get_links(index)
-        return str(links[0].get("IFLA_ADDRESS"))
+        for link in ipr.links():
+            if link.index == index:
+                return str(link.mac)
+    raise VipError(f"no interface with index {index}")
 
 
 async def probe(
