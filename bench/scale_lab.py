@@ -40,9 +40,9 @@ load_avg_end, load_avg_samples}, and `configs`: one object per configuration wit
 agree_s, status_round_s, last_to_agree, multi_holder_passes, failover_started,
 peer_dead (log lines over all agents until agreement: acquisition attempts, deaths
 declared)}, `idle` {window_s, load_avg_start, load_avg_end, holder, holder_before,
-moves, peer_dead, mlock, cpu_pct, children_cpu_pct, rss_mb, pss_mb, rx_pps, tx_pps
+moves, peer_dead, mlock, cpu_pct, children_cpu_pct, rss_mb, rss_anon_mb, pss_mb, rx_pps, tx_pps
 (each {median, max, holder}), cluster_tx_pps, per_agent [{node, voter, cpu_pct,
-children_cpu_pct, rss_mb, pss_mb, rx_pps, tx_pps, threads}]}, `crash` {runs,
+children_cpu_pct, rss_mb, rss_anon_mb, pss_mb, rx_pps, tx_pps, threads}]}, `crash` {runs,
 failover_s, failover_log_s, reagree_s (each {median, max}), per_run [{victim,
 victim_voter, new_holder, failover_s, failover_log_s, reagree_s, last_to_agree,
 multi_holder_passes, peer_dead (the victim's deaths included), error}]}. Exit status 1
@@ -218,6 +218,7 @@ def run_idle(fleet: Fleet, window_s: float, voters: set[str]) -> dict[str, Any]:
                 "cpu_pct": round(100 * p.cpu_fraction, 3),
                 "children_cpu_pct": round(100 * p.children_cpu_fraction, 3),
                 "rss_mb": round(p.rss_bytes / MB, 2),
+                "rss_anon_mb": round(after[n][0].rss_anon_bytes / MB, 2),
                 "pss_mb": None if p.pss_bytes is None else round(p.pss_bytes / MB, 2),
                 "rx_pps": round(k.rx_pps, 2),
                 "tx_pps": round(k.tx_pps, 2),
@@ -244,6 +245,7 @@ def run_idle(fleet: Fleet, window_s: float, voters: set[str]) -> dict[str, Any]:
         "cpu_pct": summary("cpu_pct"),
         "children_cpu_pct": summary("children_cpu_pct"),
         "rss_mb": summary("rss_mb"),
+        "rss_anon_mb": summary("rss_anon_mb"),
         "pss_mb": summary("pss_mb"),
         "rx_pps": summary("rx_pps"),
         "tx_pps": summary("tx_pps"),
