@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager heartbeat keepalived)
+# heartbeat and keepalived are the peers bench/failover.py and bench/resources.py measure
+# gossipha beside (gossipha/lab/peers.py); Heartbeat's IPaddr agent needs net-tools.
+DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager heartbeat keepalived net-tools)
 
 if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
