@@ -92,6 +92,11 @@ class Metrics:
         self._last: dict[tuple[int, tuple[str, ...]], float] = {}
         self._max_lag_s = 0.0
         self._last_arrival_s: dict[tuple[str, str], float] = {}
+        # Label children of the per-packet series, looked up once: `.labels()` takes a
+        # lock and validates the labels, and the idle agent counts ~70 packets a second.
+        # Never removed, so a cached child is always the registered one.
+        self._packet_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
+        self._heartbeat_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._cause: str = "startup"
         self._holders: dict[str, str | None] = {}
         self._rejects_seen: dict[RejectReason, int] = {}
@@ -402,9 +407,13 @@ class Metrics:
         """One heartbeat from `peer` on `link`; `interarrival_s` None for the first."""
         if not (self._ok(self._peers, peer) and self._ok(self._links, link)):
             return
-        self.heartbeats.labels(peer, link).inc()
+        children = self._heartbeat_children.get((peer, link))
+        if children is None:
+            children = (self.heartbeats.labels(peer, link), self.interarrival.labels(peer, link))
+            self._heartbeat_children[(peer, link)] = children
+        children[0].inc()
         if interarrival_s is not None and interarrival_s >= 0:
-            self.interarrival.labels(peer, link).observe(interarrival_s)
+            children[1].observe(interarrival_s)
 
     def heartbeat_received(self, peer: str, link: str, now_s: float) -> None:
         """observe_heartbeat with the inter-arrival computed here from monotonic `now_s`."""
@@ -512,8 +521,15 @@ class Metrics:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         if not self._ok(self._links, link):
             return
-        self.packets.labels(link, direction).inc()
-        self.packet_bytes.labels(link, direction).inc(size_bytes)
+        children = self._packet_children.get((link, direction))
+        if children is None:
+            children = (
+                self.packets.labels(link, direction),
+                self.packet_bytes.labels(link, direction),
+            )
+            self._packet_children[(link, direction)] = children
+        children[0].inc()
+        children[1].inc(size_bytes)
 
     def count_reject(self, reason: RejectReason) -> None:
         self.rejects.labels(reason.value).inc()

@@ -235,7 +235,9 @@ class Agent:
         t = self.config.timings
         self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
         self._wakeup_s = 0.0
-        self._rearm = asyncio.Event()
+        # The ticker's timer for `_wakeup_s` (None while the ticker runs a step).
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self._tick_due: asyncio.Future[float] | None = None
         self._exit = asyncio.Event()
         self._exit_status = 0
         self._closing = False
@@ -477,28 +479,47 @@ class Agent:
         self._stall.armed(now_s, wake_s)
         if wake_s != self._wakeup_s:
             self._wakeup_s = wake_s
-            self._rearm.set()
+            if self._tick_timer is not None:
+                self._tick_timer.cancel()
+                self._arm_tick()
         if self._node.done and not self._exit.is_set():
             log.info(kv("handed over; exiting", node=self.config.node_name))
             self.stop(0)
 
     async def _ticker(self) -> None:
-        """Tick at the core's next_wakeup_s (at least every keepalive/4); report lag."""
+        """Tick at the core's next_wakeup_s (at least every keepalive/4); report lag.
+
+        Every step moves the wakeup (a packet pushes it about keepalive/4 ahead), so the
+        wait is one loop timer that a step re-arms (`_step`: cancel + call_at, no task
+        switch, and a cancelled timer does not wake the loop); the task runs only when a
+        Tick is due. Measured on the idle native cluster: the Event + timeout_at wait it
+        replaces woke the task about 55 times a second for 32 ticks.
+        """
         assert self._loop is not None
         loop = self._loop
         while True:
             target_s = self._wakeup_s
-            self._rearm.clear()
             if target_s > loop.time():
+                self._tick_due = loop.create_future()
+                self._arm_tick()
                 try:
-                    async with asyncio.timeout_at(target_s):
-                        await self._rearm.wait()
-                    continue  # an earlier wakeup was asked for: wait for that one
-                except TimeoutError:
-                    pass
+                    target_s = await self._tick_due  # the wakeup the timer was set for
+                finally:
+                    if self._tick_timer is not None:
+                        self._tick_timer.cancel()
+                        self._tick_timer = None
             late_s = clock.lag_s(loop.time(), target_s)
             self.observe.on_lag(late_s)
             self._feed(LoopLag(late_s) if late_s >= clock.LAG_REPORT_S else Tick())
+
+    def _arm_tick(self) -> None:
+        assert self._loop is not None
+        self._tick_timer = self._loop.call_at(self._wakeup_s, self._tick_fired, self._wakeup_s)
+
+    def _tick_fired(self, target_s: float) -> None:
+        self._tick_timer = None
+        if self._tick_due is not None and not self._tick_due.done():
+            self._tick_due.set_result(target_s)
 
     def _perform(self, out: Output) -> None:
         for action in out.actions:

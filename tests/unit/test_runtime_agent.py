@@ -4,6 +4,7 @@ the order of inputs after a stall, respawn backoff and the log line format."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,52 @@ async def test_a_second_stop_signal_stops_at_once_and_the_first_one_is_bounded()
         signals._on_terminate("SIGINT")
         signals._on_hangup()
     assert calls == ["hand_over", "stop_now", "stop_now", "reload"]
+
+
+class _Wanting:
+    """A core that asks to be woken `after_s` after each step, and records its steps."""
+
+    done = False
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self.events: list[tuple[float, Input]] = []
+
+    def step(self, now_s: float, event: Input) -> Output:
+        self.events.append((now_s, event))
+        return Output(next_wakeup_s=now_s + self.after_s)
+
+
+async def test_the_ticker_ticks_only_at_the_wakeup_the_last_step_asked_for() -> None:
+    cfg = make_config(2)
+    # keepalive 2 s: the runtime's cap on the wakeup (keepalive/4) stays out of the way.
+    cfg = dataclasses.replace(cfg, timings=dataclasses.replace(cfg.timings, keepalive_s=2.0))
+    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
+    loop = asyncio.get_running_loop()
+    core = _Wanting(0.2)
+    a._loop = loop
+    a._node = core  # type: ignore[assignment]
+    a._feed(Tick())
+    ticker = asyncio.create_task(a._ticker())
+    try:
+        # Steps every 20 ms push the wakeup 200 ms ahead each time: no Tick in between.
+        for _ in range(6):
+            await asyncio.sleep(0.02)
+            a._feed(LeaseRequest("g0", 1, 1))  # type: ignore[arg-type]
+        assert [type(e) for _, e in core.events[1:]] == [LeaseRequest] * 6
+        last_s = core.events[-1][0]
+        # Then silence: one Tick, no earlier than the last step's wakeup.
+        await asyncio.sleep(0.35)
+        ticks = [at_s for at_s, e in core.events if isinstance(e, Tick)][1:]
+        assert ticks and ticks[0] >= last_s + 0.2
+        # A step asking for an earlier wakeup brings the Tick forward.
+        core.after_s = 0.005
+        before = len(core.events)
+        a._feed(LeaseRequest("g0", 1, 1))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        assert any(isinstance(e, Tick) for _, e in core.events[before + 1 :])
+    finally:
+        ticker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticker
+    assert a._tick_timer is None
