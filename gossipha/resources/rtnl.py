@@ -51,6 +51,7 @@ _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _RTATTR = struct.Struct("=HH")  # len, type
 _ERRNO = struct.Struct("=i")
 RECV_BYTES = 1 << 16
+SOCKET_TIMEOUT_S = 5.0
 # A reply that never ends (a kernel bug or someone else's socket) must not spin forever.
 MAX_REPLY_PARTS = 10_000
 
@@ -224,6 +225,9 @@ class Rtnl:
                 flags=0,
             )
         try:
+            # A reply that never comes must not pin vip.py's worker thread for good (its
+            # caller gives up after its own timeout; this ends the thread too).
+            sock.settimeout(SOCKET_TIMEOUT_S)
             sock.bind((0, 0))
         except BaseException:
             sock.close()
