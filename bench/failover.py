@@ -356,27 +356,32 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    names = sorted({n for d in report["systems"].values() for n in d["scenarios"]})
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    seen = [n for d in report["systems"].values() for n in d["scenarios"]]
+    names = list(dict.fromkeys(seen))  # in the order they were run
+    fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 4.4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
-        labels, medians, spans = [], [], []
+        labels, medians, shown, spans, notes = [], [], [], [], []
         for system, data in report["systems"].items():
             s = data["scenarios"].get(name)
             if s is None or s["outage_s"]["median"] is None:
                 continue
             labels.append(system)
-            medians.append(max(s["outage_s"]["median"], 0.01))
+            medians.append(s["outage_s"]["median"])
+            shown.append(max(s["outage_s"]["median"], 0.01))  # a log axis has no 0
             spans.append(max(s["outage_s"]["max"] - s["outage_s"]["median"], 0.0))
+            dual = s["dual_holder_instants"]
+            notes.append(f"{s['outage_s']['median']:.2f}" + (f"\n{dual} dual" if dual else ""))
         colors = ["tab:green" if lb.startswith("gossipha") else "tab:gray" for lb in labels]
-        ax.bar(range(len(labels)), medians, yerr=[[0] * len(spans), spans], color=colors)
+        ax.bar(range(len(labels)), shown, yerr=[[0] * len(spans), spans], color=colors)
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_yscale("log")
-        ax.set_ylim(0.01, max([*medians, 0.1]) * 4)
+        ax.set_ylim(0.01, max([*shown, 0.1]) * 6)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.set_ylabel("client outage, s (median; whisker: max)")
         ax.set_title(name)
-        for i, m in enumerate(medians):
-            ax.annotate(f"{m:.2f}", (i, m), ha="center", va="bottom", fontsize=7)
+        for i, (m, note) in enumerate(zip(shown, notes, strict=True)):
+            color = "tab:red" if "dual" in note else "black"
+            ax.annotate(note, (i, m), ha="center", va="bottom", fontsize=7, color=color)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
