@@ -367,10 +367,13 @@ class Agent:
             tg.create_task(self.observe.am_client.run(), name="alertmanager")
 
     async def _admin(self, kind: AdminKind) -> str:
-        """An admin socket command: one core step (atomic), answered at once."""
+        """An admin socket command: one core step (atomic), answered at once, and the
+        status API refreshed with it, so a `gossipha status` right after the command
+        already shows it (the periodic refresh could lag a second behind)."""
         if self._node is None or self._closing:
             raise RuntimeError("the agent is shutting down")
         self._feed(AdminCommand(kind))
+        self._refresh_status()
         return _ADMIN_DETAIL[kind]
 
     async def _observe_loop(self) -> None:
