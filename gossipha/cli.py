@@ -18,7 +18,6 @@ from gossipha import __version__
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
 from gossipha.observe.commands import register as register_observe
-from gossipha.resources.rtnl import host_addresses
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
 
@@ -37,12 +36,7 @@ def _print_warnings(warnings: tuple[ConfigWarning, ...]) -> None:
 
 def _load(path: Path, node_name: str | None, allow_unauthenticated: bool) -> Loaded:
     try:
-        loaded = load(
-            path,
-            node_name,
-            allow_unauthenticated=allow_unauthenticated,
-            host_addresses=host_addresses(),
-        )
+        loaded = load(path, node_name, allow_unauthenticated=allow_unauthenticated)
     except ConfigError as exc:
         _config_failure(exc)
     _print_warnings(loaded.warnings)
@@ -246,12 +240,7 @@ def witness(
     from gossipha.runtime.witness import load_witness
 
     try:
-        loaded = load_witness(
-            config_path,
-            node_name,
-            allow_unauthenticated=allow_unauthenticated,
-            host_addresses=host_addresses(),
-        )
+        loaded = load_witness(config_path, node_name, allow_unauthenticated=allow_unauthenticated)
     except ConfigError as exc:
         _config_failure(exc)
     _print_warnings(loaded.warnings)

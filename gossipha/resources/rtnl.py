@@ -325,9 +325,8 @@ class Rtnl:
 def host_addresses(
     netns: str | None = None,
 ) -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Every address configured here (IFA_LOCAL, else IFA_ADDRESS), as config/load.py's
-    `local_addresses` reads them with pyroute2: the agent passes this set to `load` so that
-    starting it does not import pyroute2 just for the self-ucast check."""
+    """Every address configured here (IFA_LOCAL, else IFA_ADDRESS): config/load.py's
+    `local_addresses`, for the self-ucast check."""
     with Rtnl(netns) as rt:
         return frozenset(
             ipaddress.ip_address(value)

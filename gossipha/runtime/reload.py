@@ -22,9 +22,8 @@ from pathlib import Path
 
 from gossipha.aio import within
 from gossipha.config.errors import ConfigError
-from gossipha.config.load import Loaded, load
+from gossipha.config.load import load
 from gossipha.config.model import Auth, Config
-from gossipha.resources.rtnl import host_addresses
 from gossipha.runtime.logs import kv
 from gossipha.runtime.witness import witness_config
 from gossipha.wire.keyring import AuthMode, Keyring, KeyringError
@@ -46,19 +45,6 @@ def keyring_for(auth: Auth) -> Keyring:
     return Keyring.from_auth(auth, mode=mode)
 
 
-def _load(
-    path: Path, node_name: str, *, allow_unauthenticated: bool, allow_witness: bool
-) -> Loaded:
-    # Our own addresses read with rtnl, not config/load.py's pyroute2 (kept out of the agent).
-    return load(
-        path,
-        node_name,
-        allow_unauthenticated=allow_unauthenticated,
-        allow_witness=allow_witness,
-        host_addresses=host_addresses(),
-    )
-
-
 async def load_for_reload(
     path: Path, node_name: str, *, allow_unauthenticated: bool, witness: bool
 ) -> tuple[Config, Keyring] | None:
@@ -66,7 +52,7 @@ async def load_for_reload(
     try:
         loaded = await within(
             asyncio.to_thread(
-                _load,
+                load,
                 path,
                 node_name,
                 allow_unauthenticated=allow_unauthenticated,

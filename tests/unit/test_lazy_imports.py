@@ -46,3 +46,14 @@ def test_cli_loads_lab_and_simulator_only_for_their_commands() -> None:
         "assert CliRunner().invoke(main, ['demo', '--help']).exit_code == 0"
     )
     assert "gossipha.lab.demo" in listed
+
+
+def test_loading_a_configuration_reads_host_addresses_without_pyroute2() -> None:
+    """check-config, the agent, the witness and a reload all load through config/load.py,
+    whose self-ucast check reads this host's addresses: with rtnl, not pyroute2."""
+    imported = _imported(
+        "from gossipha.config.load import local_addresses\n"
+        "assert any(a.is_loopback for a in local_addresses())"
+    )
+    assert "gossipha.resources.rtnl" in imported
+    assert not {m for m in imported if m.split(".")[0] == "pyroute2"}
