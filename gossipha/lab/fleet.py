@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from gossipha.lab.observe import http_get
 from gossipha.lab.scenarios import child_env
 from gossipha.lab.topology import NETNS_DIR, HostSpec, IfaceSpec, Lab, LabError
 
@@ -216,31 +217,10 @@ def ns_socket(lab: Lab, node: str, family: int, kind: int, timeout_s: float = 5.
 
 
 def http_get_json(sock: socket.socket, host: str, port: int, path: str, timeout_s: float) -> Any:
-    """GET `path` (HTTP/1.0) on an unconnected TCP socket; the JSON body, or None on any
-    error, non-200 answer or timeout. Closes the socket."""
-    deadline = time.monotonic() + timeout_s
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with sock:
-            sock.settimeout(timeout_s)
-            sock.connect((host, port))
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            while size <= MAX_STATUS_BYTES:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                sock.settimeout(left)
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-                size += len(data)
-    except OSError:
-        return None
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0]
-    if not status_line.startswith(b"HTTP/1.") or b" 200 " not in status_line:
+    """GET `path` on an unconnected TCP socket (closed here); the JSON body, or None on any
+    error, non-200 answer or timeout."""
+    body = http_get(host, port, path, timeout_s, sock=sock, max_bytes=MAX_STATUS_BYTES)
+    if body is None:
         return None
     try:
         return json.loads(body)

@@ -82,14 +82,23 @@ def classify(body: str) -> str | None:
     return None
 
 
-def http_get_once(
-    host: str, port: int, timeout_s: float, *, sock: socket.socket | None = None
-) -> str | None:
-    """Who answered a plain HTTP/1.0 GET /, or None on any error within `timeout_s`.
+def http_get(
+    host: str,
+    port: int,
+    path: str,
+    timeout_s: float,
+    *,
+    sock: socket.socket | None = None,
+    max_bytes: int = 256 * 1024,
+) -> bytes | None:
+    """The body of a 200 answer to a plain HTTP/1.0 GET of `path`, or None on any error,
+    other status or timeout (all within `timeout_s`); at most `max_bytes` are read.
 
     `sock` is an unconnected TCP socket to use (e.g. made in another namespace); closed here.
     """
     deadline = time.monotonic() + timeout_s
+    chunks: list[bytes] = []
+    size = 0
     try:
         if sock is None:
             conn = socket.create_connection((host, port), timeout=timeout_s)
@@ -101,24 +110,33 @@ def http_get_once(
             except OSError:
                 conn.close()
                 raise
-        with conn as sock:
-            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            chunks: list[bytes] = []
-            while len(chunks) < 64:
+        with conn:
+            conn.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            while size <= max_bytes:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                sock.settimeout(left)
-                data = sock.recv(4096)
+                conn.settimeout(left)
+                data = conn.recv(65536)
                 if not data:
                     break
                 chunks.append(data)
+                size += len(data)
     except OSError:
         return None
-    response = b"".join(chunks).decode("latin-1")
-    if not response.startswith("HTTP/1.") or " 200 " not in response.split("\r\n", 1)[0]:
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    if not status_line.startswith(b"HTTP/1.") or b" 200 " not in status_line:
         return None
-    return classify(response)
+    return body
+
+
+def http_get_once(
+    host: str, port: int, timeout_s: float, *, sock: socket.socket | None = None
+) -> str | None:
+    """Who answered a GET / (the page's marker), or None on any error within `timeout_s`."""
+    body = http_get(host, port, "/", timeout_s, sock=sock)
+    return None if body is None else classify(body.decode("latin-1"))
 
 
 MAX_IN_FLIGHT = 32  # requests outstanding at once (timeout / interval is about 10)
