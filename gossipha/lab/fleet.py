@@ -18,7 +18,6 @@ thread (setns), so polling N agents forks nothing.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import enum
 import ipaddress
@@ -29,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from typing import IO, Any
 
 from gossipha.lab.observe import http_get
 from gossipha.lab.scenarios import child_env
-from gossipha.lab.topology import NETNS_DIR, HostSpec, IfaceSpec, Lab, LabError
+from gossipha.lab.topology import HostSpec, IfaceSpec, Lab, LabError
 
 SERVICE_BRIDGE = "br-svc"
 HEARTBEAT_BRIDGE = "br-hb"
@@ -54,7 +52,6 @@ DEFAULT_VOTERS = 5  # docs/configuration.md "Voters": the default rule's bound
 STATUS_TIMEOUT_S = 2.0
 STATUS_POLL_S = 0.1  # least pause between rounds of /status reads
 MAX_STATUS_BYTES = 4 * 1024 * 1024
-CLONE_NEWNET = 0x40000000
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ [\w.]+: (.*)$")
 
 
@@ -176,44 +173,6 @@ def write_fleet(dest: Path, hosts: Sequence[HostSpec], layout: VoterLayout) -> P
 
 
 # ---- sockets in a namespace without forking ----
-
-
-def ns_socket(lab: Lab, node: str, family: int, kind: int, timeout_s: float = 5.0) -> socket.socket:
-    """A socket created inside `node`'s namespace by a short-lived thread that enters it
-    (setns affects only the calling thread; the thread ends right after)."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            target = os.open(NETNS_DIR / lab.ns(node), os.O_RDONLY)
-        except OSError as exc:
-            os.close(own)
-            box["error"] = exc
-            return
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns into {lab.ns(node)} failed")
-            try:
-                box["sock"] = socket.socket(family, kind)
-            finally:
-                libc.setns(own, CLONE_NEWNET)  # best effort: the thread exits anyway
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            os.close(target)
-            os.close(own)
-
-    thread = threading.Thread(target=work, name="gha-ns-socket", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if "error" in box:
-        raise LabError(f"{node}: no socket in its namespace: {box['error']}")
-    if "sock" not in box:
-        raise LabError(f"{node}: socket creation did not finish within {timeout_s} s")
-    sock: socket.socket = box["sock"]
-    return sock
 
 
 def http_get_json(sock: socket.socket, host: str, port: int, path: str, timeout_s: float) -> Any:
@@ -411,7 +370,7 @@ class Fleet:
 
     def status(self, node: str, timeout_s: float = STATUS_TIMEOUT_S) -> StatusView | None:
         """The agent's view of the group from its /status, or None if it does not answer."""
-        sock = ns_socket(self.lab, node, socket.AF_INET, socket.SOCK_STREAM)
+        sock = self.lab.socket(node, socket.AF_INET, socket.SOCK_STREAM)
         doc = http_get_json(sock, "127.0.0.1", STATUS_PORT, "/status", timeout_s)
         if not isinstance(doc, dict):
             return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import os
 import re
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,7 @@ from typing import IO, Any, ParamSpec, Self, TypeVar
 from pyroute2 import NetNS, netns
 
 NETNS_DIR = Path("/run/netns")
+_CLONE_NEWNET = 0x40000000  # <sched.h>; os.setns is Python 3.12+
 STALE_PREFIX = "gha-"
 SWITCH = "sw"
 SERVICE_BRIDGE = "br-svc"
@@ -438,10 +441,7 @@ class Lab:
 
     def socket(self, node: str, family: int, kind: int, proto: int = 0) -> socket.socket:
         """A socket created inside the node's namespace (it stays there when used here)."""
-        sock: socket.socket = netns.create_socket(
-            self.ns(node), family=family, socket_type=kind, proto=proto, flags=0
-        )
-        return sock
+        return socket_in(NETNS_DIR / self.ns(node), family, kind, proto)
 
     # ---- faults ----
 
@@ -502,6 +502,48 @@ class Lab:
 
     def _netns(self, node: str) -> contextlib.closing[Any]:
         return contextlib.closing(NetNS(self.ns(node), flags=0))
+
+
+def socket_in(
+    netns_path: Path, family: int, kind: int, proto: int = 0, timeout_s: float = 5.0
+) -> socket.socket:
+    """A socket created inside the network namespace at `netns_path` by a short-lived thread
+    that enters it: setns affects only the calling thread, which ends right after. No
+    process is started (pyroute2's create_socket forks one per socket), so polling many
+    namespaces stays cheap."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            target = os.open(netns_path, os.O_RDONLY)
+        except OSError as exc:
+            os.close(own)
+            box["error"] = exc
+            return
+        try:
+            if libc.setns(target, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {netns_path} failed")
+            try:
+                box["sock"] = socket.socket(family, kind, proto)
+            finally:
+                libc.setns(own, _CLONE_NEWNET)  # best effort: the thread exits anyway
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            os.close(target)
+            os.close(own)
+
+    thread = threading.Thread(target=work, name="gha-ns-socket", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if "error" in box:
+        raise LabError(f"no socket in {netns_path.name}: {box['error']}")
+    if "sock" not in box:
+        raise LabError(f"socket creation in {netns_path.name} did not finish within {timeout_s} s")
+    sock: socket.socket = box["sock"]
+    return sock
 
 
 def _loss_script(rules: Mapping[tuple[str, int | None], int]) -> str:
