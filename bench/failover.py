@@ -49,7 +49,6 @@ import math
 import os
 import platform
 import re
-import signal
 import statistics
 import sys
 import time
@@ -73,6 +72,7 @@ from gossipha.lab.scenarios import (
     run_scenario,
     scenario,
 )
+from gossipha.lab.stopping import StopRequest
 from gossipha.lab.topology import Lab, sweep_stale
 
 # Agent log line: "2026-11-26 06:44:54,042 INFO gossipha.agent: vip probed group=web ..."
@@ -417,21 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         print("failover.py: needs root (network namespaces)", file=sys.stderr)
         return 2
 
-    stop = {"now": False}
-    main_pid = os.getpid()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if os.getpid() != main_pid:  # a forked helper (pyroute2's netns): die as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        stop["now"] = True
-        print(
-            f"failover.py: {signal.Signals(signum).name}: stopping after this run", file=sys.stderr
-        )
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = StopRequest("failover.py", "this run").install()
 
     def say(line: str) -> None:
         if args.verbose:
@@ -443,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_stale()
     with Lab() as lab:
         for system in systems:
-            if stop["now"]:
+            if stop.requested:
                 break
             try:
                 results[system] = run_system(
@@ -463,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": first["profile"],
         "runs": args.runs,
         "settle_s": args.settle,
-        "stopped_early": stop["now"] or any(r["stopped_early"] for r in results.values()),
+        "stopped_early": stop.requested or any(r["stopped_early"] for r in results.values()),
         "duration_s": round(time.monotonic() - started, 1),
         "machine": {
             "cpus": os.cpu_count(),
@@ -504,7 +490,7 @@ def run_system(
     watch: dict[str, Scenario],
     args: argparse.Namespace,
     say: Callable[[str], None],
-    stop: dict[str, bool],
+    stop: StopRequest,
     wall_offset_s: float,
 ) -> dict[str, Any]:
     """Every planned run of one system, scenarios interleaved, from one cluster."""
@@ -518,7 +504,7 @@ def run_system(
             for name, runs in plan.items():
                 if i >= runs:
                     continue
-                if stop["now"] or time.monotonic() - started > args.time_limit:
+                if stop.requested or time.monotonic() - started > args.time_limit:
                     stopped_early = True
                     break
                 cluster.ensure_baseline()

@@ -59,7 +59,6 @@ import json
 import os
 import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -72,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gossipha.config.native import NATIVE_DEFAULTS
 from gossipha.lab.fleet import Fleet, VoterLayout, fleet_hosts, voter_count
+from gossipha.lab.stopping import StopRequest
 from gossipha.lab.topology import Lab, sweep_stale
 from gossipha.lab.usage import (
     LinkCounters,
@@ -399,22 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         print("scale_lab.py: needs root (network namespaces)", file=sys.stderr)
         return 2
 
-    flag = {"stop": False}
-    main_pid = os.getpid()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if os.getpid() != main_pid:  # a forked helper (pyroute2's netns): die as by default
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        flag["stop"] = True
-        print(
-            f"scale_lab.py: {signal.Signals(signum).name}: stopping after this configuration",
-            file=sys.stderr,
-        )
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = StopRequest("scale_lab.py", "this configuration").install()
 
     started = time.monotonic()
     say = Progress(started)
@@ -453,10 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         for layout in layouts:
             # A configuration needs start-up, settle, the window and the crashes.
             need_s = args.idle_seconds + 2 * args.settle + args.crash_runs * (10 + 0.5 * n) + n
-            if flag["stop"] or time.monotonic() - started + need_s > args.time_limit:
+            if stop.requested or time.monotonic() - started + need_s > args.time_limit:
                 skipped.append(f"{n}/{layout.value}")
                 continue
-            configs.append(run_config(n, layout, args, say, lambda: flag["stop"]))
+            configs.append(run_config(n, layout, args, say, stop))
     report["machine"]["load_avg_end"] = load_avg()
     report["machine"]["load_avg_samples"] = [c["load_avg"] for c in configs]
     report["duration_s"] = round(time.monotonic() - started, 1)
