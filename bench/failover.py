@@ -58,7 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gossipha.lab.peers import PEER_SYSTEMS, peer_cluster
+from gossipha.lab.peers import GOSSIPHA_SYSTEMS, SYSTEMS, system_cluster
 from gossipha.lab.scenarios import (
     NODES,
     PEER,
@@ -68,7 +68,6 @@ from gossipha.lab.scenarios import (
     Result,
     Run,
     Scenario,
-    make_cluster,
     run_scenario,
     scenario,
 )
@@ -229,23 +228,6 @@ def summarize(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ---- systems and the watch-only scenarios ----
 
-GOSSIPHA_SYSTEMS = {f"gossipha-{name}": profile for name, profile in PROFILES.items()}
-SYSTEMS = (*sorted(GOSSIPHA_SYSTEMS), *PEER_SYSTEMS)
-# The comparisons the issue names: each peer at its defaults against gossipha with the same
-# user's files (Heartbeat: the tutorial's; keepalived: a native install).
-HEADLINE = {
-    "heartbeat-tutorial": "gossipha-tutorial",
-    "heartbeat-fast": "gossipha-native",
-    "keepalived-default": "gossipha-native",
-    "keepalived-fast": "gossipha-native",
-}
-
-
-def make_system(lab: Lab, name: str, say: Callable[[str], None]) -> Cluster:
-    if name in GOSSIPHA_SYSTEMS:
-        return make_cluster(lab, GOSSIPHA_SYSTEMS[name], say=say)
-    return peer_cluster(lab, name, say=say)
-
 
 def watch_scenarios(cut_s: float, loss_s: float, heal_s: float = 60.0) -> dict[str, Scenario]:
     """Faults applied for a fixed time with nothing asserted: what each system does."""
@@ -311,8 +293,8 @@ def parse_plan(spec: str, default_runs: int, known: set[str]) -> dict[str, int]:
 
 
 def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Per scenario, each peer's median outage over gossipha's (HEADLINE pairs, and every
-    other gossipha system measured in the same run)."""
+    """Per scenario, each peer's median outage over each gossipha system's, measured in the
+    same run ("peer/gossipha" keys)."""
     out: dict[str, dict[str, float | None]] = {}
     gossiphas = [s for s in systems if s in GOSSIPHA_SYSTEMS]
     for peer in (s for s in systems if s not in GOSSIPHA_SYSTEMS):
@@ -497,7 +479,7 @@ def run_system(
     records: dict[str, list[dict[str, Any]]] = {n: [] for n in plan}
     started = time.monotonic()
     stopped_early = False
-    cluster = make_system(lab, system, say)
+    cluster = system_cluster(lab, system, say=say)
     print(f"== {system} ({cluster.profile.name})", file=sys.stderr, flush=True)
     try:
         for i in range(max(plan.values())):

@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gossipha.lab.peers import PEER_SYSTEMS, peer_cluster
-from gossipha.lab.scenarios import NODES, PROFILES, Cluster, make_cluster
+from gossipha.lab.peers import SYSTEMS, system_cluster
+from gossipha.lab.scenarios import NODES, Cluster
 from gossipha.lab.topology import Lab, sweep_stale
 from gossipha.lab.usage import (
     ProcessUsage,
@@ -56,13 +56,6 @@ DEFAULT_SYSTEMS = (
     "heartbeat-tutorial",
     "keepalived-default",
 )
-SYSTEMS = (*(f"gossipha-{p}" for p in sorted(PROFILES)), *PEER_SYSTEMS)
-
-
-def make_system(lab: Lab, name: str) -> Cluster:
-    if name.startswith("gossipha-"):
-        return make_cluster(lab, PROFILES[name.removeprefix("gossipha-")])
-    return peer_cluster(lab, name)
 
 
 def _descendants(pids: set[int]) -> set[int]:
@@ -137,7 +130,7 @@ def measure_node(cluster: Cluster, node: str, idle_s: float) -> dict[str, Any]:
 
 
 def measure_system(lab: Lab, name: str, idle_s: float, settle_s: float) -> dict[str, Any]:
-    cluster = make_system(lab, name)
+    cluster = system_cluster(lab, name)
     print(f"== {name}: starting", file=sys.stderr, flush=True)
     try:
         took = cluster.start()

@@ -33,12 +33,14 @@ from gossipha.lab.scenarios import (
     FAST,
     NODES,
     PEER,
+    PROFILES,
     STOP_TIMEOUT_S,
     TUTORIAL,
     VIP,
     VIP_LABEL,
     Cluster,
     Profile,
+    make_cluster,
     render_nginx_script,
     write_ha_d,
 )
@@ -186,14 +188,11 @@ class HeartbeatCluster(Cluster):
             time.sleep(0.05)
         return proc
 
-    def start(self) -> float:
-        """Master first, then slave, until master serves; Heartbeat takes about 10 s past
-        hearing its peer before it acquires resources (its "resource transition")."""
-        self.start_agent("master")
-        time.sleep(0.5)
-        self.start_agent("slave")
-        bound = self.profile.startup_bound_s + HEARTBEAT_START_EXTRA_S
-        return self.wait_serving("master", bound, "start-up")
+    @property
+    def startup_bound_s(self) -> float:
+        """Heartbeat takes about 10 s past hearing its peer before it acquires resources
+        (its "resource transition")."""
+        return self.profile.startup_bound_s + HEARTBEAT_START_EXTRA_S
 
     def signal_agent(self, node: str, sig: signal.Signals) -> None:
         pid = self.master_pid(node)
@@ -388,3 +387,13 @@ def peer_cluster(lab: Lab, system: str, *, say: Callable[[str], None] | None = N
 
 
 PEER_SYSTEMS = ("heartbeat-tutorial", "heartbeat-fast", "keepalived-default", "keepalived-fast")
+# gossipha under each lab profile: gossipha-fast, gossipha-native, gossipha-tutorial.
+GOSSIPHA_SYSTEMS: dict[str, Profile] = {f"gossipha-{n}": p for n, p in sorted(PROFILES.items())}
+SYSTEMS = (*GOSSIPHA_SYSTEMS, *PEER_SYSTEMS)
+
+
+def system_cluster(lab: Lab, system: str, *, say: Callable[[str], None] | None = None) -> Cluster:
+    """Any system the benchmarks compare, by the name in SYSTEMS."""
+    if system in GOSSIPHA_SYSTEMS:
+        return make_cluster(lab, GOSSIPHA_SYSTEMS[system], say=say)
+    return peer_cluster(lab, system, say=say)

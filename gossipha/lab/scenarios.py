@@ -412,12 +412,17 @@ class Cluster:
 
     # ---- baseline ----
 
+    @property
+    def startup_bound_s(self) -> float:
+        """How long `start` waits for master to serve (the profile's bound)."""
+        return self.profile.startup_bound_s
+
     def start(self) -> float:
         """The tutorial's start-up: master first, then slave; until master serves."""
         self.start_agent("master")
         time.sleep(0.5)
         self.start_agent("slave")
-        return self.wait_serving("master", self.profile.startup_bound_s, "start-up")
+        return self.wait_serving("master", self.startup_bound_s, "start-up")
 
     def stop_all(self) -> None:
         """Both agents stopped; any VIP or nginx they left behind removed by hand."""

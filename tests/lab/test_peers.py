@@ -80,3 +80,12 @@ def test_peer_starts_on_master_and_fails_over_on_a_crash(peer: Cluster) -> None:
     assert result.dual_holder_instants == 0
     assert result.outage_s > 0.1, "a crash of the holder must cost the peer some outage"
     print(f"start-up {took:.1f}s, crash outage {result.outage_s:.2f}s")
+
+
+def test_one_name_list_for_every_compared_system() -> None:
+    from gossipha.lab.peers import GOSSIPHA_SYSTEMS, SYSTEMS, system_cluster
+
+    assert set(GOSSIPHA_SYSTEMS) == {"gossipha-fast", "gossipha-native", "gossipha-tutorial"}
+    assert (*GOSSIPHA_SYSTEMS, *PEER_SYSTEMS) == SYSTEMS
+    with pytest.raises(KeyError, match="no peer system 'pacemaker'"):
+        system_cluster(None, "pacemaker")  # type: ignore[arg-type]
