@@ -136,6 +136,13 @@ class Voter:
             return None
         return p.holder
 
+    def unreleased(self, group: GroupName) -> tuple[NodeId, float] | None:
+        """The promise not released, running or lapsed: (holder, expires_s); None if none."""
+        p = self._promises.get(group)
+        if p is None or p.holder is None:
+            return None
+        return (p.holder, p.expires_s)
+
     def max_epoch(self, group: GroupName) -> int:
         p = self._promises.get(group)
         return 0 if p is None else p.max_epoch

@@ -24,6 +24,9 @@ Public API::
     class Membership:
         __init__(self_name, incarnation, peers, links, timings, rng, start_s)
         on_heartbeat(now_s, sender, link, digest) -> list[MemberEvent]
+        heard(now_s, sender, link) -> None             # any verified message
+        renewal_lapsed(now_s, peer, expires_s) -> list[MemberEvent]
+        lapse_due_s(peer, expires_s) -> float | None
         tick(now_s) -> list[MemberEvent]
         outgoing(now_s) -> list[tuple[str, Digest]]   # call once per keepalive interval
         note_lag(lag_s) -> None; note_missed_send() -> None
@@ -78,6 +81,10 @@ MAX_DIGEST_ENTRIES = 8
 MAX_NAME_LEN = 64
 MAX_WIRE_INT = 2**53 - 1  # exact in JSON doubles
 MAX_HEALTH = 255
+# No early death verdict (phi's, or a lapsed lease promise's) until nothing at all, lease
+# traffic included, has been heard from the peer for this many keepalives: a regular
+# heartbeat was due in that time too. Only the deadtime cap ignores it.
+QUIET_FLOOR_BEATS = 1.5
 # A change is piggybacked RETRANSMIT_MULT * ceil(log2(N + 1)) times by each node.
 RETRANSMIT_MULT = 3
 # Suspicion reaches its minimum timeout after this many independent confirmations.
@@ -323,8 +330,10 @@ class _Peer:
         "accuser",
         "counter",
         "health",
+        "heard_s",
         "incarnation",
         "link_det",
+        "link_heard_s",
         "link_reported",
         "link_state",
         "liveness",
@@ -351,8 +360,11 @@ class _Peer:
         self.accuser: str | None = None
         self.state = PeerState.UNKNOWN
         self.suspicion: Suspicion | None = None
+        # Last verified message of any kind from it (heartbeat or lease traffic).
+        self.heard_s: float | None = None
         self.liveness = det()
         self.link_det = {link: det() for link in links}
+        self.link_heard_s: dict[str, float] = {}
         self.link_state = dict.fromkeys(links, LinkState.UNKNOWN)
         # What LinkDown/LinkUp events last told the outside world.
         self.link_reported = dict.fromkeys(links, LinkState.UNKNOWN)
@@ -408,6 +420,7 @@ class Membership:
         self._rng = rng
         self._links = tuple(links)
         self._policy = Policy.from_timings(timings, start_s)
+        self._quiet_floor_s = QUIET_FLOOR_BEATS * timings.keepalive_s
         self._peers = {p: _Peer(p, links, timings) for p in peers}
         self._order = tuple(sorted(peers))
         self._known = frozenset((self_name, *peers))
@@ -451,6 +464,10 @@ class Membership:
         for peer in self._peers.values():
             if peer.state not in _CARRIED and peer.state is not PeerState.SUSPECT:
                 continue
+            if peer.heard_s is not None:
+                peer.heard_s = max(peer.heard_s, now_s)
+            for link, heard_s in peer.link_heard_s.items():
+                peer.link_heard_s[link] = max(heard_s, now_s)
             for det in (peer.liveness, *peer.link_det.values()):
                 if det.last_s is not None and det.last_s <= now_s:
                     det.heartbeat(now_s, learn=False)
@@ -476,6 +493,46 @@ class Membership:
         return tuple(p for p in self._order if self._peers[p].state in _CARRIED)
 
     # ------------------------------------------------------------------ inputs
+
+    def heard(self, now_s: float, sender: str, link: str) -> None:
+        """A verified message of any kind from `sender`: evidence for `renewal_lapsed` only.
+
+        Lease traffic comes at its own rhythm (every renewal while `sender` holds, then
+        none), so it does not feed the phi detectors, which learn the heartbeat rhythm.
+        """
+        peer = self._peers.get(sender)
+        if peer is not None and link in peer.link_det:
+            peer.heard_s = now_s
+            peer.link_heard_s[link] = now_s
+
+    def lapse_due_s(self, peer: str, expires_s: float) -> float | None:
+        """When `renewal_lapsed` would find `peer` dead if it stays silent; None: never."""
+        p = self._peers.get(peer)
+        if self._n != 2 or p is None or p.status is not Status.ALIVE or p.heard_s is None:
+            return None
+        return max(expires_s, p.heard_s + self._quiet_floor_s)
+
+    def renewal_lapsed(self, now_s: float, peer: str, expires_s: float) -> list[MemberEvent]:
+        """Our voter's promise to `peer`, which runs the group, ran out unrenewed at `expires_s`.
+
+        Only with two nodes, both voters, the caller checking that and that `peer`'s status
+        says it runs the group: such a holder needs both promises, so it renews ours every
+        quarter lease and retries every sixteenth, on every link. A lapse with nothing at all
+        heard from it for the quiet floor as well (a dozen lease messages and a heartbeat
+        lost, or a dead node) declares it dead then, without waiting for phi's floor of
+        three keepalives (6 s with the tutorial's files). A holder that stopped says so in
+        its status (pushed at once, and in every heartbeat), and the caller stops asking.
+        """
+        due = self.lapse_due_s(peer, expires_s)
+        if due is None or now_s < due:
+            return []
+        p = self._peers[peer]
+        assert p.heard_s is not None
+        quiet = now_s - p.heard_s
+        dead = self._declare_dead(
+            p, f"silent {quiet:.3f}s and our lease promise to it lapsed unrenewed"
+        )
+        return [dead, *self._transition(p, PeerState.DEAD, now_s)]
 
     def on_heartbeat(
         self, now_s: float, sender: str, link: str, digest: Digest
@@ -735,7 +792,7 @@ class Membership:
             quiet = peer.liveness.silence_s(now_s) or 0.0
             live = Level.DEAD if quiet >= self._timings.deadtime_s else Level.OK
         links = (
-            {name: self._policy.level(d, now_s, mult) for name, d in peer.link_det.items()}
+            {name: self._link_level(peer, name, now_s, mult) for name in peer.link_det}
             if judged
             else {}
         )
@@ -746,6 +803,8 @@ class Membership:
             and any(lv in (Level.OK, Level.WARN) for lv in links.values())
         ):
             level = Level.WARN  # still heard directly on some link
+        if level is Level.DEAD and self._heard_lately(peer.heard_s, peer.liveness, now_s):
+            level = Level.WARN  # lease traffic still comes: late heartbeats, not a death
         if peer.status is Status.ALIVE and level is Level.DEAD:
             silence = peer.liveness.silence_s(now_s)
             why = (
@@ -789,6 +848,25 @@ class Membership:
         if judged:
             events.extend(self._link_events(peer, links))
         return events
+
+    def _heard_lately(self, heard_s: float | None, det: PhiAccrualDetector, now_s: float) -> bool:
+        """Some message came within the quiet floor, and the heartbeats' deadtime has not run out.
+
+        Heartbeats alone drive phi, but a renewal or grant from the peer proves it runs just
+        as well: with one link at the tutorial's 2 s keepalive, three heartbeats lost in a
+        row (20 % loss: every few minutes) must not declare the lease holder dead.
+        """
+        if heard_s is None or now_s - heard_s >= self._quiet_floor_s:
+            return False
+        silence = det.silence_s(now_s)
+        return silence is None or silence < self._timings.deadtime_s
+
+    def _link_level(self, peer: _Peer, link: str, now_s: float, mult: float) -> Level:
+        det = peer.link_det[link]
+        level = self._policy.level(det, now_s, mult)
+        if level is Level.DEAD and self._heard_lately(peer.link_heard_s.get(link), det, now_s):
+            return Level.WARN
+        return level
 
     def _transition(self, peer: _Peer, new: PeerState, now_s: float) -> list[MemberEvent]:
         old = peer.state

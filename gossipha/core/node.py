@@ -348,6 +348,7 @@ class Node:
     ) -> None:
         if sender == self.name:
             return
+        self._members.heard(now_s, sender, link)
         match message:
             case Heartbeat(status=status, relay=relay, digest=digest):
                 if status.name != sender:
@@ -550,6 +551,9 @@ class Node:
     def _advance(self, now_s: float, out: _Out) -> None:
         for ev in self._members.tick(now_s):
             self._peer_notice(ev, out)
+        for peer, expires_s in self._lapses():
+            for ev in self._members.renewal_lapsed(now_s, peer, expires_s):
+                self._peer_notice(ev, out)
         if not self._heard_all:
             self._heard.update(self._members.alive_peers())
             # `_heard` is read for members only: once all are in, updates change nothing.
@@ -563,6 +567,26 @@ class Node:
                 self._advance_group(now_s, g, out, view)
         self._refresh_status()
         self._heartbeats(now_s, out)
+
+    def _lapses(self) -> list[tuple[NodeId, float]]:
+        """(peer, expires_s) of our voter's unreleased promises to the other node of two,
+        both voters, whose status says it runs the group.
+
+        Such a holder must renew with us, so a lapse is evidence (Membership.renewal_lapsed);
+        with more voters a holder renews with only enough of them, and a lapse means nothing.
+        """
+        if self._voter is None or len(self._voters) != 2 or len(self._peer_names) != 1:
+            return []
+        found = []
+        for gname in self._groups:
+            promise = self._voter.unreleased(gname)
+            if (
+                promise is not None
+                and promise[0] != self.name
+                and self._status_epoch(promise[0], gname) > 0
+            ):
+                found.append(promise)
+        return found
 
     def _peer_notice(self, ev: MemberEvent, out: _Out) -> None:
         match ev:
@@ -952,6 +976,10 @@ class Node:
 
     def _next_wakeup(self, now_s: float) -> float:
         t = min(self._next_beat_s, now_s + self.timings.keepalive_s / 4)
+        for promise in self._lapses():
+            due = self._members.lapse_due_s(*promise)
+            if due is not None and now_s < due < t:
+                t = due
         for g in self._groups.values():
             if g.claim is None or g.phase is Phase.IDLE:
                 if g.backoff_until_s > now_s:

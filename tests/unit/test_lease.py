@@ -128,6 +128,20 @@ def test_graceful_release_frees_the_voter_at_once() -> None:
     assert v.on_request(0.2, B, LeaseRequest(G, 4, 1)).granted
 
 
+def test_unreleased_names_the_holder_until_a_release_even_after_the_lapse() -> None:
+    """What Node._lapses reads: a promise that ran out unrenewed still names its holder."""
+    v = _voter()
+    span = voter_span_s(LEASE, RHO)
+    assert v.unreleased(G) is None
+    v.on_request(0.0, A, LeaseRequest(G, 3, 1))
+    v.on_request(0.3, A, LeaseRequest(G, 3, 2))  # renewed: the end moves
+    assert v.unreleased(G) == (A, pytest.approx(0.3 + span))
+    assert v.promised(0.3 + span, G) is None  # lapsed ...
+    assert v.unreleased(G) == (A, pytest.approx(0.3 + span))  # ... but not released
+    v.on_release(5.0, A, G, 3)
+    assert v.unreleased(G) is None
+
+
 # ------------------------------------------------------------------ renewal rounds
 
 D, E = NodeId("d"), NodeId("e")

@@ -20,6 +20,7 @@ from gossipha.core.membership import (
     GOSSIP_ENTRIES,
     MAX_DIGEST_ENTRIES,
     MAX_NAME_LEN,
+    QUIET_FLOOR_BEATS,
     Digest,
     Entry,
     LinkDown,
@@ -308,6 +309,80 @@ def test_a_late_peer_that_was_declared_dead_refutes_and_recovers() -> None:
     assert [e.peer for _, e in c.of("n000", Refuted)] == ["n000"]
     assert c.nodes["n000"].incarnation == 1_001
     assert c.nodes["n001"].state("n000") is PeerState.ALIVE
+
+
+def test_lease_traffic_keeps_a_peer_whose_heartbeats_are_lost_alive_until_deadtime() -> None:
+    """Renewals every half second prove the holder runs: late heartbeats are WARN, not DEAD,
+    on the peer and on the link; the deadtime cap still ends it."""
+    c = Cluster(2)
+    c.run_until(20.0)
+    me = c.nodes["n001"]
+    c.cut.add(("n000", "n001", "eth1"))  # heartbeats lost, lease traffic gets through
+    t0, t = c.now, c.now
+    events: list[MemberEvent] = []
+    while t < t0 + TUTORIAL.deadtime_s - 1.0:
+        t = round(t + 0.5, 6)
+        me.heard(t, "n000", "eth1")
+        events += me.tick(t)
+    assert me.state("n000") is PeerState.WARN
+    assert [e for e in events if isinstance(e, (PeerDead, LinkDown))] == []
+    while t < t0 + TUTORIAL.deadtime_s + 1.0:
+        t = round(t + 0.5, 6)
+        me.heard(t, "n000", "eth1")
+        events += me.tick(t)
+    (dead,) = [e for e in events if isinstance(e, PeerDead)]
+    assert me.state("n000") is PeerState.DEAD and "every path" in dead.reason
+
+
+def test_quiet_floor_then_phi_declares_a_peer_that_stops_everything() -> None:
+    c = Cluster(2)
+    c.run_until(20.0)
+    me = c.nodes["n001"]
+    c.cut.add(("n000", "n001", "eth1"))
+    t = c.now
+    for _ in range(12):  # 6 s of lease traffic only: phi is far past its floor
+        t = round(t + 0.5, 6)
+        me.heard(t, "n000", "eth1")
+        assert not [e for e in me.tick(t) if isinstance(e, PeerDead)]
+    last = t
+    dead_at = None
+    while dead_at is None:
+        t = round(t + 0.1, 6)
+        if any(isinstance(e, PeerDead) for e in me.tick(t)):
+            dead_at = t
+    assert dead_at - last == pytest.approx(QUIET_FLOOR_BEATS * TUTORIAL.keepalive_s, abs=0.11)
+
+
+def test_renewal_lapse_declares_a_silent_holder_dead_at_the_later_of_lapse_and_quiet_floor() -> (
+    None
+):
+    c = Cluster(2)
+    c.run_until(20.0)
+    me = c.nodes["n001"]
+    heard = c.now + 0.3
+    me.heard(heard, "n000", "eth1")  # the last renewal, granted at `heard`
+    expires = heard + 2.02
+    quiet = heard + QUIET_FLOOR_BEATS * TUTORIAL.keepalive_s  # 3 s: later than the lapse
+    assert me.lapse_due_s("n000", expires) == pytest.approx(quiet)
+    assert me.renewal_lapsed(quiet - 0.01, "n000", expires) == []
+    assert me.state("n000") is PeerState.ALIVE
+    (dead,) = me.renewal_lapsed(quiet, "n000", expires)
+    assert isinstance(dead, PeerDead) and "lapsed" in dead.reason
+    assert me.state("n000") is PeerState.DEAD
+    assert me.lapse_due_s("n000", expires) is None  # declared once
+    # A lapse later than the quiet floor (a longer lease) is the due time.
+    other = Cluster(2).nodes["n001"]
+    other.heard(1.0, "n000", "eth1")
+    assert other.lapse_due_s("n000", 9.0) == 9.0
+
+
+def test_renewal_lapse_means_nothing_beyond_two_nodes() -> None:
+    c = Cluster(3)
+    c.run_until(10.0)
+    me = c.nodes["n001"]
+    me.heard(c.now, "n000", "eth1")
+    assert me.lapse_due_s("n000", c.now) is None
+    assert me.renewal_lapsed(c.now + 100.0, "n000", c.now) == []
 
 
 # ---------------------------------------------------------------------------- links
