@@ -719,6 +719,18 @@ class Membership:
         self._judged = judges
         return judges
 
+    def _heard_directly(self, peer: _Peer) -> bool:
+        """We heard this judged peer ourselves since it became ours to judge.
+
+        Only then is our silence evidence enough for the deadtime cap to be final. A peer
+        we judge but never heard (a path between just the two of us is broken, or it still
+        sends to a monitor we think dead) stays a suspect it can refute through the others:
+        otherwise one broken pair declares it dead to everyone, again after every refutation.
+        """
+        return peer.name not in self._grace and any(
+            d.last_s is not None for d in peer.link_det.values()
+        )
+
     def _evaluate(self, peer: _Peer, now_s: float, judged: bool) -> list[MemberEvent]:
         """Derive the local state from detectors and gossip status; emit the transitions.
 
@@ -765,7 +777,12 @@ class Membership:
                 # our own detector agrees with someone else's accusation: confirm it
                 self._enqueue(peer.name, Status.SUSPECT, self.name, susp.incarnation)
             silence = peer.liveness.silence_s(now_s)
-            if judged and silence is not None and silence >= self._timings.deadtime_s:
+            if (
+                judged
+                and silence is not None
+                and silence >= self._timings.deadtime_s
+                and self._heard_directly(peer)
+            ):
                 events.append(self._declare_dead(peer, f"silent {silence:.3f}s >= deadtime"))
             elif now_s >= susp.deadline_s:
                 events.append(
