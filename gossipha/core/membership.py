@@ -620,6 +620,13 @@ class Membership:
         self, peer: _Peer, entry: Entry, sender: str, now_s: float, events: list[MemberEvent]
     ) -> None:
         if peer.incarnation is not None and entry.incarnation < peer.incarnation:
+            if entry.status is not Status.ALIVE and peer.status is Status.ALIVE:
+                # An accusation of an incarnation we know was superseded (often the null
+                # one of a peer its accuser never heard): the sender is behind, and would
+                # keep the peer dead and its ring reshaped around it until filler gossip
+                # happened to bring the news. Tell it now.
+                self._enqueue(peer.name, Status.ALIVE, None, peer.incarnation)
+                self._tell.setdefault(sender, False)
             return  # stale incarnation: ignored
         if peer.incarnation is None or entry.incarnation > peer.incarnation:
             # A first-learnt incarnation is no news (filler spreads it); a higher one is a
