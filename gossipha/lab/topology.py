@@ -232,6 +232,7 @@ class Lab:
         self._keep_workdir = keep_workdir
         self._procs: list[subprocess.Popen[bytes]] = []
         self._loss: dict[str, dict[tuple[str, int | None], int]] = {}
+        self._macs: dict[tuple[str, str], str] = {}  # (node, ifname) -> MAC, for pinning
         self._built = False
 
     @classmethod
@@ -333,6 +334,7 @@ class Lab:
         for name in names:
             remove_namespace(name)
         self._loss.clear()
+        self._macs.clear()  # a rebuilt lab has new veths
         self._built = False
         if self._own_workdir and not self._keep_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -489,13 +491,14 @@ class Lab:
         count towards that cap (nor need ARP). A link set down flushes its entries: pin a
         node again after `restore`.
         """
-        macs: dict[tuple[str, str], str] = {}
-        for host in self.hosts.values():
-            with self._netns(host.node) as ns:
-                for iface in host.ifaces:
-                    links = ns.get_links(ifname=iface.ifname)
-                    if links:
-                        macs[(host.node, iface.ifname)] = str(links[0].get("IFLA_ADDRESS"))
+        macs = self._macs
+        if not macs:  # read once: a veth keeps its MAC when its link goes down and up
+            for host in self.hosts.values():
+                with self._netns(host.node) as ns:
+                    for iface in host.ifaces:
+                        links = ns.get_links(ifname=iface.ifname)
+                        if links:
+                            macs[(host.node, iface.ifname)] = str(links[0].get("IFLA_ADDRESS"))
         pinned = 0
         for node in self.hosts if nodes is None else nodes:
             host = self.hosts[node]
