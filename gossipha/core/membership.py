@@ -677,6 +677,13 @@ class Membership:
         self, peer: _Peer, entry: Entry, sender: str, now_s: float, events: list[MemberEvent]
     ) -> None:
         if peer.incarnation is not None and entry.incarnation < peer.incarnation:
+            if entry.status is not Status.ALIVE and peer.status is Status.ALIVE:
+                # An accusation of an incarnation we know was superseded (often the null
+                # one of a peer its accuser never heard): the sender is behind, and would
+                # keep the peer dead and its ring reshaped around it until filler gossip
+                # happened to bring the news. Tell it now.
+                self._enqueue(peer.name, Status.ALIVE, None, peer.incarnation)
+                self._tell.setdefault(sender, False)
             return  # stale incarnation: ignored
         if peer.incarnation is None or entry.incarnation > peer.incarnation:
             # A first-learnt incarnation is no news (filler spreads it); a higher one is a
@@ -776,6 +783,18 @@ class Membership:
         self._judged = judges
         return judges
 
+    def _heard_directly(self, peer: _Peer) -> bool:
+        """We heard this judged peer ourselves since it became ours to judge.
+
+        Only then is our silence evidence enough for the deadtime cap to be final. A peer
+        we judge but never heard (a path between just the two of us is broken, or it still
+        sends to a monitor we think dead) stays a suspect it can refute through the others:
+        otherwise one broken pair declares it dead to everyone, again after every refutation.
+        """
+        return peer.name not in self._grace and any(
+            d.last_s is not None for d in peer.link_det.values()
+        )
+
     def _evaluate(self, peer: _Peer, now_s: float, judged: bool) -> list[MemberEvent]:
         """Derive the local state from detectors and gossip status; emit the transitions.
 
@@ -824,7 +843,12 @@ class Membership:
                 # our own detector agrees with someone else's accusation: confirm it
                 self._enqueue(peer.name, Status.SUSPECT, self.name, susp.incarnation)
             silence = peer.liveness.silence_s(now_s)
-            if judged and silence is not None and silence >= self._timings.deadtime_s:
+            if (
+                judged
+                and silence is not None
+                and silence >= self._timings.deadtime_s
+                and self._heard_directly(peer)
+            ):
                 events.append(self._declare_dead(peer, f"silent {silence:.3f}s >= deadtime"))
             elif now_s >= susp.deadline_s:
                 events.append(

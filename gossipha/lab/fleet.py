@@ -322,6 +322,7 @@ class Fleet:
     def restore(self, node: str) -> None:
         """Links up again and the agent restarted (a reboot)."""
         self.lab.restore(node)
+        self.lab.pin_neighbours([node])  # its links went down: their entries were flushed
         self.start_agent(node)
 
     def close(self) -> None:
@@ -349,7 +350,10 @@ class Fleet:
         return handle
 
     def open_handles(self) -> None:
-        """Netlink handles for every node now, so the first `holders()` is not slow."""
+        """Netlink handles for every node now, so the first `holders()` is not slow; and
+        static ARP entries between the nodes (`Lab.pin_neighbours`: without them N >= 24
+        overflows the kernel's one neighbour table and pairs of nodes cannot talk)."""
+        self.lab.pin_neighbours()
         for node in self.nodes:
             self._handle(node)
 

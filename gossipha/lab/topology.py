@@ -42,6 +42,7 @@ SERVICE_BRIDGE = "br-svc"
 HEARTBEAT_BRIDGE = "br-hb"
 # Bound on how long teardown waits for killed processes to leave a namespace.
 KILL_WAIT_S = 3.0
+NUD_PERMANENT = 0x80  # <linux/neighbour.h>: a static entry, never resolved or collected
 _OWNED_RE = re.compile(r"^gha-p(\d+)-")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -231,6 +232,7 @@ class Lab:
         self._keep_workdir = keep_workdir
         self._procs: list[subprocess.Popen[bytes]] = []
         self._loss: dict[str, dict[tuple[str, int | None], int]] = {}
+        self._macs: dict[tuple[str, str], str] = {}  # (node, ifname) -> MAC, for pinning
         self._built = False
 
     @classmethod
@@ -332,6 +334,7 @@ class Lab:
         for name in names:
             remove_namespace(name)
         self._loss.clear()
+        self._macs.clear()  # a rebuilt lab has new veths
         self._built = False
         if self._own_workdir and not self._keep_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -474,6 +477,50 @@ class Lab:
         """Bring a crashed node's links back up (its processes must be started again)."""
         for iface in self.hosts[node].ifaces:
             self.set_link(node, iface.ifname, True)
+
+    @off_loop
+    def pin_neighbours(self, nodes: Sequence[str] | None = None) -> int:
+        """Permanent ARP entries in `nodes` (default all) for every other host on the same
+        bridge; returns how many were set.
+
+        Real hosts each have their own neighbour table, but the kernel's IPv4 table is one
+        for all namespaces, and gc_thresh3 (1,024 by default) caps its non-permanent
+        entries: N hosts talking to all others on two networks need 2 N (N - 1), so from
+        N = 24 resolution fails ("neighbor table overflow") and whole pairs of lab hosts
+        cannot reach each other, as no pair of real hosts would. Permanent entries do not
+        count towards that cap (nor need ARP). A link set down flushes its entries: pin a
+        node again after `restore`.
+        """
+        macs = self._macs
+        if not macs:  # read once: a veth keeps its MAC when its link goes down and up
+            for host in self.hosts.values():
+                with self._netns(host.node) as ns:
+                    for iface in host.ifaces:
+                        links = ns.get_links(ifname=iface.ifname)
+                        if links:
+                            macs[(host.node, iface.ifname)] = str(links[0].get("IFLA_ADDRESS"))
+        pinned = 0
+        for node in self.hosts if nodes is None else nodes:
+            host = self.hosts[node]
+            with self._netns(node) as ns:
+                for iface in host.ifaces:
+                    idx = _index(ns, iface.ifname)
+                    for other in self.hosts.values():
+                        if other.node == node:
+                            continue
+                        for theirs in other.ifaces:
+                            mac = macs.get((other.node, theirs.ifname))
+                            if theirs.bridge != iface.bridge or mac is None:
+                                continue
+                            ns.neigh(
+                                "replace",
+                                dst=str(theirs.address.ip),
+                                lladdr=mac,
+                                ifindex=idx,
+                                state=NUD_PERMANENT,
+                            )
+                            pinned += 1
+        return pinned
 
     def iptables(self, node: str, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         """Run ``iptables -w ARGS`` in the node (e.g. ``-I INPUT -p icmp -j DROP``)."""

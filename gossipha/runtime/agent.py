@@ -91,6 +91,7 @@ from gossipha.runtime.signals import AgentSignals
 from gossipha.runtime.witness import witness_config
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
+from gossipha.wire.replay import window_for
 
 log = logging.getLogger("gossipha.agent")
 
@@ -265,6 +266,7 @@ class Agent:
             incarnation=self.incarnation,
             senders=[n.name for n in cfg.nodes],
             keyring=keyring,
+            window=window_for(len(cfg.links), len(cfg.nodes) - 1),
         )
         log.info(
             kv(

@@ -8,6 +8,12 @@ by up to `window` places but none is accepted twice, and nothing from an earlier
 incarnation is accepted once a later one was seen. The first packet accepted from an
 incarnation closes the window below it: nothing numbered lower is accepted after it.
 
+One counter per sender covers every peer and every link (a message sent on two links is
+two packets, two numbers), so the numbers one receiver sees from a sender are spread over
+all of that sender's streams: at N = 32 on two links a copy on the slower link can be
+hundreds of numbers behind the other link's next packet. `window_for` sizes the window by
+that spread (docs/security.md, "Replay").
+
 Only configured senders have state (the table is built from the config and never grows),
 so a flood of forged names costs no memory. Checks are split in two: `check` before the
 body is parsed (cheap rejects first) and `accept` once the packet is fully valid, so a
@@ -22,6 +28,10 @@ from dataclasses import dataclass
 from gossipha.wire.reject import RejectReason
 
 DEFAULT_WINDOW = 64
+# Reordering tolerated per (receiver, link) stream of a sender; WireGuard's window is 8,192
+# numbers in all, which bounds ours too (a bitmap of 1 KiB per configured sender).
+STREAM_WINDOW = 64
+MAX_WINDOW = 8192
 MAX_SENDERS = 1024  # far above any real cluster; a config this large is a mistake
 _U64 = (1 << 64) - 1
 
@@ -40,6 +50,23 @@ def next_incarnation(wall_us: int, previous: int | None) -> int:
     return candidate
 
 
+def window_for(links: int, peers: int) -> int:
+    """The window for a cluster of `peers` other nodes on `links` links.
+
+    A sender numbers all its packets from one counter, and in the worst case sends each of
+    its (receiver, link) streams the same share: a receiver's copy on one link then falls
+    `links * peers` numbers behind per packet the other streams got meanwhile. This keeps
+    STREAM_WINDOW packets of reordering per stream (bounded by MAX_WINDOW), not 64 numbers
+    in all, which at N = 32 on two links is less than one round of the holder's renewals.
+    A power of two, at least DEFAULT_WINDOW.
+    """
+    want = STREAM_WINDOW * max(links, 1) * max(peers, 1)
+    window = DEFAULT_WINDOW
+    while window < want and window < MAX_WINDOW:
+        window *= 2
+    return window
+
+
 @dataclass(slots=True)
 class _Window:
     """One sender's state: bit i of `seen` is set when sequence number `top - i` was accepted."""
@@ -55,8 +82,8 @@ class ReplayGuard:
     __slots__ = ("_state", "_window")
 
     def __init__(self, senders: Iterable[str], window: int = DEFAULT_WINDOW) -> None:
-        if not 1 <= window <= 4096:
-            raise ValueError(f"window must be 1 to 4096 packets, got {window}")
+        if not 1 <= window <= MAX_WINDOW:
+            raise ValueError(f"window must be 1 to {MAX_WINDOW} packets, got {window}")
         names = frozenset(senders)
         if len(names) > MAX_SENDERS:
             raise ValueError(f"{len(names)} senders; at most {MAX_SENDERS} are tracked")

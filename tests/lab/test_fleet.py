@@ -54,3 +54,32 @@ def test_three_agents_agree_on_one_holder_and_cost_little() -> None:
             assert fleet.holders() == (agreement.holder,)
         finally:
             fleet.close()
+
+
+@pytest.mark.netns
+def test_pinned_neighbours_are_static_and_come_back_after_a_crash() -> None:
+    """The fleet's static ARP entries (Lab.pin_neighbours): every other node on both
+    networks, with its interface's MAC, permanent; a crash flushes the node's own, and
+    pinning it again after the restore puts them back."""
+    require_netns()
+    sweep_stale()
+    with Lab(fleet_hosts(3)) as lab:
+
+        def permanent(node: str) -> dict[str, str]:
+            out = lab.run(node, ["ip", "neigh", "show", "nud", "permanent"], uts=False).stdout
+            return {f[0]: f[f.index("lladdr") + 1] for f in map(str.split, out.splitlines())}
+
+        assert permanent("n0") == {}
+        assert lab.pin_neighbours() == 3 * 2 * 2
+        expected = {
+            str(lab.address(other, ifname).ip): lab.mac(other, ifname)
+            for other in ("n1", "n2")
+            for ifname in ("eth0", "eth1")
+        }
+        assert permanent("n0") == expected
+        lab.crash("n0")
+        lab.restore("n0")
+        assert permanent("n0") == {}
+        assert lab.pin_neighbours(["n0"]) == 2 * 2
+        assert permanent("n0") == expected
+        assert len(permanent("n1")) == 4  # untouched by n0's crash

@@ -492,6 +492,24 @@ def test_suspected_live_node_refutes_with_higher_incarnation() -> None:
     assert all(not isinstance(e, (PeerDead, PeerSuspect)) for t, _, e in c.events if t > 24.0)
 
 
+def test_an_accusation_of_a_superseded_incarnation_is_answered_with_the_current_one() -> None:
+    """A node that never heard a peer within initdead accuses its null incarnation 0 (the
+    N = 32 lab: n31 kept n30 dead at 0 for 22 s while everyone else heard n30, and so
+    judged n3, which sent to n30, and suspected it 20 times). Whoever knows better tells
+    the sender the peer's current entry at its next round, instead of ignoring it."""
+    c = Cluster(8, seed=2)
+    c.run_until(30.0)
+    a = c.nodes["n000"]
+    known = c.nodes["n005"].incarnation
+    stale = Digest((_own(c, "n003"), Entry("n005", 0, 0, Status.DEAD, 0, "n003")))
+    assert a.on_heartbeat(c.now, "n003", "eth1", stale) == []
+    assert a.state("n005") is PeerState.ALIVE
+    out = dict(a.outgoing(c.now))
+    assert "n003" in out, "the stale accuser is told out of turn"
+    told = [e for e in out["n003"].entries if e.name == "n005"]
+    assert told == [Entry("n005", known, told[0].counter, Status.ALIVE, told[0].health)]
+
+
 def test_gossiped_dead_about_a_node_we_hear_becomes_suspect() -> None:
     c = Cluster(3)
     c.run_until(20.0)

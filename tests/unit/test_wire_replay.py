@@ -10,7 +10,13 @@ from gossipha.config.model import AuthKey, AuthMethod
 from gossipha.wire.codec import Decoder, Encoder, Packet, cluster_id
 from gossipha.wire.keyring import Keyring
 from gossipha.wire.reject import Reject, RejectReason
-from gossipha.wire.replay import ReplayGuard, next_incarnation
+from gossipha.wire.replay import (
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    ReplayGuard,
+    next_incarnation,
+    window_for,
+)
 
 R = RejectReason
 RING = Keyring((AuthKey(1, AuthMethod.SHA256, b"k"),), active=1)
@@ -122,3 +128,63 @@ def test_captured_packet_is_refused_now_and_after_the_sender_restarts() -> None:
     assert dec.decode(captured, 3.0) == Reject(R.STALE_INCARNATION, "a", 1)
     # Never received before the restart, but still from the earlier start: refused too.
     assert dec.decode(later, 3.0) == Reject(R.STALE_INCARNATION, "a", 1)
+
+
+def _rounds_to_b(window: int, peers: int, rounds: int) -> list[Packet | Reject]:
+    """A sends every peer one message per round on two links (one counter, as the agent's
+    Encoder numbers them); b's copies on `hb` arrive at once, those on `svc` two rounds late.
+    Returns what b's decoder made of each of its packets."""
+    names = ["a", "b"] + [f"p{i}" for i in range(peers - 1)]
+    dec = Decoder(
+        cluster=CLUSTER, node="b", incarnation=1, senders=names, keyring=RING, window=window
+    )
+    enc = Encoder(cluster=CLUSTER, node="a", incarnation=7, keyring=RING)
+    results: list[Packet | Reject] = []
+    late: list[bytes] = []
+    for r in range(rounds):
+        for_b: dict[str, bytes] = {}
+        for to in names[1:]:
+            for link in ("hb", "svc"):
+                data = enc.encode({"t": "hb", "to": to, "round": r})
+                if to == "b":
+                    for_b[link] = data
+        results.append(dec.decode(for_b["hb"], float(r)))
+        if len(late) == 2:
+            results.append(dec.decode(late.pop(0), float(r)))
+        late.append(for_b["svc"])
+    return results
+
+
+def test_a_copy_two_rounds_late_on_the_other_link_is_refused_by_a_64_packet_window() -> None:
+    """The N = 32 lab's `replay` rejects: one counter over 31 peers and 2 links puts 62
+    numbers between b's packets on one link, so a copy two rounds late on the other link
+    (a few hundred ms behind on a loaded receiver) is 123 numbers behind: refused."""
+    results = _rounds_to_b(DEFAULT_WINDOW, peers=31, rounds=6)
+    assert len(results) == 6 + 4
+    assert [r.reason for r in results if isinstance(r, Reject)] == [R.REPLAY] * 4
+
+
+def test_the_window_for_the_cluster_takes_that_copy() -> None:
+    window = window_for(links=2, peers=31)
+    assert window == 4096
+    results = _rounds_to_b(window, peers=31, rounds=6)
+    assert len(results) == 6 + 4
+    assert all(isinstance(r, Packet) for r in results)
+
+
+def test_window_for_is_bounded_and_never_below_the_default() -> None:
+    assert window_for(1, 1) == DEFAULT_WINDOW
+    assert window_for(2, 1) == 128
+    assert window_for(4, 1023) == MAX_WINDOW
+    assert window_for(0, 0) == DEFAULT_WINDOW
+
+
+def test_a_wide_window_still_takes_each_packet_once() -> None:
+    """Wider is only older: every number is still accepted at most once."""
+    g = ReplayGuard(["a"], window=MAX_WINDOW)
+    assert feed(g, 1, 10) is None
+    assert feed(g, 1, 10 + MAX_WINDOW + 5) is None
+    assert feed(g, 1, 10 + 6) is None  # MAX_WINDOW - 1 behind
+    assert feed(g, 1, 10 + 6) is R.REPLAY
+    assert feed(g, 1, 10 + 5) is R.REPLAY  # MAX_WINDOW behind: too old
+    assert feed(g, 1, 10) is R.REPLAY
