@@ -874,7 +874,8 @@ class Membership:
         return events
 
     def _heard_lately(self, heard_s: float | None, det: PhiAccrualDetector, now_s: float) -> bool:
-        """Some message came within the quiet floor, and the heartbeats' deadtime has not run out.
+        """Some message came within the quiet floor, and the heartbeats' deadtime has not run out
+        (for a stream heard at least once: a peer never heard is judged by initdead alone).
 
         Heartbeats alone drive phi, but a renewal or grant from the peer proves it runs just
         as well: with one link at the tutorial's 2 s keepalive, three heartbeats lost in a
@@ -882,8 +883,8 @@ class Membership:
         """
         if heard_s is None or now_s - heard_s >= self._quiet_floor_s:
             return False
-        silence = det.silence_s(now_s)
-        return silence is None or silence < self._timings.deadtime_s
+        silence = det.silence_s(now_s)  # None: never heard on it, initdead's verdict stands
+        return silence is not None and silence < self._timings.deadtime_s
 
     def _link_level(self, peer: _Peer, link: str, now_s: float, mult: float) -> Level:
         det = peer.link_det[link]

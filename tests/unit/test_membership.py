@@ -334,6 +334,22 @@ def test_lease_traffic_keeps_a_peer_whose_heartbeats_are_lost_alive_until_deadti
     assert me.state("n000") is PeerState.DEAD and "every path" in dead.reason
 
 
+def test_lease_traffic_does_not_stand_in_for_a_first_heartbeat() -> None:
+    """A peer whose heartbeats were never heard is judged by initdead, lease traffic or not:
+    it must not become WARN ('joined' at no incarnation)."""
+    c = Cluster(2)
+    c.down.add("n000")
+    me = c.nodes["n001"]
+    events: list[MemberEvent] = []
+    t = 0.0
+    while t < TUTORIAL.initdead_s + 1.0:
+        t = round(t + 0.5, 6)
+        me.heard(t, "n000", "eth1")
+        events += me.tick(t)
+    assert [type(e) for e in events] == [PeerDead]
+    assert "initdead" in events[0].reason
+
+
 def test_quiet_floor_then_phi_declares_a_peer_that_stops_everything() -> None:
     c = Cluster(2)
     c.run_until(20.0)
