@@ -235,6 +235,17 @@ class Claim:
         )
         return max(every, stale_at[majority(len(self.voters)) - 1])
 
+    def next_change_s(self, now_s: float) -> float:
+        """The next time a promise or a refusal runs out (inf: none ahead): when
+        `valid_until_s`, `half_until_s`, `missing` and `refused_for_other` may change."""
+        t = float("inf")
+        for v in self._views.values():
+            if now_s < v.expires_s < t:
+                t = v.expires_s
+            if now_s < v.refused_until_s < t:
+                t = v.refused_until_s
+        return t
+
     def request(self, now_s: float, voter: NodeId, seq: int) -> LeaseRequest:
         """A request to `voter`; `seq` must be unique for this node (across claims)."""
         self._seq = seq

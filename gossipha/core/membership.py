@@ -25,6 +25,7 @@ Public API::
         __init__(self_name, incarnation, peers, links, timings, rng, start_s)
         on_heartbeat(now_s, sender, link, digest) -> list[MemberEvent]
         tick(now_s) -> list[MemberEvent]
+        next_change_s(now_s) -> float                  # when a tick may next change anything
         outgoing(now_s) -> list[tuple[str, Digest]]   # call once per keepalive interval
         note_lag(lag_s) -> None; note_missed_send() -> None
         state(peer) -> PeerState; link_state(peer, link) -> LinkState
@@ -54,7 +55,7 @@ from typing import Any, TypeAlias
 
 from gossipha.config.model import Timings
 from gossipha.core.awareness import Awareness
-from gossipha.core.detector import Level, PhiAccrualDetector, Policy
+from gossipha.core.detector import CROSSING_MARGIN_S, Level, PhiAccrualDetector, Policy
 from gossipha.core.suspicion import Suspicion
 
 # Messages per node per interval: 1.5 on average whatever N. Every interval a node sends
@@ -517,6 +518,32 @@ class Membership:
         for name in self._order:
             events.extend(self._evaluate(self._peers[name], now_s, name in judges))
         return events
+
+    def next_change_s(self, now_s: float) -> float:
+        """The earliest time a `tick` without inputs meanwhile may change anything: the
+        detectors' WARN/DEAD crossings of every judged peer and link (`Policy`), grace
+        and suspicion deadlines, and initdead. Call it right after `tick` (or
+        `on_heartbeat`) at `now_s`; it may be early (a change the others mask), never late.
+        """
+        t = math.inf
+        initdead_end_s = self._start_s + self._timings.initdead_s + CROSSING_MARGIN_S
+        if now_s < initdead_end_s:
+            t = initdead_end_s  # unheard peers: judged, and judged DEAD, from then on
+        policy, mult = self._policy, self._awareness.multiplier
+        deadtime_s = self._timings.deadtime_s + CROSSING_MARGIN_S
+        judged = self._order if self._all_peers else self._judged
+        for name in judged:
+            peer = self._peers[name]
+            t = min(t, policy.next_change_s(peer.liveness, now_s, mult))
+            last_s = peer.liveness.last_s
+            if last_s is not None and now_s < last_s + deadtime_s:
+                t = min(t, last_s + deadtime_s)  # the cap, also for a grace or suspect peer
+            for det in peer.link_det.values():
+                t = min(t, policy.next_change_s(det, now_s, mult))
+        for peer in self._peers.values():
+            if peer.suspicion is not None and peer.suspicion.deadline_s > now_s:
+                t = min(t, peer.suspicion.deadline_s)
+        return t
 
     def outgoing(self, now_s: float) -> list[tuple[str, Digest]]:
         """One heartbeat round: our monitor every time, a gossip target every other round.

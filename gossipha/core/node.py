@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import assert_never
 
 from gossipha.config.model import Config, NodeRole, ResourceGroup
+from gossipha.core.detector import CROSSING_MARGIN_S
 from gossipha.core.lease import RETRY_FRACTION, Claim, Voter, majority, voter_span_s
 from gossipha.core.membership import (
     Digest,
@@ -951,22 +952,88 @@ class Node:
             out.sends.append(Send(peer, Heartbeat(self._status, relay, digest)))
 
     def _next_wakeup(self, now_s: float) -> float:
-        t = min(self._next_beat_s, now_s + self.timings.keepalive_s / 4)
+        """When a Tick may next change anything (docs/design.md, "Wake-ups"): the next
+        heartbeat, the detectors' crossings (`Membership.next_change_s`), each group's
+        lease and back-off deadlines and placement's timers. Early is harmless (an empty
+        step), late is not. A group in a passing phase (acquiring, probing, stopping,
+        adopted, outbid) or a node shutting down is also polled as before."""
+        t = min(self._next_beat_s, self._members.next_change_s(now_s))
+        poll = self._shutting_down
         for g in self._groups.values():
             if g.claim is None or g.phase is Phase.IDLE:
                 if g.backoff_until_s > now_s:
                     t = min(t, g.backoff_until_s)
+                if g.start_failed_until_s > now_s:
+                    t = min(t, g.start_failed_until_s)
                 continue
             claim = g.claim
-            t = min(t, claim.next_due_s())
+            t = min(t, claim.next_due_s(), claim.next_change_s(now_s))
             end = claim.valid_until_s()
             if now_s < end < t:
                 t = end
             end = claim.half_until_s()
             if now_s < end < t:
                 t = end
+            if g.phase is not Phase.RUNNING or g.adopted or claim.outbid():
+                poll = True
+                t = min(t, self._passing_change_s(now_s, g))
+        if self._groups:
+            t = min(t, self._placement_change_s(now_s))
+        if any(g.since_s == now_s for g in self._groups.values()):
+            t = now_s  # a phase began in this step: the next one may follow at once
+        if poll:
+            t = min(t, now_s + self.timings.keepalive_s / 4)
         t = max(t, now_s + 1e-3)
-        return min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
+        if poll:
+            t = min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
+        return t
+
+    def _passing_change_s(self, now_s: float, g: _Group) -> float:
+        """Deadlines of the passing phases: an attempt's lease-long limit, an adoption's
+        limit, a release's freshness, the stop's renewal limit, the shutdown's bound."""
+        t = math.inf
+        lease_s = self.timings.lease_s
+        ends = [g.since_s + lease_s, g.since_s + STOP_RENEW_LIMIT_S]
+        if g.adopted:
+            ends.append(g.adopted_since_s + ADOPT_LIMIT_LEASES * lease_s)
+        if g.release is not None:
+            ends.append(g.release[2] + lease_s)
+        if self._shutting_down:
+            ends.append(max(self._shutdown_since_s, self._stopped_s) + 2 * lease_s)
+        for end in ends:
+            end += CROSSING_MARGIN_S
+            if now_s < end < t:
+                t = end
+        return t
+
+    def _placement_change_s(self, now_s: float) -> float:
+        """The next time placement's answers may change with no input: initdead (claims,
+        the no-holder notice), a failback delay ending, a ping count becoming stable."""
+        t = math.inf
+        end = self._start_s + self.timings.initdead_s + CROSSING_MARGIN_S
+        if now_s < end:
+            t = end
+        delay_s = self.timings.failback_delay_s + CROSSING_MARGIN_S
+        for g in self._groups.values():
+            for since_s in g.eligible_since_s.values():
+                if now_s < since_s + delay_s < t:
+                    t = since_s + delay_s
+        if self._ipfail:
+            # Our own count is confirmed at every step, so only our advantage over a node
+            # with fewer (View.ping_beaten) and our own settling (_ping_settled) run on time.
+            stable_s = self._ping_stable_s() + CROSSING_MARGIN_S
+            mine_s = self._ping_since_s.get(self.name, self._start_s)
+            if now_s < mine_s + stable_s < t:
+                t = mine_s + stable_s
+            mine = max(self._status.ping_count, self._ping_count())
+            for n, st in self._statuses.items():
+                theirs_s = self._ping_since_s.get(n)
+                if n == self.name or theirs_s is None or st.ping_count >= mine:
+                    continue
+                end = max(theirs_s, mine_s) + stable_s
+                if now_s < end < t:
+                    t = end
+        return t
 
 
 __all__ = ["Node", "Phase", "majority", "voter_span_s"]
