@@ -18,6 +18,7 @@ Public API::
     phi(elapsed_s, mean_s, std_s) -> float
     silence_for_phi(threshold, mean_s, std_s) -> float
     phi_crossing_s(threshold, mean_s, std_s) -> float       # closed form, phi(.) >= threshold
+    phi_crossing_y(threshold) -> float                      # the same, standardized
     class Level(enum.Enum): OK, WARN, DEAD, UNKNOWN
     class PhiAccrualDetector:
         __init__(keepalive_s, window, min_std_s, acceptable_pause_s)
@@ -80,21 +81,16 @@ def silence_for_phi(threshold: float, mean_s: float, std_s: float) -> float:
     return hi
 
 
-def phi_crossing_s(threshold: float, mean_s: float, std_s: float) -> float:
+def phi_crossing_s(threshold: float, mean_s: float, std_s: float, y: float | None = None) -> float:
     """The smallest elapsed time found at which `phi` is at least `threshold`, in closed form.
 
     phi = log10(1 + e^a) inverts to a = ln(10^threshold - 1), and a = y*(A + B*y^2) is a
-    cubic with one real root (A, B > 0), solved by Cardano; the result is nudged up until
-    `phi` agrees, so a wakeup at this silence never finds phi a rounding error short.
+    cubic with one real root y (A, B > 0; `phi_crossing_y`, which a caller may pass in),
+    so the answer is mean + y*std, nudged up until `phi` agrees: a wakeup at this silence
+    never finds phi a rounding error short.
     """
-    assert threshold > 0.0 and std_s > 0.0
-    x = threshold * _LN10
-    a = x + math.log(-math.expm1(-x))  # ln(e^x - 1), without overflow for large x
-    # y^3 + p*y + q = 0 with p = A/B > 0, q = -a/B.
-    p, q = _A / _B, -a / _B
-    root = math.sqrt(q * q / 4.0 + p * p * p / 27.0)
-    y = math.cbrt(-q / 2.0 + root) + math.cbrt(-q / 2.0 - root)
-    elapsed = mean_s + y * std_s
+    assert std_s > 0.0
+    elapsed = mean_s + (phi_crossing_y(threshold) if y is None else y) * std_s
     step = max(abs(elapsed), std_s) * 1e-12
     for _ in range(64):
         if phi(elapsed, mean_s, std_s) >= threshold:
@@ -102,6 +98,17 @@ def phi_crossing_s(threshold: float, mean_s: float, std_s: float) -> float:
         elapsed += step
         step *= 2.0
     return elapsed
+
+
+def phi_crossing_y(threshold: float) -> float:
+    """The standardized silence y = (elapsed - mean)/std at which phi reaches `threshold`."""
+    assert threshold > 0.0
+    x = threshold * _LN10
+    a = x + math.log(-math.expm1(-x))  # ln(e^x - 1), without overflow for large x
+    # y^3 + p*y + q = 0 with p = A/B > 0, q = -a/B (Cardano, one real root).
+    p, q = _A / _B, -a / _B
+    root = math.sqrt(q * q / 4.0 + p * p * p / 27.0)
+    return math.cbrt(-q / 2.0 + root) + math.cbrt(-q / 2.0 - root)
 
 
 class Level(enum.Enum):
@@ -131,6 +138,7 @@ class PhiAccrualDetector:
         "_sum",
         "_sum_sq",
         "_window",
+        "_ys",
         "samples",
     )
 
@@ -152,6 +160,8 @@ class PhiAccrualDetector:
         self._last_s: float | None = None
         # phi threshold -> silence at which phi_at reaches it; valid until the window moves.
         self._crossings: dict[float, float] = {}
+        # phi threshold -> phi_crossing_y (the window's mean and std do not enter it).
+        self._ys: dict[float, float] = {}
         # Policy.next_change_s's (warn, dead) silences by multiplier, for `_judged_by`.
         self._silences: dict[float, tuple[float, float]] = {}
         self._judged_by: object = None
@@ -219,8 +229,11 @@ class PhiAccrualDetector:
         """The silence at which `phi_at` reaches `threshold` (phi_at(it) >= threshold)."""
         known = self._crossings.get(threshold)
         if known is None:
-            known = phi_crossing_s(threshold, self.mean_s + self._acceptable_pause_s, self.std_s)
-            self._crossings[threshold] = known
+            y = self._ys.get(threshold)
+            if y is None:
+                y = self._ys[threshold] = phi_crossing_y(threshold)
+            mean_s = self.mean_s + self._acceptable_pause_s
+            known = self._crossings[threshold] = phi_crossing_s(threshold, mean_s, self.std_s, y)
         return known
 
 
