@@ -278,6 +278,20 @@ class Claim:
         view.refused_until_s = now_s + reply.busy_s * (1 + 2 * self.max_drift)
         return Refusal.BUSY if reply.busy_s > 0 else Refusal.STALE_EPOCH
 
+    def reply_key(self, voter: NodeId) -> tuple[object, ...]:
+        """What a reply from `voter` can change (`on_reply`): equal before and after means
+        the reply was a no-op (a duplicate, sent on every link)."""
+        view = self._views.get(voter)
+        if view is None:
+            return (self.max_seen_epoch, self.stale)
+        return (
+            self.max_seen_epoch,
+            self.stale,
+            view.expires_s,
+            view.refused_by,
+            view.refused_until_s,
+        )
+
     def outbid(self) -> bool:
         """A voter refused our epoch as not new, or reported a higher one: only a claim at a
         higher epoch can get its promise."""

@@ -214,6 +214,11 @@ class Node:
         self._groups_by_name = [g for _, g in sorted(self._groups.items())]
         self._seq = 0
         self._relay_cursor = 0
+        # The last Output's next_wakeup_s: before it, a Tick changes nothing (_next_wakeup).
+        self._wakeup_s = -math.inf
+        # Skip `_advance` after an input that changed nothing it reads (`_on_message`);
+        # tests turn it off on a copy to check the shortcut against the full step.
+        self.quiet_shortcut = True
         # A node's arrival is a status change: its first heartbeat round goes to every
         # peer, so a (re)started node is known at once, not after relays reach everyone.
         self._push_status = True
@@ -304,11 +309,12 @@ class Node:
         assert now_s >= self._now_s - 1e-9, "now_s must not go backwards"
         self._now_s = now_s = max(now_s, self._now_s)
         out = _Out()
+        quiet = False
         match event:
             case Tick():
                 pass
             case MessageReceived(link=link, sender=sender, message=message):
-                self._on_message(now_s, link, sender, message, out)
+                quiet = self._on_message(now_s, link, sender, message, out)
             case PingResult(group=pg, reachable=ok):
                 if pg in self._ping and self._ping[pg] != ok:
                     self._ping[pg] = ok
@@ -337,22 +343,29 @@ class Node:
                     self._shutdown_since_s = now_s
             case FoundRunning(groups=groups):
                 self._adopt(now_s, groups, out)
+        if quiet and now_s < self._wakeup_s and self.quiet_shortcut:
+            # Nothing `_advance` reads changed and nothing is due before the last wakeup
+            # (a Tick now would be empty, tests/sim/test_wakeups.py): its answer stands.
+            return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
         self._advance(now_s, out)
-        return Output(
-            tuple(out.sends), tuple(out.actions), tuple(out.notices), self._next_wakeup(now_s)
-        )
+        self._wakeup_s = self._next_wakeup(now_s)
+        return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
 
     # ------------------------------------------------------------------ inputs
 
     def _on_message(
         self, now_s: float, link: str, sender: NodeId, message: Message, out: _Out
-    ) -> None:
+    ) -> bool:
+        """Handle one message; True when it changed nothing `_advance` reads: a lease reply
+        that repeats one already counted (each is sent on every link), a lease request
+        answered while every group here is idle (the voter's promises are read only for a
+        group we claim or run)."""
         if sender == self.name:
-            return
+            return True
         match message:
             case Heartbeat(status=status, relay=relay, digest=digest):
                 if status.name != sender:
-                    return  # a status is only first-hand from its own node
+                    return True  # a status is only first-hand from its own node
                 if digest is not None:
                     for ev in self._members.on_heartbeat(now_s, sender, link, digest):
                         self._peer_notice(ev, out)
@@ -364,14 +377,19 @@ class Node:
                 if self._voter is not None:
                     reply = self._voter.on_request(now_s, sender, message)
                     out.sends.append(Send(sender, reply))
+                return all(g.phase is Phase.IDLE for g in self._groups_by_name)
             case LeaseReply():
                 g = self._groups.get(message.group)
                 if g is not None and g.claim is not None:
+                    before = g.claim.reply_key(sender)
                     g.claim.on_reply(now_s, sender, message)
+                    return g.claim.reply_key(sender) == before
+                return True
             case LeaseRelease(group=gname, epoch=epoch):
                 if self._voter is not None:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
                 self._on_release(now_s, sender, gname, epoch, message.unused)
+        return False
 
     def _note_ping(self, now_s: float, node: NodeId, count: int) -> None:
         """A (possibly relayed) status of `node` says `count`: a change restarts its time."""
@@ -761,8 +779,8 @@ class Node:
         claim = g.claim
         assert claim is not None
         return (
-            claim.valid_until_s() <= now_s
-            and claim.outbid()
+            claim.outbid()
+            and claim.valid_until_s() <= now_s
             and self._voter is not None
             and not self._voter.quiet(now_s)
             and self._voter.promised(now_s, g.config.name) == self.name
@@ -967,13 +985,8 @@ class Node:
                     t = min(t, g.start_failed_until_s)
                 continue
             claim = g.claim
+            # next_change_s covers valid_until_s and half_until_s (each is some promise's end).
             t = min(t, claim.next_due_s(), claim.next_change_s(now_s))
-            end = claim.valid_until_s()
-            if now_s < end < t:
-                t = end
-            end = claim.half_until_s()
-            if now_s < end < t:
-                t = end
             if g.phase is not Phase.RUNNING or g.adopted or claim.outbid():
                 poll = True
                 t = min(t, self._passing_change_s(now_s, g))

@@ -18,7 +18,7 @@ from dataclasses import replace
 import pytest
 
 from gossipha.core.node import Node
-from gossipha.core.types import Input, Output, Tick
+from gossipha.core.types import Input, LeaseReply, LeaseRequest, MessageReceived, Output, Tick
 from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import random_schedule
 
@@ -82,3 +82,57 @@ def test_nothing_happens_before_the_wakeup(
         assert not r.safety, r.safety
     steps, probes = shadowed
     assert probes > 0.2 * steps  # the shadow really ran
+
+
+class ShortcutDiffers(AssertionError):
+    pass
+
+
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Node.step, each lease message also stepped on a copy without the quiet shortcut;
+    yields [compared steps, of which the shortcut was taken]."""
+    real_step = Node.step
+    counts = [0, 0]
+
+    def step(self: Node, now_s: float, event: Input) -> Output:
+        if not (
+            isinstance(event, MessageReceived)
+            and isinstance(event.message, LeaseRequest | LeaseReply)
+        ):
+            return real_step(self, now_s, event)
+        twin = copy.deepcopy(self, {id(self.config): self.config})
+        twin.quiet_shortcut = False
+        wake_before_s = self._wakeup_s
+        out = real_step(self, now_s, event)
+        full = real_step(twin, now_s, event)
+        counts[0] += 1
+        counts[1] += out.next_wakeup_s == wake_before_s
+        if (out.sends, out.actions, out.notices) != (full.sends, full.actions, full.notices):
+            raise ShortcutDiffers(f"{self.name} at {now_s:.6f} {event}: {out} != {full}")
+        # The shortcut keeps the earlier wakeup: never later than the full step's.
+        if out.next_wakeup_s > full.next_wakeup_s + 1e-9:
+            raise ShortcutDiffers(f"{self.name} at {now_s:.6f} {event}: wakes later: {out} {full}")
+        return out
+
+    monkeypatch.setattr(Node, "step", step)
+    yield counts
+
+
+@pytest.mark.parametrize(("members", "witnesses", "seeds"), KINDS)
+def test_the_quiet_shortcut_changes_no_output(
+    compared: list[int], members: int, witnesses: int, seeds: range
+) -> None:
+    """A duplicate lease reply, or a request while idle, skips the rest of the step: the
+    sends, actions and notices are those of the full step."""
+    config = make_config(members, witnesses=witnesses, timings=TIMINGS)
+    for seed in seeds[:6]:
+        try:
+            r = random_schedule(config, seed, loss=0.05, jitter_s=0.02)
+        except ShortcutDiffers as exc:
+            raise AssertionError(
+                f"members={members} witnesses={witnesses} seed={seed}: {exc}"
+            ) from None
+        assert not r.safety, r.safety
+    steps, shortcuts = compared
+    assert shortcuts > 0.2 * steps  # the shortcut was really taken
