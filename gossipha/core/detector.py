@@ -17,14 +17,18 @@ Public API::
 
     phi(elapsed_s, mean_s, std_s) -> float
     silence_for_phi(threshold, mean_s, std_s) -> float
+    phi_crossing_s(threshold, mean_s, std_s) -> float       # closed form, phi(.) >= threshold
+    phi_crossing_y(threshold) -> float                      # the same, standardized
     class Level(enum.Enum): OK, WARN, DEAD, UNKNOWN
     class PhiAccrualDetector:
         __init__(keepalive_s, window, min_std_s, acceptable_pause_s)
         heartbeat(now_s) -> None
         phi(now_s) -> float; silence_s(now_s) -> float | None
+        crossing_s(threshold) -> float    # silence at which phi_at reaches it (cached)
         mean_s, std_s, samples, last_s (properties)
     class Policy:  (frozen) from_timings(timings, start_s)
         level(detector, now_s, multiplier=1.0) -> Level
+        next_change_s(detector, now_s, multiplier=1.0) -> float  # when level() may change
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ _LN10 = math.log(10.0)
 # lost UDP packets never accuse a peer whose arrivals were very regular (tiny std).
 WARN_FLOOR_BEATS = 2.0
 DEAD_FLOOR_BEATS = 3.0
+# `next_change_s` answers this much after the computed crossing: then `now_s - last_s` is
+# past it whatever the rounding of the subtraction (a microsecond is no delay).
+CROSSING_MARGIN_S = 1e-6
 
 
 def phi(elapsed_s: float, mean_s: float, std_s: float) -> float:
@@ -74,6 +81,36 @@ def silence_for_phi(threshold: float, mean_s: float, std_s: float) -> float:
     return hi
 
 
+def phi_crossing_s(threshold: float, mean_s: float, std_s: float, y: float | None = None) -> float:
+    """The smallest elapsed time found at which `phi` is at least `threshold`, in closed form.
+
+    phi = log10(1 + e^a) inverts to a = ln(10^threshold - 1), and a = y*(A + B*y^2) is a
+    cubic with one real root y (A, B > 0; `phi_crossing_y`, which a caller may pass in),
+    so the answer is mean + y*std, nudged up until `phi` agrees: a wakeup at this silence
+    never finds phi a rounding error short.
+    """
+    assert std_s > 0.0
+    elapsed = mean_s + (phi_crossing_y(threshold) if y is None else y) * std_s
+    step = max(abs(elapsed), std_s) * 1e-12
+    for _ in range(64):
+        if phi(elapsed, mean_s, std_s) >= threshold:
+            break
+        elapsed += step
+        step *= 2.0
+    return elapsed
+
+
+def phi_crossing_y(threshold: float) -> float:
+    """The standardized silence y = (elapsed - mean)/std at which phi reaches `threshold`."""
+    assert threshold > 0.0
+    x = threshold * _LN10
+    a = x + math.log(-math.expm1(-x))  # ln(e^x - 1), without overflow for large x
+    # y^3 + p*y + q = 0 with p = A/B > 0, q = -a/B (Cardano, one real root).
+    p, q = _A / _B, -a / _B
+    root = math.sqrt(q * q / 4.0 + p * p * p / 27.0)
+    return math.cbrt(-q / 2.0 + root) + math.cbrt(-q / 2.0 - root)
+
+
 class Level(enum.Enum):
     """What one detector says about its stream right now."""
 
@@ -92,12 +129,16 @@ class PhiAccrualDetector:
 
     __slots__ = (
         "_acceptable_pause_s",
+        "_crossings",
         "_intervals",
+        "_judged_by",
         "_last_s",
         "_min_std_s",
+        "_silences",
         "_sum",
         "_sum_sq",
         "_window",
+        "_ys",
         "samples",
     )
 
@@ -117,6 +158,13 @@ class PhiAccrualDetector:
         self._sum = 0.0
         self._sum_sq = 0.0
         self._last_s: float | None = None
+        # phi threshold -> silence at which phi_at reaches it; valid until the window moves.
+        self._crossings: dict[float, float] = {}
+        # phi threshold -> phi_crossing_y (the window's mean and std do not enter it).
+        self._ys: dict[float, float] = {}
+        # Policy.next_change_s's (warn, dead) silences by multiplier, for `_judged_by`.
+        self._silences: dict[float, tuple[float, float]] = {}
+        self._judged_by: object = None
         # Real arrivals seen (the two seed intervals are not counted).
         self.samples = 0
         std = keepalive_s / 4.0
@@ -131,6 +179,8 @@ class PhiAccrualDetector:
         self._intervals.append(interval_s)
         self._sum += interval_s
         self._sum_sq += interval_s * interval_s
+        self._crossings.clear()
+        self._silences.clear()
 
     def heartbeat(self, now_s: float, learn: bool = True) -> None:
         """Record an arrival; a non-increasing timestamp is a caller bug.
@@ -174,6 +224,17 @@ class PhiAccrualDetector:
         """Current suspicion; 0.0 before the first arrival."""
         silence = self.silence_s(now_s)
         return 0.0 if silence is None else self.phi_at(silence)
+
+    def crossing_s(self, threshold: float) -> float:
+        """The silence at which `phi_at` reaches `threshold` (phi_at(it) >= threshold)."""
+        known = self._crossings.get(threshold)
+        if known is None:
+            y = self._ys.get(threshold)
+            if y is None:
+                y = self._ys[threshold] = phi_crossing_y(threshold)
+            mean_s = self.mean_s + self._acceptable_pause_s
+            known = self._crossings[threshold] = phi_crossing_s(threshold, mean_s, self.std_s, y)
+        return known
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +285,36 @@ class Policy:
         ):
             return Level.WARN
         return Level.OK
+
+    def next_change_s(
+        self, detector: PhiAccrualDetector, now_s: float, multiplier: float = 1.0
+    ) -> float:
+        """When `level(detector, t, multiplier)` may next differ from its value at `now_s`,
+        with no arrival meanwhile (inf: never). Silence only grows, so the level only rises:
+        DEAD from silence `min(deadtime, multiplier * max(floor, phi_dead crossing))`, WARN
+        likewise. A time already past means "now": the caller wakes at once (rounding)."""
+        assert multiplier >= 1.0
+        last_s = detector.last_s
+        if last_s is None:
+            end_s = self.start_s + self.initdead_s + CROSSING_MARGIN_S
+            return end_s if now_s < end_s else math.inf
+        if detector._judged_by is not self:
+            detector._silences.clear()
+            detector._judged_by = self
+        known = detector._silences.get(multiplier)
+        if known is None:
+            floor_s = self.keepalive_s
+            dead = max(DEAD_FLOOR_BEATS * floor_s, detector.crossing_s(self.phi_dead))
+            warn = max(WARN_FLOOR_BEATS * floor_s, detector.crossing_s(self.phi_warn))
+            known = (
+                min(self.warntime_s, multiplier * warn),
+                min(self.deadtime_s, multiplier * dead),
+            )
+            detector._silences[multiplier] = known
+        warn_s, dead_s = known
+        silence = now_s - last_s
+        if silence >= dead_s:
+            return math.inf
+        if silence >= warn_s or warn_s >= dead_s:
+            return last_s + dead_s + CROSSING_MARGIN_S
+        return last_s + warn_s + CROSSING_MARGIN_S

@@ -242,6 +242,17 @@ class Claim:
         )
         return max(every, stale_at[majority(len(self.voters)) - 1])
 
+    def next_change_s(self, now_s: float) -> float:
+        """The next time a promise or a refusal runs out (inf: none ahead): when
+        `valid_until_s`, `half_until_s`, `missing` and `refused_for_other` may change."""
+        t = float("inf")
+        for v in self._views.values():
+            if now_s < v.expires_s < t:
+                t = v.expires_s
+            if now_s < v.refused_until_s < t:
+                t = v.refused_until_s
+        return t
+
     def request(self, now_s: float, voter: NodeId, seq: int) -> LeaseRequest:
         """A request to `voter`; `seq` must be unique for this node (across claims)."""
         self._seq = seq
@@ -273,6 +284,20 @@ class Claim:
             self.stale = True
         view.refused_until_s = now_s + reply.busy_s * (1 + 2 * self.max_drift)
         return Refusal.BUSY if reply.busy_s > 0 else Refusal.STALE_EPOCH
+
+    def reply_key(self, voter: NodeId) -> tuple[object, ...]:
+        """What a reply from `voter` can change (`on_reply`): equal before and after means
+        the reply was a no-op (a duplicate, sent on every link)."""
+        view = self._views.get(voter)
+        if view is None:
+            return (self.max_seen_epoch, self.stale)
+        return (
+            self.max_seen_epoch,
+            self.stale,
+            view.expires_s,
+            view.refused_by,
+            view.refused_until_s,
+        )
 
     def outbid(self) -> bool:
         """A voter refused our epoch as not new, or reported a higher one: only a claim at a

@@ -28,6 +28,7 @@ Public API::
         renewal_lapsed(now_s, peer, expires_s) -> list[MemberEvent]
         lapse_due_s(peer, expires_s) -> float | None
         tick(now_s) -> list[MemberEvent]
+        next_change_s(now_s) -> float                  # when a tick may next change anything
         outgoing(now_s) -> list[tuple[str, Digest]]   # call once per keepalive interval
         note_lag(lag_s) -> None; note_missed_send() -> None
         state(peer) -> PeerState; link_state(peer, link) -> LinkState
@@ -57,7 +58,7 @@ from typing import Any, TypeAlias
 
 from gossipha.config.model import Timings
 from gossipha.core.awareness import Awareness
-from gossipha.core.detector import Level, PhiAccrualDetector, Policy
+from gossipha.core.detector import CROSSING_MARGIN_S, Level, PhiAccrualDetector, Policy
 from gossipha.core.suspicion import Suspicion
 
 # Messages per node per interval: 1.5 on average whatever N. Every interval a node sends
@@ -575,6 +576,37 @@ class Membership:
             events.extend(self._evaluate(self._peers[name], now_s, name in judges))
         return events
 
+    def next_change_s(self, now_s: float) -> float:
+        """The earliest time a `tick` without inputs meanwhile may change anything: the
+        detectors' WARN/DEAD crossings of every judged peer and link (`Policy`), grace
+        and suspicion deadlines, and initdead. Call it right after `tick` (or
+        `on_heartbeat`) at `now_s`; it may be early (a change the others mask), never late.
+        """
+        t = math.inf
+        initdead_end_s = self._start_s + self._timings.initdead_s + CROSSING_MARGIN_S
+        if now_s < initdead_end_s:
+            t = initdead_end_s  # unheard peers: judged, and judged DEAD, from then on
+        policy, mult = self._policy, self._awareness.multiplier
+        deadtime_s = self._timings.deadtime_s + CROSSING_MARGIN_S
+        judged = self._order if self._all_peers else self._judged
+        for name in judged:
+            peer = self._peers[name]
+            t = min(t, policy.next_change_s(peer.liveness, now_s, mult))
+            last_s = peer.liveness.last_s
+            if last_s is not None and now_s < last_s + deadtime_s:
+                t = min(t, last_s + deadtime_s)  # the cap, also for a grace or suspect peer
+            for det in peer.link_det.values():
+                t = min(t, policy.next_change_s(det, now_s, mult))
+            # An early verdict the quiet floor holds back falls due when the floor ends.
+            t = min(t, self._deferred_until_s(peer.heard_s, peer.liveness, now_s, mult))
+            for link, det in peer.link_det.items():
+                heard_s = peer.link_heard_s.get(link)
+                t = min(t, self._deferred_until_s(heard_s, det, now_s, mult))
+        for peer in self._peers.values():
+            if peer.suspicion is not None and peer.suspicion.deadline_s > now_s:
+                t = min(t, peer.suspicion.deadline_s)
+        return t
+
     def outgoing(self, now_s: float) -> list[tuple[str, Digest]]:
         """One heartbeat round: our monitor every time, a gossip target every other round.
 
@@ -885,6 +917,17 @@ class Membership:
             return False
         silence = det.silence_s(now_s)  # None: never heard on it, initdead's verdict stands
         return silence is not None and silence < self._timings.deadtime_s
+
+    def _deferred_until_s(
+        self, heard_s: float | None, det: PhiAccrualDetector, now_s: float, mult: float
+    ) -> float:
+        """When the quiet floor stops holding back a DEAD verdict due now; inf if none is."""
+        if not self._heard_lately(heard_s, det, now_s):
+            return math.inf
+        if self._policy.level(det, now_s, mult) is not Level.DEAD:
+            return math.inf  # its crossing is a change of its own (Policy.next_change_s)
+        assert heard_s is not None
+        return heard_s + self._quiet_floor_s + CROSSING_MARGIN_S
 
     def _link_level(self, peer: _Peer, link: str, now_s: float, mult: float) -> Level:
         det = peer.link_det[link]

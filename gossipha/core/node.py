@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import assert_never
 
 from gossipha.config.model import Config, NodeRole, ResourceGroup
+from gossipha.core.detector import CROSSING_MARGIN_S
 from gossipha.core.lease import RETRY_FRACTION, Claim, Voter, majority, voter_span_s
 from gossipha.core.membership import (
     Digest,
@@ -213,6 +214,11 @@ class Node:
         self._groups_by_name = [g for _, g in sorted(self._groups.items())]
         self._seq = 0
         self._relay_cursor = 0
+        # The last Output's next_wakeup_s: before it, a Tick changes nothing (_next_wakeup).
+        self._wakeup_s = -math.inf
+        # Skip `_advance` after an input that changed nothing it reads (`_on_message`);
+        # tests turn it off on a copy to check the shortcut against the full step.
+        self.quiet_shortcut = True
         # A node's arrival is a status change: its first heartbeat round goes to every
         # peer, so a (re)started node is known at once, not after relays reach everyone.
         self._push_status = True
@@ -303,11 +309,12 @@ class Node:
         assert now_s >= self._now_s - 1e-9, "now_s must not go backwards"
         self._now_s = now_s = max(now_s, self._now_s)
         out = _Out()
+        quiet = False
         match event:
             case Tick():
                 pass
             case MessageReceived(link=link, sender=sender, message=message):
-                self._on_message(now_s, link, sender, message, out)
+                quiet = self._on_message(now_s, link, sender, message, out)
             case PingResult(group=pg, reachable=ok):
                 if pg in self._ping and self._ping[pg] != ok:
                     self._ping[pg] = ok
@@ -336,23 +343,37 @@ class Node:
                     self._shutdown_since_s = now_s
             case FoundRunning(groups=groups):
                 self._adopt(now_s, groups, out)
+        if quiet and now_s < self._wakeup_s and self.quiet_shortcut:
+            # Nothing `_advance` reads changed and nothing is due before the last wakeup
+            # (a Tick now would be empty, tests/sim/test_wakeups.py): its answer stands.
+            return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
+        version = self._version
         self._advance(now_s, out)
-        return Output(
-            tuple(out.sends), tuple(out.actions), tuple(out.notices), self._next_wakeup(now_s)
-        )
+        self._wakeup_s = self._next_wakeup(now_s)
+        if self._version != version or out.notices:
+            # Something changed late in this step: our own status (standby, shutdown, a
+            # group taken or dropped), or a peer's state, which reshapes the ring and the
+            # view the next step judges and places with. Take that next step at once.
+            self._wakeup_s = min(self._wakeup_s, now_s + 1e-3)
+        return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
 
     # ------------------------------------------------------------------ inputs
 
     def _on_message(
         self, now_s: float, link: str, sender: NodeId, message: Message, out: _Out
-    ) -> None:
+    ) -> bool:
+        """Handle one message; True when it changed nothing `_advance` reads: a lease reply
+        that repeats one already counted (each is sent on every link), a lease request
+        answered while every group here is idle (the voter's promises are read only for a
+        group we claim or run, and by `_lapses`; a renewal, like `Membership.heard`, can
+        only postpone what those decide, so the last wakeup stays early, never late)."""
         if sender == self.name:
-            return
+            return True
         self._members.heard(now_s, sender, link)
         match message:
             case Heartbeat(status=status, relay=relay, digest=digest):
                 if status.name != sender:
-                    return  # a status is only first-hand from its own node
+                    return True  # a status is only first-hand from its own node
                 if digest is not None:
                     for ev in self._members.on_heartbeat(now_s, sender, link, digest):
                         self._peer_notice(ev, out)
@@ -364,14 +385,19 @@ class Node:
                 if self._voter is not None:
                     reply = self._voter.on_request(now_s, sender, message)
                     out.sends.append(Send(sender, reply))
+                return all(g.phase is Phase.IDLE for g in self._groups_by_name)
             case LeaseReply():
                 g = self._groups.get(message.group)
                 if g is not None and g.claim is not None:
+                    before = g.claim.reply_key(sender)
                     g.claim.on_reply(now_s, sender, message)
+                    return g.claim.reply_key(sender) == before
+                return True
             case LeaseRelease(group=gname, epoch=epoch):
                 if self._voter is not None:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
                 self._on_release(now_s, sender, gname, epoch, message.unused)
+        return False
 
     def _note_ping(self, now_s: float, node: NodeId, count: int) -> None:
         """A (possibly relayed) status of `node` says `count`: a change restarts its time."""
@@ -784,8 +810,8 @@ class Node:
         claim = g.claim
         assert claim is not None
         return (
-            claim.valid_until_s() <= now_s
-            and claim.outbid()
+            claim.outbid()
+            and claim.valid_until_s() <= now_s
             and self._voter is not None
             and not self._voter.quiet(now_s)
             and self._voter.promised(now_s, g.config.name) == self.name
@@ -975,26 +1001,88 @@ class Node:
             out.sends.append(Send(peer, Heartbeat(self._status, relay, digest)))
 
     def _next_wakeup(self, now_s: float) -> float:
-        t = min(self._next_beat_s, now_s + self.timings.keepalive_s / 4)
+        """When a Tick may next change anything (docs/design.md, "Wake-ups"): the next
+        heartbeat, the detectors' crossings (`Membership.next_change_s`), a lapse of the
+        other node's promise (`_lapses`), each group's lease and back-off deadlines and
+        placement's timers. Early is harmless (an empty step), late is not. A group in a
+        passing phase (acquiring, probing, stopping, adopted, outbid) or a node shutting
+        down is also polled as before."""
+        t = min(self._next_beat_s, self._members.next_change_s(now_s))
         for promise in self._lapses():
             due = self._members.lapse_due_s(*promise)
-            if due is not None and now_s < due < t:
-                t = due
+            if due is not None and now_s < due + CROSSING_MARGIN_S < t:
+                t = due + CROSSING_MARGIN_S
+        poll = self._shutting_down
         for g in self._groups.values():
             if g.claim is None or g.phase is Phase.IDLE:
                 if g.backoff_until_s > now_s:
                     t = min(t, g.backoff_until_s)
+                if g.start_failed_until_s > now_s:
+                    t = min(t, g.start_failed_until_s)
                 continue
             claim = g.claim
-            t = min(t, claim.next_due_s())
-            end = claim.valid_until_s()
-            if now_s < end < t:
-                t = end
-            end = claim.half_until_s()
-            if now_s < end < t:
-                t = end
+            # next_change_s covers valid_until_s and half_until_s (each is some promise's end).
+            t = min(t, claim.next_due_s(), claim.next_change_s(now_s))
+            if g.phase is not Phase.RUNNING or g.adopted or claim.outbid():
+                poll = True
+                t = min(t, self._passing_change_s(now_s, g))
+        if self._groups:
+            t = min(t, self._placement_change_s(now_s))
+        if any(g.since_s == now_s for g in self._groups.values()):
+            t = now_s  # a phase began in this step: the next one may follow at once
+        if poll:
+            t = min(t, now_s + self.timings.keepalive_s / 4)
         t = max(t, now_s + 1e-3)
-        return min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
+        if poll:
+            t = min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
+        return t
+
+    def _passing_change_s(self, now_s: float, g: _Group) -> float:
+        """Deadlines of the passing phases: an attempt's lease-long limit, an adoption's
+        limit, a release's freshness, the stop's renewal limit, the shutdown's bound."""
+        t = math.inf
+        lease_s = self.timings.lease_s
+        ends = [g.since_s + lease_s, g.since_s + STOP_RENEW_LIMIT_S]
+        if g.adopted:
+            ends.append(g.adopted_since_s + ADOPT_LIMIT_LEASES * lease_s)
+        if g.release is not None:
+            ends.append(g.release[2] + lease_s)
+        if self._shutting_down:
+            ends.append(max(self._shutdown_since_s, self._stopped_s) + 2 * lease_s)
+        for end in ends:
+            end += CROSSING_MARGIN_S
+            if now_s < end < t:
+                t = end
+        return t
+
+    def _placement_change_s(self, now_s: float) -> float:
+        """The next time placement's answers may change with no input: initdead (claims,
+        the no-holder notice), a failback delay ending, a ping count becoming stable."""
+        t = math.inf
+        end = self._start_s + self.timings.initdead_s + CROSSING_MARGIN_S
+        if now_s < end:
+            t = end
+        delay_s = self.timings.failback_delay_s + CROSSING_MARGIN_S
+        for g in self._groups.values():
+            for since_s in g.eligible_since_s.values():
+                if now_s < since_s + delay_s < t:
+                    t = since_s + delay_s
+        if self._ipfail:
+            # Our own count is confirmed at every step, so only our advantage over a node
+            # with fewer (View.ping_beaten) and our own settling (_ping_settled) run on time.
+            stable_s = self._ping_stable_s() + CROSSING_MARGIN_S
+            mine_s = self._ping_since_s.get(self.name, self._start_s)
+            if now_s < mine_s + stable_s < t:
+                t = mine_s + stable_s
+            mine = max(self._status.ping_count, self._ping_count())
+            for n, st in self._statuses.items():
+                theirs_s = self._ping_since_s.get(n)
+                if n == self.name or theirs_s is None or st.ping_count >= mine:
+                    continue
+                end = max(theirs_s, mine_s) + stable_s
+                if now_s < end < t:
+                    t = end
+        return t
 
 
 __all__ = ["Node", "Phase", "majority", "voter_span_s"]

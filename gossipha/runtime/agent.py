@@ -492,13 +492,14 @@ class Agent:
             self.stop(0)
 
     async def _ticker(self) -> None:
-        """Tick at the core's next_wakeup_s (at least every keepalive/4); report lag.
+        """Tick at the core's next_wakeup_s (its next deadline; capped at a keepalive);
+        report lag.
 
-        Every step moves the wakeup (a packet pushes it about keepalive/4 ahead), so the
-        wait is one loop timer that a step re-arms (`_step`: cancel + call_at, no task
-        switch, and a cancelled timer does not wake the loop); the task runs only when a
-        Tick is due. Measured on the idle native cluster: the Event + timeout_at wait it
-        replaces woke the task about 55 times a second for 32 ticks.
+        A step may move the wakeup, so the wait is one loop timer that a step re-arms
+        (`_step`: cancel + call_at, no task switch, and a cancelled timer does not wake
+        the loop); the task runs only when a Tick is due. Measured on the idle native
+        cluster: the Event + timeout_at wait it replaces woke the task about 55 times a
+        second for 32 ticks.
         """
         assert self._loop is not None
         loop = self._loop

@@ -15,15 +15,21 @@ MIN_STALL_S = 0.1
 
 
 def max_tick_interval_s(keepalive_s: float) -> float:
-    """The core is stepped at least this often, whatever its next_wakeup_s says."""
-    return max(keepalive_s / 4.0, 1e-3)
+    """The core is stepped at least this often, whatever its next_wakeup_s says.
+
+    The core's wakeup is exact (it names every deadline it has, the next heartbeat among
+    them, so it never asks for more than a keepalive ahead); this cap is only a backstop.
+    """
+    return max(keepalive_s, 1e-3)
 
 
 def stall_threshold_s(keepalive_s: float, lease_s: float) -> float:
     """Lateness past a scheduled wakeup that counts as a stall (SIGSTOP, VM pause, swap).
 
-    Ticks come every keepalive/4, so a wakeup late by a whole keepalive (or a quarter of a
-    lease, whichever is shorter) is no scheduling jitter: the process did not run.
+    A wakeup late by a whole keepalive (or a quarter of a lease, whichever is shorter) is
+    no scheduling jitter: the process did not run. Wakeups come at the core's deadlines
+    (at least one heartbeat per keepalive), so a stall that delays none of them by this
+    much goes unreported, and costs nothing: nothing was due meanwhile.
     """
     return max(min(keepalive_s, lease_s / 4.0), MIN_STALL_S)
 

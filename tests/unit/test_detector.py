@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 from gossipha.config.model import Timings
 from gossipha.core.awareness import Awareness
-from gossipha.core.detector import Level, PhiAccrualDetector, Policy, phi, silence_for_phi
+from gossipha.core.detector import (
+    CROSSING_MARGIN_S,
+    Level,
+    PhiAccrualDetector,
+    Policy,
+    phi,
+    phi_crossing_s,
+    silence_for_phi,
+)
 
 TUTORIAL = Timings(
     keepalive_s=2.0, deadtime_s=30.0, warntime_s=10.0, initdead_s=60.0,
@@ -206,3 +214,70 @@ def test_awareness_is_clamped_and_recovers() -> None:
     for _ in range(3):
         aw.apply_delta(-1)
     assert aw.multiplier == 1
+
+
+@given(
+    st.floats(0.01, 400.0),
+    st.floats(-5.0, 1e5),
+    st.floats(1e-4, 10.0),
+)
+def test_phi_crossing_is_where_phi_reaches_the_threshold(
+    threshold: float, mean_s: float, std_s: float
+) -> None:
+    at = phi_crossing_s(threshold, mean_s, std_s)
+    assert phi(at, mean_s, std_s) >= threshold
+    before = at - max(abs(at), std_s) * 1e-9
+    assert phi(before, mean_s, std_s) < threshold
+
+
+def _level_changes(
+    policy: Policy, d: PhiAccrualDetector, now_s: float, mult: float
+) -> list[tuple[float, Level]]:
+    """Brute force: every level change after now_s, on a 0.5 ms grid up to deadtime."""
+    out, level = [], policy.level(d, now_s, mult)
+    t = now_s
+    while t < now_s + policy.deadtime_s + policy.initdead_s + 0.01:
+        t += 0.0005
+        new = policy.level(d, t, mult)
+        if new is not level:
+            out.append((t, new))
+            level = new
+    return out
+
+
+@given(
+    st.lists(st.floats(0.05, 0.6), min_size=1, max_size=30),
+    st.floats(0.0, 1.2),
+    st.sampled_from([1.0, 2.0, 3.5]),
+)
+def test_next_change_is_the_first_level_change(
+    intervals: list[float], silence_s: float, mult: float
+) -> None:
+    policy = Policy.from_timings(NATIVE, 0.0)
+    d = detector(NATIVE)
+    t = 0.0
+    d.heartbeat(t)
+    for i in intervals:
+        t += i
+        d.heartbeat(t)
+    now = t + silence_s
+    due = policy.next_change_s(d, now, mult)
+    changes = _level_changes(policy, d, now, mult)
+    if not changes:
+        assert due == math.inf
+        return
+    first_s = changes[0][0]
+    # Late only by the rounding margin (a microsecond); early only by the grid's step.
+    assert due <= first_s + CROSSING_MARGIN_S + 1e-9
+    assert due > first_s - 0.0005 - 1e-9
+    assert policy.level(d, due, mult) is not policy.level(d, now, mult) or due <= now
+    before = due - 3 * CROSSING_MARGIN_S
+    assert policy.level(d, before, mult) is policy.level(d, now, mult) or before <= now
+
+
+def test_next_change_before_first_contact_is_initdead() -> None:
+    policy = Policy.from_timings(NATIVE, 10.0)
+    d = detector(NATIVE)
+    assert policy.next_change_s(d, 11.0) == pytest.approx(15.0)
+    assert policy.level(d, policy.next_change_s(d, 11.0)) is Level.DEAD
+    assert policy.next_change_s(d, 15.5) == math.inf

@@ -221,7 +221,7 @@ class _Wanting:
 
 async def test_the_ticker_ticks_only_at_the_wakeup_the_last_step_asked_for() -> None:
     cfg = make_config(2)
-    # keepalive 2 s: the runtime's cap on the wakeup (keepalive/4) stays out of the way.
+    # keepalive 2 s: the runtime's cap on the wakeup (a keepalive) stays out of the way.
     cfg = dataclasses.replace(cfg, timings=dataclasses.replace(cfg.timings, keepalive_s=2.0))
     a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
     loop = asyncio.get_running_loop()
