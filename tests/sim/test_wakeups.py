@@ -67,19 +67,26 @@ def shadowed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield counts
 
 
-@pytest.mark.parametrize(("members", "witnesses", "seeds"), KINDS)
-def test_nothing_happens_before_the_wakeup(
-    shadowed: list[int], members: int, witnesses: int, seeds: range
+def _run_schedules(
+    members: int, witnesses: int, seeds: range, caught: type[AssertionError]
 ) -> None:
+    """Random fault schedules with the patched step; its complaint names the schedule."""
     config = make_config(members, witnesses=witnesses, timings=TIMINGS)
     for seed in seeds:
         try:
             r = random_schedule(config, seed, loss=0.05, jitter_s=0.02)
-        except EarlyOutput as exc:
+        except caught as exc:
             raise AssertionError(
                 f"members={members} witnesses={witnesses} seed={seed}: {exc}"
             ) from None
         assert not r.safety, r.safety
+
+
+@pytest.mark.parametrize(("members", "witnesses", "seeds"), KINDS)
+def test_nothing_happens_before_the_wakeup(
+    shadowed: list[int], members: int, witnesses: int, seeds: range
+) -> None:
+    _run_schedules(members, witnesses, seeds, EarlyOutput)
     steps, probes = shadowed
     assert probes > 0.2 * steps  # the shadow really ran
 
@@ -125,14 +132,6 @@ def test_the_quiet_shortcut_changes_no_output(
 ) -> None:
     """A duplicate lease reply, or a request while idle, skips the rest of the step: the
     sends, actions and notices are those of the full step."""
-    config = make_config(members, witnesses=witnesses, timings=TIMINGS)
-    for seed in seeds[:6]:
-        try:
-            r = random_schedule(config, seed, loss=0.05, jitter_s=0.02)
-        except ShortcutDiffers as exc:
-            raise AssertionError(
-                f"members={members} witnesses={witnesses} seed={seed}: {exc}"
-            ) from None
-        assert not r.safety, r.safety
+    _run_schedules(members, witnesses, seeds[:6], ShortcutDiffers)
     steps, shortcuts = compared
     assert shortcuts > 0.2 * steps  # the shortcut was really taken
