@@ -97,6 +97,9 @@ PROBE_FRESH_PROBES = 1.5
 # ipfail waits for a stable difference in ping counts (placement.PingHistory): the better
 # node's reports must cover this many ping intervals plus keepalives after the later change:
 # two pingers see one cut up to an interval apart, and a lost status push costs a keepalive.
+# A step never asks to be woken less than this ahead: no busy loop; a deadline inside it
+# is acted on up to this late (tests/sim/test_wakeups.py does not probe inside it).
+WAKEUP_FLOOR_S = 1e-3
 PING_STABLE_INTERVALS = 1.0
 PING_STABLE_BEATS = 2.0
 # First-hand reports further apart than this many keepalives are not continuous: the
@@ -213,8 +216,12 @@ class Node:
         )
         self._groups_by_name = [g for _, g in sorted(self._groups.items())]
         self._seq = 0
+        # Per (claimant, group): when we last answered it, and with what (_answered_copy).
+        self._answered: dict[tuple[NodeId, GroupName], tuple[float, LeaseReply]] = {}
         self._relay_cursor = 0
-        # The last Output's next_wakeup_s: before it, a Tick changes nothing (_next_wakeup).
+        # The last step's earliest deadline (_next_wakeup): before it, a Tick changes
+        # nothing; and the next_wakeup_s it returned, at least WAKEUP_FLOOR_S ahead.
+        self._due_s = -math.inf
         self._wakeup_s = -math.inf
         # Skip `_advance` after an input that changed nothing it reads (`_on_message`);
         # tests turn it off on a copy to check the shortcut against the full step.
@@ -343,18 +350,21 @@ class Node:
                     self._shutdown_since_s = now_s
             case FoundRunning(groups=groups):
                 self._adopt(now_s, groups, out)
-        if quiet and now_s < self._wakeup_s and self.quiet_shortcut:
-            # Nothing `_advance` reads changed and nothing is due before the last wakeup
+        if quiet and now_s < self._due_s and self.quiet_shortcut:
+            # Nothing `_advance` reads changed and nothing is due before the last deadline
             # (a Tick now would be empty, tests/sim/test_wakeups.py): its answer stands.
             return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
         version = self._version
         self._advance(now_s, out)
-        self._wakeup_s = self._next_wakeup(now_s)
+        self._due_s = self._next_wakeup(now_s)
         if self._version != version or out.notices:
             # Something changed late in this step: our own status (standby, shutdown, a
             # group taken or dropped), or a peer's state, which reshapes the ring and the
             # view the next step judges and places with. Take that next step at once.
-            self._wakeup_s = min(self._wakeup_s, now_s + 1e-3)
+            self._due_s = now_s
+        # Never less than the floor ahead (no busy loop); the shortcut compares with the
+        # deadline itself, which the floor may have passed.
+        self._wakeup_s = max(self._due_s, now_s + WAKEUP_FLOOR_S)
         return Output(tuple(out.sends), tuple(out.actions), tuple(out.notices), self._wakeup_s)
 
     # ------------------------------------------------------------------ inputs
@@ -384,7 +394,8 @@ class Node:
             case LeaseRequest():
                 if self._voter is not None:
                     reply = self._voter.on_request(now_s, sender, message)
-                    out.sends.append(Send(sender, reply))
+                    if not self._answered_copy(now_s, sender, reply):
+                        out.sends.append(Send(sender, reply))
                 return all(g.phase is Phase.IDLE for g in self._groups_by_name)
             case LeaseReply():
                 g = self._groups.get(message.group)
@@ -398,6 +409,26 @@ class Node:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
                 self._on_release(now_s, sender, gname, epoch, message.unused)
         return False
+
+    def _answered_copy(self, now_s: float, sender: NodeId, reply: LeaseReply) -> bool:
+        """This exact reply already went to `sender` within a retry time: don't send it again.
+
+        A request comes once per link, and every reply already goes out on every link, so
+        answering each copy sent the claimant two replies per link for one answer (four
+        per renewal on two links: a third of an idle holder's packets). A copy that gets
+        the same answer (same request `seq`, same grant) is left unanswered; a refusal's
+        `busy_s` differs, a retry has a new `seq`, and the window bounds a `seq` reused
+        by a restarted claimant. The voter still saw the copy (a renewal timed from the
+        later receipt is only longer).
+        """
+        key = (sender, reply.group)
+        last = self._answered.get(key)
+        self._answered[key] = (now_s, reply)
+        return (
+            last is not None
+            and last[1] == reply
+            and now_s - last[0] < self.timings.lease_s * RETRY_FRACTION
+        )
 
     def _note_ping(self, now_s: float, node: NodeId, count: int) -> None:
         """A (possibly relayed) status of `node` says `count`: a change restarts its time."""
@@ -1031,11 +1062,12 @@ class Node:
         if any(g.since_s == now_s for g in self._groups.values()):
             t = now_s  # a phase began in this step: the next one may follow at once
         if poll:
-            t = min(t, now_s + self.timings.keepalive_s / 4)
-        t = max(t, now_s + 1e-3)
-        if poll:
-            t = min(t, now_s + self.timings.lease_s * RETRY_FRACTION)
-        return t
+            t = min(
+                t,
+                now_s + self.timings.keepalive_s / 4,
+                now_s + self.timings.lease_s * RETRY_FRACTION,
+            )
+        return t  # the caller keeps it at least WAKEUP_FLOOR_S ahead
 
     def _passing_change_s(self, now_s: float, g: _Group) -> float:
         """Deadlines of the passing phases: an attempt's lease-long limit, an adoption's

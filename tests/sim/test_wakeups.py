@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pytest
 
-from gossipha.core.node import Node
+from gossipha.core.node import WAKEUP_FLOOR_S, Node
 from gossipha.core.types import Input, LeaseReply, LeaseRequest, MessageReceived, Output, Tick
 from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import random_schedule
@@ -27,9 +27,9 @@ TIMINGS = replace(native_timings(), initdead_s=1.5, failback_delay_s=2.0)
 # (gossip mode, suspicion).
 KINDS = [(2, 0, range(0, 24)), (2, 1, range(100, 110)), (3, 0, range(200, 210))]
 PROBE_SHARE = 0.3
-# Node._next_wakeup never asks for less than this ahead (no busy loop): a deadline inside
+# Node.step never asks for less than this ahead (no busy loop): a deadline inside
 # it is acted on up to this late, by design, so a wakeup at the floor is not probed.
-FLOOR_S = 1e-3
+FLOOR_S = WAKEUP_FLOOR_S
 
 
 class EarlyOutput(AssertionError):

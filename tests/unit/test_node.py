@@ -266,3 +266,28 @@ def test_a_stall_is_not_blamed_on_the_peers() -> None:
     assert "n1:peer_dead:n0" not in notices
     assert sim.holders("g0") == ["n0"]
     assert not sim.violations
+
+
+# ------------------------------------------------------------------ lease replies
+
+
+def test_a_request_copy_from_another_link_gets_no_second_identical_reply() -> None:
+    """Each request arrives once per link and each reply goes out on every link: the copy
+    is not answered again, a new request (new seq) is, and so is the same seq much later
+    (a restarted claimant numbering from scratch)."""
+    node = _node(make_config(2, timings=TIMINGS), "n1")
+    t = TIMINGS.lease_s * 3  # past the voter's start-up quiet span
+
+    def replies(now_s: float, seq: int, link: str) -> list[LeaseReply]:
+        req = LeaseRequest(G, 2, seq)
+        out = node.step(now_s, MessageReceived(link, NodeId("n0"), req))
+        return [s.message for s in out.sends if isinstance(s.message, LeaseReply)]
+
+    (first,) = replies(t, 7, "eth1")
+    assert first.granted and first.seq == 7
+    assert replies(t + 0.002, 7, "eth0") == []  # the other link's copy
+    (renewal,) = replies(t + 0.15, 8, "eth1")
+    assert renewal.granted and renewal.seq == 8
+    assert replies(t + 0.151, 8, "eth0") == []
+    (again,) = replies(t + 0.15 + TIMINGS.lease_s, 8, "eth1")  # long after: answered
+    assert again.seq == 8
