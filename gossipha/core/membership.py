@@ -331,7 +331,6 @@ class _Peer:
         "accuser",
         "counter",
         "health",
-        "heard_s",
         "incarnation",
         "link_det",
         "link_heard_s",
@@ -361,14 +360,18 @@ class _Peer:
         self.accuser: str | None = None
         self.state = PeerState.UNKNOWN
         self.suspicion: Suspicion | None = None
-        # Last verified message of any kind from it (heartbeat or lease traffic).
-        self.heard_s: float | None = None
         self.liveness = det()
         self.link_det = {link: det() for link in links}
+        # Per link: the last verified message of any kind from it (heartbeat or lease).
         self.link_heard_s: dict[str, float] = {}
         self.link_state = dict.fromkeys(links, LinkState.UNKNOWN)
         # What LinkDown/LinkUp events last told the outside world.
         self.link_reported = dict.fromkeys(links, LinkState.UNKNOWN)
+
+    @property
+    def heard_s(self) -> float | None:
+        """The last verified message of any kind from it, on any link."""
+        return max(self.link_heard_s.values(), default=None)
 
     def entry(self, status: Status | None = None, accuser: str | None = None) -> Entry:
         assert self.incarnation is not None
@@ -465,8 +468,6 @@ class Membership:
         for peer in self._peers.values():
             if peer.state not in _CARRIED and peer.state is not PeerState.SUSPECT:
                 continue
-            if peer.heard_s is not None:
-                peer.heard_s = max(peer.heard_s, now_s)
             for link, heard_s in peer.link_heard_s.items():
                 peer.link_heard_s[link] = max(heard_s, now_s)
             for det in (peer.liveness, *peer.link_det.values()):
@@ -496,22 +497,23 @@ class Membership:
     # ------------------------------------------------------------------ inputs
 
     def heard(self, now_s: float, sender: str, link: str) -> None:
-        """A verified message of any kind from `sender`: evidence for `renewal_lapsed` only.
+        """A verified message of any kind from `sender` on `link`: evidence for the quiet
+        floor (`_heard_lately`) and for `renewal_lapsed`.
 
         Lease traffic comes at its own rhythm (every renewal while `sender` holds, then
         none), so it does not feed the phi detectors, which learn the heartbeat rhythm.
         """
         peer = self._peers.get(sender)
         if peer is not None and link in peer.link_det:
-            peer.heard_s = now_s
             peer.link_heard_s[link] = now_s
 
     def lapse_due_s(self, peer: str, expires_s: float) -> float | None:
         """When `renewal_lapsed` would find `peer` dead if it stays silent; None: never."""
         p = self._peers.get(peer)
-        if self._n != 2 or p is None or p.status is not Status.ALIVE or p.heard_s is None:
+        heard_s = None if p is None else p.heard_s
+        if self._n != 2 or p is None or p.status is not Status.ALIVE or heard_s is None:
             return None
-        return max(expires_s, p.heard_s + self._quiet_floor_s)
+        return max(expires_s, heard_s + self._quiet_floor_s)
 
     def renewal_lapsed(self, now_s: float, peer: str, expires_s: float) -> list[MemberEvent]:
         """Our voter's promise to `peer`, which runs the group, ran out unrenewed at `expires_s`.

@@ -94,12 +94,12 @@ ADOPT_LIMIT_LEASES = 2.0
 # than one probe time, which is what makes two probes that missed each other impossible
 # (docs/design.md, "Two nodes").
 PROBE_FRESH_PROBES = 1.5
-# ipfail waits for a stable difference in ping counts (placement.PingHistory): the better
-# node's reports must cover this many ping intervals plus keepalives after the later change:
-# two pingers see one cut up to an interval apart, and a lost status push costs a keepalive.
 # A step never asks to be woken less than this ahead: no busy loop; a deadline inside it
 # is acted on up to this late (tests/sim/test_wakeups.py does not probe inside it).
 WAKEUP_FLOOR_S = 1e-3
+# ipfail waits for a stable difference in ping counts (placement.PingHistory): the better
+# node's reports must cover this many ping intervals plus keepalives after the later change:
+# two pingers see one cut up to an interval apart, and a lost status push costs a keepalive.
 PING_STABLE_INTERVALS = 1.0
 PING_STABLE_BEATS = 2.0
 # First-hand reports further apart than this many keepalives are not continuous: the
