@@ -27,7 +27,15 @@ from typing import assert_never
 
 from gossipha.config.model import Config, NodeRole, ResourceGroup
 from gossipha.core.detector import CROSSING_MARGIN_S
-from gossipha.core.lease import RETRY_FRACTION, Claim, Voter, majority, voter_span_s
+from gossipha.core.lease import (
+    RENEW_AGE_FRACTION,
+    RETRY_FRACTION,
+    RIDE_FRACTION,
+    Claim,
+    Voter,
+    majority,
+    voter_span_s,
+)
 from gossipha.core.membership import (
     Digest,
     LinkDown,
@@ -186,6 +194,9 @@ class Node:
             start_s,
         )
         self._next_beat_s = start_s
+        t = config.timings
+        ride = (RENEW_AGE_FRACTION + RIDE_FRACTION) * t.lease_s
+        self._ride_s = RIDE_FRACTION * t.lease_s if t.keepalive_s <= ride else 0.0
         self._roster = Roster.of(config)
         self._ipfail = bool(config.ping_groups) and config.ping_failover
         self._peer_names = tuple(p.name for p in config.peers)
@@ -626,8 +637,10 @@ class Node:
         self._heartbeats(now_s, out)
 
     def _lapses(self) -> list[tuple[NodeId, float]]:
-        """(peer, expires_s) of our voter's unreleased promises to the other node of two,
-        both voters, whose status says it runs the group.
+        """(peer, lapse_s) of our voter's unreleased promises to the other node of two,
+        both voters, whose status says it runs the group: when the promise ends, plus the
+        time a renewal may wait for the holder's heartbeat (`_rides_beat`), so a renewal
+        that rode a beat counts as on time.
 
         Such a holder must renew with us, so a lapse is evidence (Membership.renewal_lapsed);
         with more voters a holder renews with only enough of them, and a lapse means nothing.
@@ -642,7 +655,7 @@ class Node:
                 and promise[0] != self.name
                 and self._status_epoch(promise[0], gname) > 0
             ):
-                found.append(promise)
+                found.append((promise[0], promise[1] + self._ride_s))
         return found
 
     def _peer_notice(self, ev: MemberEvent, out: _Out) -> None:
@@ -792,7 +805,8 @@ class Node:
                     self._abandon(now_s, g, out, BACKOFF_LEASES)
             case Phase.RUNNING:
                 assert g.claim is not None
-                self._renew(now_s, g.claim, out)
+                if not self._rides_beat(now_s, g.claim):
+                    self._renew(now_s, g.claim, out)
                 if not self._holding_valid(now_s, g, claiming=False):
                     out.notice(NoticeKind.LEASE_LOST, group=gname, detail=f"epoch {g.claim.epoch}")
                     self._stop(now_s, g, StopReason.LEASE_LOST, out)
@@ -875,6 +889,17 @@ class Node:
                 claim.on_reply(now_s, voter, self._voter.on_request(now_s, self.name, req))
             else:
                 out.sends.append(Send(voter, req))
+
+    def _rides_beat(self, now_s: float, claim: Claim) -> bool:
+        """Does a running group's renewal wait for our next heartbeat (lease.RIDE_FRACTION)?
+
+        Then the holder wakes once for both instead of twice: at native timings the
+        renewal (every L/4 = 150 ms) and the heartbeat (every 200 ms) each woke it.
+        """
+        if self._ride_s <= 0.0:
+            return False
+        due = claim.renewal_due_s(now_s)
+        return due is not None and now_s < self._next_beat_s <= due + self._ride_s
 
     def _holding_valid(self, now_s: float, g: _Group, *, claiming: bool) -> bool:
         """May we (keep) run(ning) the group at `now_s`? The safety rule of this module."""
@@ -1053,7 +1078,9 @@ class Node:
                 continue
             claim = g.claim
             # next_change_s covers valid_until_s and half_until_s (each is some promise's end).
-            t = min(t, claim.next_due_s(), claim.next_change_s(now_s))
+            t = min(t, claim.next_change_s(now_s))
+            if not (g.phase is Phase.RUNNING and self._rides_beat(now_s, claim)):
+                t = min(t, claim.next_due_s())  # else the next heartbeat, already in t
             if g.phase is not Phase.RUNNING or g.adopted or claim.outbid():
                 poll = True
                 t = min(t, self._passing_change_s(now_s, g))

@@ -7,7 +7,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from gossipha.core.lease import RENEW_AGE_FRACTION, majority
+from gossipha.config.model import Timings
+from gossipha.core.lease import RENEW_AGE_FRACTION, RIDE_FRACTION, majority
 from gossipha.core.types import MAX_RELAY, Heartbeat, LeaseRequest, Message
 from gossipha.sim.harness import HEADER_BYTES, Sim, make_config, native_timings
 
@@ -69,9 +70,31 @@ def test_the_holder_renews_with_a_majority_not_every_voter() -> None:
     # Ourselves (answered locally, never sent) and two others: the same two throughout.
     remote = majority(5) - (1 if holder in voters else 0)
     assert len(asked) == remote, asked
-    rounds = WINDOW_S / (TIMINGS.lease_s * RENEW_AGE_FRACTION)
+    # At native timings every renewal rides a heartbeat (lease.RIDE_FRACTION): one round
+    # per keepalive, sent in the heartbeat's step, never on a wake-up of its own.
+    assert TIMINGS.keepalive_s <= (RENEW_AGE_FRACTION + RIDE_FRACTION) * TIMINGS.lease_s
+    rounds = WINDOW_S / TIMINGS.keepalive_s
     for count in asked.values():
         assert rounds * 0.9 <= count <= rounds * 1.1, asked
+    beats = {t for t, src, _, m in sim.sent if src == holder and isinstance(m, Heartbeat)}
+    requests = [t for t, src, _, m in sim.sent if src == holder and isinstance(m, LeaseRequest)]
+    assert requests and all(t in beats for t in requests)
+
+
+def test_without_heartbeats_to_ride_the_holder_renews_every_quarter_lease() -> None:
+    """The tutorial's 2 s keepalive is longer than a renewal may wait: rounds on time."""
+    timings = Timings(
+        keepalive_s=2.0, deadtime_s=30.0, warntime_s=10.0, initdead_s=60.0,
+        ping_interval_s=2.0, deadping_s=30.0,
+    )  # fmt: skip
+    sim = Recording(make_config(2, timings=timings), 1)
+    sim.run_until(timings.initdead_s + 4.0)
+    holder = sim.holders("g0")[0]
+    sim.recording = True
+    sim.run_until(sim.now_s + 20.0)
+    asked = [t for t, src, _, m in sim.sent if src == holder and isinstance(m, LeaseRequest)]
+    rounds = 20.0 / (timings.lease_s * RENEW_AGE_FRACTION)
+    assert rounds * 0.9 <= len(asked) <= rounds * 1.1, len(asked)
 
 
 def test_monitor_heartbeats_carry_no_relayed_statuses() -> None:

@@ -204,6 +204,24 @@ def test_without_a_majority_every_stale_voter_is_asked_each_retry() -> None:
     assert sorted(c.due(RETRY_S)) == [C, D, E]
 
 
+def test_an_answered_round_ends_at_the_reply_not_at_the_next_due() -> None:
+    """The wakeup named after the last answer is the next renewal, never a retry: with 3
+    voters a round may ask ourselves only (answered inline) while another voter falls
+    stale a little later (found by tests/sim/test_wakeups.py once renewals rode beats)."""
+    seq = [0]
+    c = Claim(G, 1, (A, B, C), LEASE, RHO, started_s=0.0, local=A)
+    _ask(c, 0.0, (A, B), seq)  # C never answers
+    req = c.request(0.01, B, 9)  # B again 10 ms later (as a lost round's retry would)
+    c.on_reply(0.01, B, LeaseReply(G, c.epoch, req.seq, True, A, c.epoch))
+    assert c.renewal_due_s(0.02) == pytest.approx(RENEW_S)  # ours first
+    assert _ask(c, RENEW_S, (A,), seq) == [A]  # only ourselves, answered at once
+    # Over already: the next renewal is B's (10 ms on), not the round's retry (RETRY_S on).
+    assert c.renewal_due_s(RENEW_S) == pytest.approx(RENEW_S + 0.01)
+    assert c.next_due_s() == pytest.approx(RENEW_S + 0.01)
+    assert _ask(c, RENEW_S + 0.01, (), seq) == [B]  # B's answer is lost: a round in flight
+    assert c.renewal_due_s(RENEW_S + 0.02) is None, "a round waiting for answers is never put off"
+
+
 def test_two_voters_renew_both() -> None:
     seq = [0]
     c = Claim(G, 1, (A, B), LEASE, RHO, started_s=0.0, local=A)

@@ -62,8 +62,10 @@ class Pair:
         t = self.config.timings
         for a in out.actions:
             if isinstance(a, ProbeVip):
+                # The probe crosses the LAN, which a heartbeat cut leaves: it sees a holder.
                 probe_s = t.vip_probe_count * t.vip_probe_interval_s
-                self.pending.append((self.now_s + probe_s, name, VipProbeResult(a.group, False)))
+                seen = any(n != name and node.running() for n, node in self.nodes.items())
+                self.pending.append((self.now_s + probe_s, name, VipProbeResult(a.group, seen)))
             elif isinstance(a, StartGroup):
                 self.starts.append((self.now_s, name))
                 self.pending.append(
@@ -168,7 +170,9 @@ def test_reports_resuming_after_a_cut_count_from_the_return() -> None:
     when the link returns the slave's first report (ping 1) is no stable advantage."""
     pair = _pair()
     pair.cut = True
-    pair.run_until(pair.now_s + 0.3)  # less than deadtime: the slave is not dead yet
+    # 0.6 s of cut after up to a keepalive of silence: past phi's floor, so each may find
+    # the other dead, and the slave's claim meets the master's VIP in its probe.
+    pair.run_until(pair.now_s + 0.3)
     pair.step(N0, PingResult(PING, False))
     pair.run_until(pair.now_s + 0.3)
     pair.cut = False
