@@ -236,9 +236,10 @@ class Agent:
         t = self.config.timings
         self._stall = clock.StallDetector(clock.stall_threshold_s(t.keepalive_s, t.lease_s))
         self._wakeup_s = 0.0
-        # The ticker's timer for `_wakeup_s` (None while the ticker runs a step).
+        # The ticker's timer for `_wakeup_s` (None while it runs a step, or no ticker).
         self._tick_timer: asyncio.TimerHandle | None = None
-        self._tick_due: asyncio.Future[float] | None = None
+        # Set while the ticker runs; a step that raised in the timer's callback fails it.
+        self._tick_failed: asyncio.Future[None] | None = None
         self._exit = asyncio.Event()
         self._exit_status = 0
         self._closing = False
@@ -495,37 +496,43 @@ class Agent:
         """Tick at the core's next_wakeup_s (its next deadline; capped at a keepalive);
         report lag.
 
-        A step may move the wakeup, so the wait is one loop timer that a step re-arms
-        (`_step`: cancel + call_at, no task switch, and a cancelled timer does not wake
-        the loop); the task runs only when a Tick is due. Measured on the idle native
-        cluster: the Event + timeout_at wait it replaces woke the task about 55 times a
-        second for 32 ticks.
+        The Tick is stepped in the loop timer's own callback (`_tick_fired`), which a
+        step re-arms (`_step`: cancel + call_at; a cancelled timer does not wake the
+        loop). No task is woken per tick: a timer that resolved a future for this task
+        cost a second pass of the event loop each time. This task owns the timer for the
+        TaskGroup's life, and a step that raises in the callback ends it with that error.
         """
         assert self._loop is not None
-        loop = self._loop
-        while True:
-            target_s = self._wakeup_s
-            if target_s > loop.time():
-                self._tick_due = loop.create_future()
-                self._arm_tick()
-                try:
-                    target_s = await self._tick_due  # the wakeup the timer was set for
-                finally:
-                    if self._tick_timer is not None:
-                        self._tick_timer.cancel()
-                        self._tick_timer = None
-            late_s = clock.lag_s(loop.time(), target_s)
-            self.observe.on_lag(late_s)
-            self._feed(LoopLag(late_s) if late_s >= clock.LAG_REPORT_S else Tick())
+        failed: asyncio.Future[None] = self._loop.create_future()
+        self._tick_failed = failed
+        self._arm_tick()
+        try:
+            await failed
+        finally:
+            self._tick_failed = None
+            if self._tick_timer is not None:
+                self._tick_timer.cancel()
+                self._tick_timer = None
 
     def _arm_tick(self) -> None:
         assert self._loop is not None
         self._tick_timer = self._loop.call_at(self._wakeup_s, self._tick_fired, self._wakeup_s)
 
     def _tick_fired(self, target_s: float) -> None:
+        assert self._loop is not None
         self._tick_timer = None
-        if self._tick_due is not None and not self._tick_due.done():
-            self._tick_due.set_result(target_s)
+        failed = self._tick_failed
+        if failed is None or failed.done():
+            return
+        try:
+            late_s = clock.lag_s(self._loop.time(), target_s)
+            self.observe.on_lag(late_s)
+            self._feed(LoopLag(late_s) if late_s >= clock.LAG_REPORT_S else Tick())
+        except Exception as exc:
+            failed.set_exception(exc)
+            return
+        if self._tick_timer is None:  # the step kept the wakeup: arm it here
+            self._arm_tick()
 
     def _perform(self, out: Output) -> None:
         for action in out.actions:

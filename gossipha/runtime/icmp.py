@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import secrets
@@ -21,7 +22,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from gossipha.aio import within
+from gossipha.aio import DatagramReader, within
 from gossipha.config.model import IPAddress, PingGroup
 
 log = logging.getLogger(__name__)
@@ -235,11 +236,10 @@ class Pinger:
         try:
             start_s = loop.time()
             self._tracker = ReachabilityTracker(self.addresses, self.deadping_s, start_s)
-            async with asyncio.TaskGroup() as tg:
-                receivers = [
-                    tg.create_task(self._receive(sock, family, raw))
-                    for (family, _iface), (sock, raw) in sockets.items()
-                ]
+            with contextlib.ExitStack() as readers:
+                for (family, _iface), (sock, raw) in sockets.items():
+                    handler = functools.partial(self._on_datagram, loop, family, raw)
+                    readers.enter_context(DatagramReader(sock, RECV_BYTES, handler))
                 rounds = 0
                 while max_rounds is None or rounds < max_rounds:
                     now_s = loop.time()
@@ -249,8 +249,6 @@ class Pinger:
                     rounds += 1
                     await asyncio.sleep(self.interval_s)
                     self._expire(loop.time())
-                for task in receivers:
-                    task.cancel()
         finally:
             for sock, _raw in sockets.values():
                 sock.close()
@@ -294,22 +292,26 @@ class Pinger:
                 continue
             self._pending[(address, self._seq)] = now_s
 
-    async def _receive(self, sock: socket.socket, family: int, raw: bool) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            data, peer = await loop.sock_recvfrom(sock, RECV_BYTES)
-            now_s = loop.time()
-            parsed = parse_reply(family, data, has_ip_header=raw)
-            if parsed is None:
-                continue
-            identifier, seq = parsed
-            if raw and identifier != self._identifier:
-                continue  # another pinger's reply (ping sockets filter by id in the kernel)
-            with contextlib.suppress(ValueError):
-                address = ipaddress.ip_address(peer[0].split("%")[0])
-                sent_s = self._pending.pop((address, seq), None)
-                if sent_s is not None:
-                    self._on_reply(address, now_s, now_s - sent_s)
+    def _on_datagram(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        family: int,
+        raw: bool,
+        data: bytes,
+        peer: tuple[str, int],
+    ) -> None:
+        now_s = loop.time()
+        parsed = parse_reply(family, data, has_ip_header=raw)
+        if parsed is None:
+            return
+        identifier, seq = parsed
+        if raw and identifier != self._identifier:
+            return  # another pinger's reply (ping sockets filter by id in the kernel)
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(peer[0].split("%")[0])
+            sent_s = self._pending.pop((address, seq), None)
+            if sent_s is not None:
+                self._on_reply(address, now_s, now_s - sent_s)
 
     def _on_reply(self, address: IPAddress, now_s: float, rtt_s: float) -> None:
         assert self._tracker is not None

@@ -1,14 +1,16 @@
-"""`within` keeps a cancellation that arrives as the awaited operation completes."""
+"""`within` keeps a cancellation that arrives as the awaited operation completes;
+`DatagramReader` hands over every datagram from one reader registration."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from gossipha.aio import within
+from gossipha.aio import DatagramReader, within
 
 
 async def _cancel_as_it_completes(wait: Callable[[Awaitable[Any], float], Awaitable[Any]]) -> str:
@@ -49,3 +51,28 @@ async def test_times_out_and_passes_results() -> None:
     with pytest.raises(TimeoutError):
         await within(asyncio.sleep(1.0), 0.01)
     assert await within(asyncio.sleep(0, result=8), None) == 8
+
+
+async def test_datagram_reader_hands_over_every_datagram_until_it_is_left() -> None:
+    loop = asyncio.get_running_loop()
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        got: list[tuple[bytes, Any]] = []
+        with DatagramReader(rx, 64, lambda data, addr: got.append((data, addr)), batch=2):
+            for i in range(5):  # more than one batch: the reader is called again
+                tx.sendto(b"d%d" % i, rx.getsockname())
+            for _ in range(100):
+                if len(got) == 5:
+                    break
+                await asyncio.sleep(0.01)
+        assert [d for d, _ in got] == [b"d0", b"d1", b"d2", b"d3", b"d4"]
+        assert got[0][1] == ("127.0.0.1", tx.getsockname()[1])
+        tx.sendto(b"late", rx.getsockname())
+        await asyncio.sleep(0.05)
+        assert len(got) == 5, "read after the reader was left"
+        assert rx.recv(64) == b"late"
+        assert not loop.remove_reader(rx.fileno()), "the reader was left registered"

@@ -252,3 +252,26 @@ async def test_the_ticker_ticks_only_at_the_wakeup_the_last_step_asked_for() -> 
         with pytest.raises(asyncio.CancelledError):
             await ticker
     assert a._tick_timer is None
+
+
+class _Failing(_Wanting):
+    """A core whose Tick raises: a bug in a step."""
+
+    def step(self, now_s: float, event: Input) -> Output:
+        if isinstance(event, Tick) and self.events:
+            raise RuntimeError("bug in a step")
+        return super().step(now_s, event)
+
+
+async def test_a_tick_step_that_raises_ends_the_ticker_with_the_error() -> None:
+    """Ticks run in the timer's callback: the error must still reach the TaskGroup."""
+    cfg = make_config(2)
+    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
+    a._loop = asyncio.get_running_loop()
+    core = _Failing(0.01)
+    a._node = core  # type: ignore[assignment]
+    a._feed(Tick())
+    ticker = asyncio.create_task(a._ticker())
+    with pytest.raises(RuntimeError, match="bug in a step"):
+        await asyncio.wait_for(ticker, 2.0)
+    assert a._tick_timer is None and a._tick_failed is None
