@@ -443,6 +443,9 @@ class Membership:
         self._tell: dict[str, bool] = {}
         self._awareness = Awareness()
         self._unhealthy = False
+        # Our health improved after this step's tick (`outgoing`): a shorter timeout may
+        # have passed already, so `next_change_s` asks for the next tick at once.
+        self._rejudge = False
         self._queue: dict[tuple[str, Status, str | None], _Broadcast] = {}
         self._seq = 0
         self._retransmit_limit = RETRANSMIT_MULT * max(1, math.ceil(math.log2(self._n + 1)))
@@ -574,6 +577,7 @@ class Membership:
         """Re-judge every peer: warntime, phi, deadtime, initdead and suspicion deadlines."""
         events: list[MemberEvent] = []
         judges = self._judges(now_s)
+        self._rejudge = False
         for name in self._order:
             events.extend(self._evaluate(self._peers[name], now_s, name in judges))
         return events
@@ -581,9 +585,12 @@ class Membership:
     def next_change_s(self, now_s: float) -> float:
         """The earliest time a `tick` without inputs meanwhile may change anything: the
         detectors' WARN/DEAD crossings of every judged peer and link (`Policy`), grace
-        and suspicion deadlines, and initdead. Call it right after `tick` (or
+        and suspicion deadlines, and initdead; now, if our health improved since the last
+        `tick` (the timeouts it scales shrank). Call it right after `tick` (or
         `on_heartbeat`) at `now_s`; it may be early (a change the others mask), never late.
         """
+        if self._rejudge:
+            return now_s
         t = math.inf
         initdead_end_s = self._start_s + self._timings.initdead_s + CROSSING_MARGIN_S
         if now_s < initdead_end_s:
@@ -618,8 +625,8 @@ class Membership:
         del now_s  # the round is driven by the caller's interval; kept for symmetry
         self.counter += 1
         assert self.counter <= MAX_WIRE_INT
-        if not self._unhealthy:
-            self._awareness.apply_delta(-1)
+        if not self._unhealthy and self._awareness.apply_delta(-1):
+            self._rejudge = True
         self._unhealthy = False
         ring_succ = self._ring()[0]
         if ring_succ:
@@ -923,13 +930,15 @@ class Membership:
     def _deferred_until_s(
         self, heard_s: float | None, det: PhiAccrualDetector, now_s: float, mult: float
     ) -> float:
-        """When the quiet floor stops holding back a DEAD verdict due now; inf if none is."""
+        """When the quiet floor stops holding back a DEAD verdict due now (its end, or the
+        stream's deadtime, whichever comes first: `_heard_lately`); inf if none is."""
         if not self._heard_lately(heard_s, det, now_s):
             return math.inf
         if self._policy.level(det, now_s, mult) is not Level.DEAD:
             return math.inf  # its crossing is a change of its own (Policy.next_change_s)
-        assert heard_s is not None
-        return heard_s + self._quiet_floor_s + CROSSING_MARGIN_S
+        assert heard_s is not None and det.last_s is not None
+        floor_end_s = heard_s + self._quiet_floor_s
+        return min(floor_end_s, det.last_s + self._timings.deadtime_s) + CROSSING_MARGIN_S
 
     def _link_level(self, peer: _Peer, link: str, now_s: float, mult: float) -> Level:
         det = peer.link_det[link]

@@ -6,10 +6,12 @@ its targets (through to_wire/from_wire), then ticks every node.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -332,6 +334,52 @@ def test_lease_traffic_keeps_a_peer_whose_heartbeats_are_lost_alive_until_deadti
         events += me.tick(t)
     (dead,) = [e for e in events if isinstance(e, PeerDead)]
     assert me.state("n000") is PeerState.DEAD and "every path" in dead.reason
+
+
+def test_the_wakeup_names_the_deadtime_that_ends_the_quiet_floor() -> None:
+    """While lease traffic holds back a link's DEAD verdict, `next_change_s` names the
+    earlier of the floor's end and the link's deadtime: a Tick before it changes nothing.
+    (It named the floor's end only: with renewals every 0.25 s on a link whose heartbeats
+    were lost, the link went down at its deadtime between two steps.)"""
+    timings = replace(TUTORIAL, deadtime_s=29.6)  # ends between two heartbeats
+    c = Cluster(2, timings, links=("eth0", "eth1"))
+    c.run_until(20.0)
+    me = c.nodes["n001"]
+    c.cut.add(("n000", "n001", "eth1"))  # heartbeats lost on eth1; eth0 and renewals pass
+    seen: list[MemberEvent] = []
+    end_s = c.now + timings.deadtime_s + 2 * TUTORIAL.keepalive_s
+    while c.now < end_s:
+        c.step()
+        for k in range(1, round(TUTORIAL.keepalive_s / 0.25)):
+            t = round(c.now + 0.25 * k, 6)
+            me.heard(t, "n000", "eth1")
+            seen += me.tick(t)
+            due_s = me.next_change_s(t)
+            for frac in (0.25, 0.5, 0.75, 0.999):
+                probe_s = t + frac * (min(due_s, t + 0.25) - t)
+                assert copy.deepcopy(me).tick(probe_s) == [], (t, probe_s, due_s)
+    seen += [e for _, name, e in c.events if name == "n001"]
+    assert [e for e in seen if isinstance(e, LinkDown)], "the deadtime cap ended the hold"
+    assert me.state("n000") is PeerState.ALIVE
+
+
+def test_health_improving_after_the_tick_asks_for_the_next_tick_at_once() -> None:
+    """`outgoing` lowers the local-health multiplier after the step's `tick`: a timeout it
+    scaled may have passed already (a witness's suspicion came 5 ms late in
+    tests/sim/test_wakeups.py), so the next change is now."""
+    c = Cluster(2)
+    c.run_until(20.0)
+    me = c.nodes["n001"]
+    t = c.now
+    me.note_lag(3 * TUTORIAL.keepalive_s)  # we were late: timeouts stretch
+    me.tick(t)
+    me.outgoing(t)  # the round that saw the lag: no credit yet
+    me.tick(t)
+    assert me.next_change_s(t) > t
+    me.outgoing(t)  # a healthy round: the multiplier falls
+    assert me.next_change_s(t) == t
+    me.tick(t)
+    assert me.next_change_s(t) > t
 
 
 def test_lease_traffic_does_not_stand_in_for_a_first_heartbeat() -> None:
