@@ -53,6 +53,7 @@ from gossipha.core.membership import (
 )
 from gossipha.core.placement import PingHistory, Roster, View, choose
 from gossipha.core.types import (
+    MAX_CARRIED,
     MAX_RELAY,
     Action,
     AdminCommand,
@@ -229,6 +230,8 @@ class Node:
         self._seq = 0
         # Per (claimant, group): when we last answered it, and with what (_answered_copy).
         self._answered: dict[tuple[NodeId, GroupName], tuple[float, LeaseReply]] = {}
+        # Peers whose heartbeats carry lease requests ("lq"): ours to them ride along.
+        self._carriers: set[NodeId] = set()
         self._relay_cursor = 0
         # The last step's earliest deadline (_next_wakeup): before it, a Tick changes
         # nothing; and the next_wakeup_s it returned, at least WAKEUP_FLOOR_S ahead.
@@ -392,7 +395,7 @@ class Node:
             return True
         self._members.heard(now_s, sender, link)
         match message:
-            case Heartbeat(status=status, relay=relay, digest=digest):
+            case Heartbeat(status=status, relay=relay, digest=digest, requests=requests):
                 if status.name != sender:
                     return True  # a status is only first-hand from its own node
                 if digest is not None:
@@ -402,11 +405,14 @@ class Node:
                     self._merge_status(now_s, st)
                 if self._statuses.get(sender) == status:
                     self._confirm_ping(now_s, sender, status.ping_count)
+                if requests is None:
+                    self._carriers.discard(sender)  # an older node: requests go apart
+                else:
+                    self._carriers.add(sender)
+                    for req in requests:
+                        self._on_request(now_s, link, sender, req, out)
             case LeaseRequest():
-                if self._voter is not None:
-                    reply = self._voter.on_request(now_s, sender, message)
-                    if not self._answered_copy(now_s, sender, reply):
-                        out.sends.append(Send(sender, reply))
+                self._on_request(now_s, link, sender, message, out)
                 return all(g.phase is Phase.IDLE for g in self._groups_by_name)
             case LeaseReply():
                 g = self._groups.get(message.group)
@@ -420,6 +426,18 @@ class Node:
                     self._voter.on_release(now_s, sender, gname, epoch, message.unused)
                 self._on_release(now_s, sender, gname, epoch, message.unused)
         return False
+
+    def _on_request(
+        self, now_s: float, link: str, sender: NodeId, req: LeaseRequest, out: _Out
+    ) -> None:
+        """Answer a lease request (alone, or carried by a heartbeat) on the link it came
+        in on: the claimant sends every request on every link, so each link's copy is a
+        way back; a lost answer is retried like a lost request."""
+        if self._voter is None:
+            return
+        reply = self._voter.on_request(now_s, sender, req)
+        if not self._answered_copy(now_s, sender, reply):
+            out.sends.append(Send(sender, reply, link))
 
     def _answered_copy(self, now_s: float, sender: NodeId, reply: LeaseReply) -> bool:
         """This exact reply already went to `sender` within a retry time: don't send it again.
@@ -1044,6 +1062,7 @@ class Node:
             targets.extend((p, None) for p in self._peer_names if p not in have)
         if not targets:
             return
+        carried = self._carried(out, {p for p, _ in targets})
         others = [s for n, s in sorted(self._statuses.items()) if n != self.name]
         for peer, digest in targets:
             relay: tuple[NodeStatus, ...] = ()
@@ -1054,7 +1073,32 @@ class Node:
                 start = self._relay_cursor % len(others)
                 relay = tuple((others + others)[start : start + k])
                 self._relay_cursor += k
-            out.sends.append(Send(peer, Heartbeat(self._status, relay, digest)))
+            out.sends.append(
+                Send(peer, Heartbeat(self._status, relay, digest, carried.get(peer, ())))
+            )
+
+    def _carried(self, out: _Out, peers: set[NodeId]) -> dict[NodeId, tuple[LeaseRequest, ...]]:
+        """Take this step's lease requests to `peers` that can carry them out of `out`:
+        they go in the heartbeat to the same peer (on every link, like a request alone),
+        one packet per link instead of two. A request is timed from this step either way.
+        """
+        carried: dict[NodeId, list[LeaseRequest]] = {}
+        kept: list[Send] = []
+        for send in out.sends:
+            m = send.message
+            if (
+                isinstance(m, LeaseRequest)
+                and send.link is None
+                and send.to in peers
+                and send.to in self._carriers
+                and len(carried.get(send.to, ())) < MAX_CARRIED
+            ):
+                carried.setdefault(send.to, []).append(m)
+            else:
+                kept.append(send)
+        if carried:
+            out.sends[:] = kept
+        return {p: tuple(reqs) for p, reqs in carried.items()}
 
     def _next_wakeup(self, now_s: float) -> float:
         """When a Tick may next change anything (docs/design.md, "Wake-ups"): the next

@@ -24,6 +24,8 @@ GroupName: TypeAlias = str
 MAX_NAME_CHARS = 64
 MAX_GROUPS = 32
 MAX_RELAY = 4
+# Lease requests a heartbeat may carry (one per group the sender claims or runs).
+MAX_CARRIED = 16
 MAX_EPOCH = (1 << 53) - 1  # exact in JSON doubles
 MAX_DURATION_S = 3600.0
 DIGEST_KEY = "d"
@@ -193,30 +195,42 @@ class NodeStatus:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """The gossip heartbeat: membership digest, our status, a few relayed statuses.
+    """The gossip heartbeat: membership digest, our status, a few relayed statuses, and
+    the lease requests for this peer that fell due in the same step.
 
     `digest` is None for an out-of-round status push (a handover should not wait a beat);
-    such a push is not a heartbeat for the failure detector.
+    such a push is not a heartbeat for the failure detector. `requests` is None only in a
+    heartbeat from a node that cannot carry them (protocol 1.0 before "lq": the key is
+    absent); such a peer gets its requests as separate messages (docs/protocol.md).
     """
 
     status: NodeStatus
     relay: tuple[NodeStatus, ...] = ()
     digest: Digest | None = None
+    requests: tuple[LeaseRequest, ...] | None = ()
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "t": "hb",
             "st": self.status.to_wire(),
             "r": [s.to_wire() for s in self.relay],
             DIGEST_KEY: None if self.digest is None else self.digest.to_wire(),
         }
+        if self.requests is not None:
+            body["lq"] = [r.to_wire() for r in self.requests]
+        return body
 
     @staticmethod
     def from_wire(raw: Mapping[str, Any]) -> Heartbeat:
         relay = tuple(NodeStatus.from_wire(s) for s in _list(raw, "r", MAX_RELAY))
         d = raw.get(DIGEST_KEY)
         digest = None if d is None else Digest.from_wire(d)
-        return Heartbeat(NodeStatus.from_wire(raw.get("st")), relay, digest)
+        requests = None
+        if "lq" in raw:
+            requests = tuple(
+                LeaseRequest.from_wire(_obj(q, "lq")) for q in _list(raw, "lq", MAX_CARRIED)
+            )
+        return Heartbeat(NodeStatus.from_wire(raw.get("st")), relay, digest, requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,17 @@ def _steady(n: int, seed: int = 1) -> Recording:
     return sim
 
 
+def _requests(sim: Recording, src: str) -> list[tuple[float, str, bool]]:
+    """(time, voter, carried by a heartbeat) of every lease request `src` sent."""
+    found = []
+    for t, s, dst, m in sim.sent:
+        if s == src and isinstance(m, LeaseRequest):
+            found.append((t, dst, False))
+        elif s == src and isinstance(m, Heartbeat) and m.requests:
+            found.extend((t, dst, True) for _ in m.requests)
+    return found
+
+
 def _per_node(sim: Recording, n: int) -> tuple[float, float]:
     msgs = len(sim.sent)
     size = sum(
@@ -62,9 +73,8 @@ def test_node_load_per_node_is_flat_from_2_to_16() -> None:
 def test_the_holder_renews_with_a_majority_not_every_voter() -> None:
     sim = _steady(5)
     holder = sim.holders("g0")[0]
-    asked = Counter(
-        dst for _, src, dst, m in sim.sent if src == holder and isinstance(m, LeaseRequest)
-    )
+    sent = _requests(sim, holder)
+    asked = Counter(dst for _, dst, _ in sent)
     voters = {v.name for v in sim.config.voters}
     assert len(voters) == 5
     # Ourselves (answered locally, never sent) and two others: the same two throughout.
@@ -77,8 +87,18 @@ def test_the_holder_renews_with_a_majority_not_every_voter() -> None:
     for count in asked.values():
         assert rounds * 0.9 <= count <= rounds * 1.1, asked
     beats = {t for t, src, _, m in sim.sent if src == holder and isinstance(m, Heartbeat)}
-    requests = [t for t, src, _, m in sim.sent if src == holder and isinstance(m, LeaseRequest)]
-    assert requests and all(t in beats for t in requests)
+    assert all(t in beats for t, _, _ in sent)
+    # A voter that gets our heartbeat in that step (the monitor, always) gets the request
+    # in it; the other is asked apart.
+    assert any(carried for *_, carried in sent) and not all(carried for *_, carried in sent)
+
+
+def test_two_nodes_carry_every_renewal_in_a_heartbeat() -> None:
+    sim = _steady(2)
+    holder = sim.holders("g0")[0]
+    sent = _requests(sim, holder)
+    assert len(sent) >= 0.9 * WINDOW_S / TIMINGS.keepalive_s
+    assert all(carried for *_, carried in sent), "a renewal went apart"
 
 
 def test_without_heartbeats_to_ride_the_holder_renews_every_quarter_lease() -> None:
@@ -92,7 +112,7 @@ def test_without_heartbeats_to_ride_the_holder_renews_every_quarter_lease() -> N
     holder = sim.holders("g0")[0]
     sim.recording = True
     sim.run_until(sim.now_s + 20.0)
-    asked = [t for t, src, _, m in sim.sent if src == holder and isinstance(m, LeaseRequest)]
+    asked = _requests(sim, holder)
     rounds = 20.0 / (timings.lease_s * RENEW_AGE_FRACTION)
     assert rounds * 0.9 <= len(asked) <= rounds * 1.1, len(asked)
 

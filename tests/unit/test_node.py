@@ -272,16 +272,18 @@ def test_a_stall_is_not_blamed_on_the_peers() -> None:
 
 
 def test_a_request_copy_from_another_link_gets_no_second_identical_reply() -> None:
-    """Each request arrives once per link and each reply goes out on every link: the copy
-    is not answered again, a new request (new seq) is, and so is the same seq much later
-    (a restarted claimant numbering from scratch)."""
+    """Each request arrives once per link and is answered on the link it came in on: the
+    copy is not answered again, a new request (new seq) is, and so is the same seq much
+    later (a restarted claimant numbering from scratch)."""
     node = _node(make_config(2, timings=TIMINGS), "n1")
     t = TIMINGS.lease_s * 3  # past the voter's start-up quiet span
 
     def replies(now_s: float, seq: int, link: str) -> list[LeaseReply]:
         req = LeaseRequest(G, 2, seq)
         out = node.step(now_s, MessageReceived(link, NodeId("n0"), req))
-        return [s.message for s in out.sends if isinstance(s.message, LeaseReply)]
+        sent = [s for s in out.sends if isinstance(s.message, LeaseReply)]
+        assert all(s.link == link for s in sent), "answered on another link"
+        return [s.message for s in sent if isinstance(s.message, LeaseReply)]
 
     (first,) = replies(t, 7, "eth1")
     assert first.granted and first.seq == 7
