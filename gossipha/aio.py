@@ -45,11 +45,13 @@ class DatagramReader:
         handler: Callable[[bytes, Any], None],
         *,
         batch: int = 64,
+        on_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._sock = sock
         self._size = size
         self._handler = handler
         self._batch = batch
+        self._on_error = on_error
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> DatagramReader:
@@ -68,6 +70,10 @@ class DatagramReader:
                 data, address = self._sock.recvfrom(self._size)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                return  # a queued socket error (an ICMP error for a raw socket): read on
+            except OSError as exc:
+                # A queued socket error (an ICMP error for a raw socket, a netlink
+                # overrun): reported if asked, then read on at the next readiness.
+                if self._on_error is not None:
+                    self._on_error(exc)
+                return
             self._handler(data, address)

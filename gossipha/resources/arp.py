@@ -24,6 +24,8 @@ ARPHRD_ETHER = 1
 ARPOP_REQUEST = 1
 ARPOP_REPLY = 2
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23  # linux/if_packet.h, since 4.20
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 ZERO_MAC = "00:00:00:00:00:00"
 ANY_IP = ipaddress.IPv4Address("0.0.0.0")
@@ -170,6 +172,10 @@ def _open_packet_socket(interface: str, netns: str | None) -> socket.socket:
     try:
         sock.bind((interface, ETH_P_ARP))
         sock.setblocking(False)
+        # Our own frames (the watcher's probe every second) need not wake the loop to be
+        # skipped by `receive`; kernels before 4.20 lack the option and `receive` skips them.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     except BaseException:
         sock.close()
         raise

@@ -44,6 +44,9 @@ IFA_BROADCAST = 4
 IFA_FLAGS = 8
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
+# Multicast groups of address changes (RTM_NEWADDR, RTM_DELADDR), for `address_monitor`.
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
@@ -212,18 +215,7 @@ class Rtnl:
     """One NETLINK_ROUTE socket (blocking). Use as a context manager, or `close()`."""
 
     def __init__(self, netns: str | None = None) -> None:
-        if netns is None:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-        else:
-            from pyroute2 import netns as pr_netns
-
-            sock = pr_netns.create_socket(
-                netns,
-                family=socket.AF_NETLINK,
-                socket_type=socket.SOCK_RAW,
-                proto=NETLINK_ROUTE,
-                flags=0,
-            )
+        sock = _route_socket(netns)
         try:
             # A reply that never comes must not pin vip.py's worker thread for good (its
             # caller gives up after its own timeout; this ends the thread too).
@@ -320,6 +312,32 @@ class Rtnl:
             del_address(seq, index, family, address, prefixlen), seq, "delete address"
         ):
             pass
+
+
+def _route_socket(netns: str | None) -> socket.socket:
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    from pyroute2 import netns as pr_netns
+
+    sock: socket.socket = pr_netns.create_socket(
+        netns, family=socket.AF_NETLINK, socket_type=socket.SOCK_RAW, proto=NETLINK_ROUTE, flags=0
+    )
+    return sock
+
+
+def address_monitor(netns: str | None = None) -> socket.socket:
+    """A non-blocking NETLINK_ROUTE socket that receives every IPv4 and IPv6 address
+    change (RTM_NEWADDR, RTM_DELADDR) as the kernel makes it: the VIP watcher re-checks
+    on those instead of dumping the addresses twice a second. A reader that falls behind
+    gets ENOBUFS, after which it must re-check (changes were lost)."""
+    sock = _route_socket(netns)
+    try:
+        sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def host_addresses(

@@ -10,6 +10,7 @@ Heartbeat's findif: on the interface whose subnet holds the address, with that p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -18,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gossipha.aio import within
+from gossipha.aio import DatagramReader, within
 from gossipha.config.model import IPAddress, VipResource
-from gossipha.resources import arp
+from gossipha.resources import arp, rtnl
 from gossipha.resources.rtnl import NetlinkError, Rtnl
 
 log = logging.getLogger(__name__)
@@ -313,8 +314,10 @@ class VipWatcher:
 
     Passive listening catches announces and probes; unicast replies to clients are not
     seen on a switched segment, so it also probes the address every `probe_every_s`
-    (another holder answers our probe). The address is re-checked every `poll_s`.
-    Each foreign MAC is reported at most once per `repeat_s`. IPv4 claims only.
+    (another holder answers our probe). The address is re-checked when the kernel
+    reports an address change (rtnl.address_monitor), and every `poll_s` regardless
+    (only then, if the monitor cannot be opened). Each foreign MAC is reported at most
+    once per `repeat_s`. IPv4 claims only.
     """
 
     def __init__(
@@ -323,7 +326,7 @@ class VipWatcher:
         sink: Callable[[VipEvent], None],
         *,
         netns: str | None = None,
-        poll_s: float = 0.5,
+        poll_s: float = 10.0,
         probe_every_s: float | None = 1.0,
         repeat_s: float = 5.0,
     ) -> None:
@@ -360,12 +363,33 @@ class VipWatcher:
                 sock.close()
 
     async def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            held = await has_vip(self.vip, netns=self._netns)
-            if self._held and not held:
-                self._sink(VipLost(self.vip.address, loop.time()))
-            self._held = held
-            await asyncio.sleep(self.poll_s)
+        changed = asyncio.Event()
+        try:
+            monitor: socket.socket | None = await within(
+                asyncio.to_thread(rtnl.address_monitor, self._netns), NETLINK_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("address monitor unavailable; polling every %ss: %s", self.poll_s, exc)
+            monitor = None
+        with contextlib.ExitStack() as stack:
+            if monitor is not None:
+                stack.callback(monitor.close)
+                stack.enter_context(
+                    DatagramReader(
+                        monitor,
+                        rtnl.RECV_BYTES,
+                        lambda _data, _addr: changed.set(),
+                        on_error=lambda _exc: changed.set(),  # an overrun: changes lost
+                    )
+                )
+            while True:
+                changed.clear()  # before the check: a change during it is seen next
+                held = await has_vip(self.vip, netns=self._netns)
+                if self._held and not held:
+                    self._sink(VipLost(self.vip.address, loop.time()))
+                self._held = held
+                with contextlib.suppress(TimeoutError):
+                    await within(changed.wait(), self.poll_s)
 
     async def _listen(self, sock: arp.ArpSocket, loop: asyncio.AbstractEventLoop) -> None:
         assert isinstance(self.vip.address, ipaddress.IPv4Address)

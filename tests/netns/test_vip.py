@@ -155,6 +155,30 @@ async def test_watcher_reports_foreign_mac_and_removal(clean: Lab) -> None:
 
 
 @pytest.mark.netns
+async def test_watcher_hears_a_removal_from_the_kernel_not_from_its_poll(clean: Lab) -> None:
+    """The address is re-checked on the kernel's address-change notice: a removal is seen
+    at once, though the periodic re-check is a minute away."""
+    m = clean.ns("master")
+    await add_vip(VIP, netns=m)
+    events: list[VipEvent] = []
+    watcher = VipWatcher(VIP, events.append, netns=m, poll_s=60.0, probe_every_s=None)
+    task = asyncio.create_task(watcher.run(duration_s=5.0))
+    try:
+        await asyncio.sleep(0.3)  # the first check found it held
+        removed_s = asyncio.get_running_loop().time()
+        await remove_vip(VIP, netns=m)
+        for _ in range(40):
+            if any(isinstance(e, VipLost) for e in events):
+                break
+            await asyncio.sleep(0.025)
+        (lost,) = [e for e in events if isinstance(e, VipLost)]
+        assert lost.at_s - removed_s < 1.0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.netns
 async def test_watcher_probe_finds_silent_holder(clean: Lab) -> None:
     """The other holder never announces; the watcher's own probe makes it answer."""
     m, s = clean.ns("master"), clean.ns("slave")
