@@ -523,7 +523,8 @@ class Membership:
 
         Only with two nodes, both voters, the caller checking that and that `peer`'s status
         says it runs the group: such a holder needs both promises, so it renews ours every
-        quarter lease and retries every sixteenth, on every link. A lapse with nothing at all
+        quarter lease (or with a heartbeat up to an eighth later: the caller adds that to
+        `expires_s`) and retries every sixteenth, on every link. A lapse with nothing at all
         heard from it for the quiet floor as well (a dozen lease messages and a heartbeat
         lost, or a dead node) declares it dead then, without waiting for phi's floor of
         three keepalives (6 s with the tutorial's files). A holder that stopped says so in
