@@ -11,11 +11,12 @@ from dataclasses import replace
 
 from gossipha.config.model import Config
 from gossipha.core.lease import holder_span_s, voter_span_s
-from gossipha.core.node import PROBE_FRESH_PROBES, Node, Phase
+from gossipha.core.node import PROBE_FRESH_PROBES, WAKEUP_FLOOR_S, Node, Phase
 from gossipha.core.types import (
     AdminCommand,
     AdminKind,
     GroupName,
+    Heartbeat,
     LeaseReply,
     LeaseRequest,
     MessageReceived,
@@ -293,3 +294,20 @@ def test_a_request_copy_from_another_link_gets_no_second_identical_reply() -> No
     assert replies(t + 0.151, 8, "eth0") == []
     (again,) = replies(t + 0.15 + TIMINGS.lease_s, 8, "eth1")  # long after: answered
     assert again.seq == 8
+
+
+def test_a_lease_message_inside_the_wakeup_floor_does_not_skip_a_due_heartbeat() -> None:
+    """The quiet shortcut compares with the deadline, not the wakeup the 1 ms floor raised:
+    a request arriving between the two still gets the heartbeat that fell due."""
+    node = _node(make_config(2, timings=TIMINGS), "n1")
+    now_s, out = 0.0, node.step(0.0, Tick())
+    while not (node._due_s == node._next_beat_s and node._due_s - now_s > 0.01):
+        now_s = out.next_wakeup_s
+        out = node.step(now_s, Tick())
+        assert now_s < 1.0, "never settled on the next heartbeat"
+    due_s = node._due_s
+    out = node.step(due_s - WAKEUP_FLOOR_S / 2, Tick())  # the floor puts the wakeup past it
+    assert out.next_wakeup_s > due_s
+    request = MessageReceived("eth1", NodeId("n0"), LeaseRequest(G, 1, 3))
+    out = node.step(due_s + WAKEUP_FLOOR_S / 5, request)
+    assert [type(s.message) for s in out.sends] == [LeaseReply, Heartbeat]
