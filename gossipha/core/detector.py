@@ -34,6 +34,7 @@ Public API::
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -81,16 +82,16 @@ def silence_for_phi(threshold: float, mean_s: float, std_s: float) -> float:
     return hi
 
 
-def phi_crossing_s(threshold: float, mean_s: float, std_s: float, y: float | None = None) -> float:
+def phi_crossing_s(threshold: float, mean_s: float, std_s: float) -> float:
     """The smallest elapsed time found at which `phi` is at least `threshold`, in closed form.
 
     phi = log10(1 + e^a) inverts to a = ln(10^threshold - 1), and a = y*(A + B*y^2) is a
-    cubic with one real root y (A, B > 0; `phi_crossing_y`, which a caller may pass in),
-    so the answer is mean + y*std, nudged up until `phi` agrees: a wakeup at this silence
-    never finds phi a rounding error short.
+    cubic with one real root y (A, B > 0; `phi_crossing_y`), so the answer is
+    mean + y*std, nudged up until `phi` agrees: a wakeup at this silence never finds phi a
+    rounding error short.
     """
     assert std_s > 0.0
-    elapsed = mean_s + (phi_crossing_y(threshold) if y is None else y) * std_s
+    elapsed = mean_s + phi_crossing_y(threshold) * std_s
     step = max(abs(elapsed), std_s) * 1e-12
     for _ in range(64):
         if phi(elapsed, mean_s, std_s) >= threshold:
@@ -100,8 +101,10 @@ def phi_crossing_s(threshold: float, mean_s: float, std_s: float, y: float | Non
     return elapsed
 
 
+@functools.cache
 def phi_crossing_y(threshold: float) -> float:
-    """The standardized silence y = (elapsed - mean)/std at which phi reaches `threshold`."""
+    """The standardized silence y = (elapsed - mean)/std at which phi reaches `threshold`
+    (cached: a cluster has two thresholds, and every detector asks)."""
     assert threshold > 0.0
     x = threshold * _LN10
     a = x + math.log(-math.expm1(-x))  # ln(e^x - 1), without overflow for large x
@@ -131,14 +134,11 @@ class PhiAccrualDetector:
         "_acceptable_pause_s",
         "_crossings",
         "_intervals",
-        "_judged_by",
         "_last_s",
         "_min_std_s",
-        "_silences",
         "_sum",
         "_sum_sq",
         "_window",
-        "_ys",
         "samples",
     )
 
@@ -160,11 +160,6 @@ class PhiAccrualDetector:
         self._last_s: float | None = None
         # phi threshold -> silence at which phi_at reaches it; valid until the window moves.
         self._crossings: dict[float, float] = {}
-        # phi threshold -> phi_crossing_y (the window's mean and std do not enter it).
-        self._ys: dict[float, float] = {}
-        # Policy.next_change_s's (warn, dead) silences by multiplier, for `_judged_by`.
-        self._silences: dict[float, tuple[float, float]] = {}
-        self._judged_by: object = None
         # Real arrivals seen (the two seed intervals are not counted).
         self.samples = 0
         std = keepalive_s / 4.0
@@ -180,7 +175,6 @@ class PhiAccrualDetector:
         self._sum += interval_s
         self._sum_sq += interval_s * interval_s
         self._crossings.clear()
-        self._silences.clear()
 
     def heartbeat(self, now_s: float, learn: bool = True) -> None:
         """Record an arrival; a non-increasing timestamp is a caller bug.
@@ -229,11 +223,8 @@ class PhiAccrualDetector:
         """The silence at which `phi_at` reaches `threshold` (phi_at(it) >= threshold)."""
         known = self._crossings.get(threshold)
         if known is None:
-            y = self._ys.get(threshold)
-            if y is None:
-                y = self._ys[threshold] = phi_crossing_y(threshold)
             mean_s = self.mean_s + self._acceptable_pause_s
-            known = self._crossings[threshold] = phi_crossing_s(threshold, mean_s, self.std_s, y)
+            known = self._crossings[threshold] = phi_crossing_s(threshold, mean_s, self.std_s)
         return known
 
 
@@ -298,20 +289,10 @@ class Policy:
         if last_s is None:
             end_s = self.start_s + self.initdead_s + CROSSING_MARGIN_S
             return end_s if now_s < end_s else math.inf
-        if detector._judged_by is not self:
-            detector._silences.clear()
-            detector._judged_by = self
-        known = detector._silences.get(multiplier)
-        if known is None:
-            floor_s = self.keepalive_s
-            dead = max(DEAD_FLOOR_BEATS * floor_s, detector.crossing_s(self.phi_dead))
-            warn = max(WARN_FLOOR_BEATS * floor_s, detector.crossing_s(self.phi_warn))
-            known = (
-                min(self.warntime_s, multiplier * warn),
-                min(self.deadtime_s, multiplier * dead),
-            )
-            detector._silences[multiplier] = known
-        warn_s, dead_s = known
+        dead = max(DEAD_FLOOR_BEATS * self.keepalive_s, detector.crossing_s(self.phi_dead))
+        warn = max(WARN_FLOOR_BEATS * self.keepalive_s, detector.crossing_s(self.phi_warn))
+        warn_s = min(self.warntime_s, multiplier * warn)
+        dead_s = min(self.deadtime_s, multiplier * dead)
         silence = now_s - last_s
         if silence >= dead_s:
             return math.inf
