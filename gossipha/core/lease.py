@@ -313,7 +313,7 @@ class Claim:
 
     def reply_key(self, voter: NodeId) -> tuple[object, ...]:
         """What a reply from `voter` can change (`on_reply`): equal before and after means
-        the reply was a no-op (a duplicate, sent on every link)."""
+        the reply was a no-op (a late answer to a retried request, a duplicate)."""
         view = self._views.get(voter)
         if view is None:
             return (self.max_seen_epoch, self.stale)

@@ -387,7 +387,8 @@ class Node:
         self, now_s: float, link: str, sender: NodeId, message: Message, out: _Out
     ) -> bool:
         """Handle one message; True when it changed nothing `_advance` reads: a lease reply
-        that repeats one already counted (each is sent on every link), a lease request
+        that repeats one already counted (a late answer to a retry, or an older release's
+        answer on every link), a lease request
         answered while every group here is idle (the voter's promises are read only for a
         group we claim or run, and by `_lapses`; a renewal, like `Membership.heard`, can
         only postpone what those decide, so the last wakeup stays early, never late)."""
@@ -442,13 +443,12 @@ class Node:
     def _answered_copy(self, now_s: float, sender: NodeId, reply: LeaseReply) -> bool:
         """This exact reply already went to `sender` within a retry time: don't send it again.
 
-        A request comes once per link, and every reply already goes out on every link, so
-        answering each copy sent the claimant two replies per link for one answer (four
-        per renewal on two links: a third of an idle holder's packets). A copy that gets
-        the same answer (same request `seq`, same grant) is left unanswered; a refusal's
-        `busy_s` differs, a retry has a new `seq`, and the window bounds a `seq` reused
-        by a restarted claimant. The voter still saw the copy (a renewal timed from the
-        later receipt is only longer).
+        A request comes once per link; answering each copy sent the claimant one answer
+        per link for one question (a third of an idle holder's packets when each answer
+        also went out on every link). A copy that gets the same answer (same request
+        `seq`, same grant) is left unanswered; a refusal's `busy_s` differs, a retry has
+        a new `seq`, and the window bounds a `seq` reused by a restarted claimant. The
+        voter still saw the copy (a renewal timed from the later receipt is only longer).
         """
         key = (sender, reply.group)
         last = self._answered.get(key)
