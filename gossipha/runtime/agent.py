@@ -531,7 +531,9 @@ class Agent:
         except Exception as exc:
             failed.set_exception(exc)
             return
-        if self._tick_timer is None:  # the step kept the wakeup: arm it here
+        # `_step` re-arms only a timer that is set, and this one has fired: arm it here,
+        # at the wakeup the step named (unless we are closing: no step moves it then).
+        if self._tick_timer is None and not self._closing:
             self._arm_tick()
 
     def _perform(self, out: Output) -> None:

@@ -275,3 +275,25 @@ async def test_a_tick_step_that_raises_ends_the_ticker_with_the_error() -> None:
     with pytest.raises(RuntimeError, match="bug in a step"):
         await asyncio.wait_for(ticker, 2.0)
     assert a._tick_timer is None and a._tick_failed is None
+
+
+async def test_a_closing_agent_stops_re_arming_the_tick() -> None:
+    """No step runs while closing, so the wakeup never moves: re-arming it would fire the
+    timer on every pass of the loop until the ticker is cancelled."""
+    cfg = make_config(2)
+    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
+    a._loop = asyncio.get_running_loop()
+    core = _Wanting(0.01)
+    a._node = core  # type: ignore[assignment]
+    a._feed(Tick())
+    ticker = asyncio.create_task(a._ticker())
+    try:
+        await asyncio.sleep(0.05)
+        assert a._tick_timer is not None
+        a._closing = True
+        await asyncio.sleep(0.05)
+        assert a._tick_timer is None, "the tick was re-armed while closing"
+    finally:
+        ticker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticker
