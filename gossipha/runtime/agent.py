@@ -34,7 +34,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, assert_never
@@ -240,6 +240,9 @@ class Agent:
         self._tick_timer: asyncio.TimerHandle | None = None
         # Set while the ticker runs; a step that raised in the timer's callback fails it.
         self._tick_failed: asyncio.Future[None] | None = None
+        # Periodic work that takes its turn at a tick when due near it (`Pinger.ride`):
+        # one wake-up of the loop for both.
+        self._tick_riders: list[Callable[[float], None]] = []
         self._exit = asyncio.Event()
         self._exit_status = 0
         self._closing = False
@@ -535,6 +538,9 @@ class Agent:
         # at the wakeup the step named (unless we are closing: no step moves it then).
         if self._tick_timer is None and not self._closing:
             self._arm_tick()
+        # After the heartbeats have gone: a rider reports its own errors to its own task.
+        for ride in self._tick_riders:
+            ride(self._loop.time())
 
     def _perform(self, out: Output) -> None:
         for action in out.actions:
@@ -652,7 +658,11 @@ class Agent:
 
     async def _ping(self) -> None:
         await feed_pings(
-            self.config.ping_groups, self.config.timings, feed=self._feed, observe=self.observe
+            self.config.ping_groups,
+            self.config.timings,
+            feed=self._feed,
+            observe=self.observe,
+            riders=self._tick_riders,
         )
 
     async def _housekeeping(self) -> None:

@@ -36,6 +36,12 @@ PAYLOAD = b"gossipha"
 # Largest datagram read; echo replies are tiny, anything bigger is not ours.
 RECV_BYTES = 2048
 SOCKET_OPEN_TIMEOUT_S = 5.0
+# A round may be taken this share of an interval early, or wait this share late, to share
+# a wake-up with the heartbeat tick (`Pinger.ride`). Half early: whatever the two phases,
+# rounds fall in with the ticks within two rounds; rounds are then 0.5 to 1.25 intervals
+# apart (ticks come more often while the core has deadlines to meet, as in a failover).
+RIDE_EARLY = 0.5
+RIDE_LATE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,21 @@ def _make_socket(family: int, kind: int, proto: int, netns: str | None) -> socke
     return sock
 
 
+@dataclass(slots=True)
+class _Run:
+    """One `Pinger.run`: its sockets, schedule and bounds."""
+
+    loop: asyncio.AbstractEventLoop
+    sockets: dict[tuple[int, str | None], tuple[socket.socket, bool]]
+    finished: asyncio.Future[None]
+    max_rounds: int | None
+    end_s: float = float("inf")
+    rounds: int = 0
+    due_s: float = float("-inf")
+    timer: asyncio.TimerHandle | None = None
+    ridden: bool = False
+
+
 class Pinger:
     """Sends one echo per `interval_s` to every ping-node address and reports to `sink`.
 
@@ -214,6 +235,7 @@ class Pinger:
         self._group_state: dict[str, bool | None] = {g.name: None for g in self.groups}
         self._tracker: ReachabilityTracker | None = None
         self._seq = 0
+        self._run: _Run | None = None
 
     @classmethod
     def for_addresses(
@@ -231,6 +253,11 @@ class Pinger:
         return None if self._tracker is None else self._tracker.reachable(address)
 
     async def run(self, *, max_rounds: int | None = None, duration_s: float | None = None) -> None:
+        """Ping until cancelled, or for `max_rounds` rounds and/or `duration_s`.
+
+        Rounds are taken by a loop timer's callback (`_fire`), or earlier by `ride`; an
+        exception in either ends this call with it.
+        """
         loop = asyncio.get_running_loop()
         sockets = await self._open_sockets()
         try:
@@ -240,18 +267,56 @@ class Pinger:
                 for (family, _iface), (sock, raw) in sockets.items():
                     handler = functools.partial(self._on_datagram, loop, family, raw)
                     readers.enter_context(DatagramReader(sock, RECV_BYTES, handler))
-                rounds = 0
-                while max_rounds is None or rounds < max_rounds:
-                    now_s = loop.time()
-                    if duration_s is not None and now_s - start_s >= duration_s:
-                        break
-                    self._round(sockets, now_s)
-                    rounds += 1
-                    await asyncio.sleep(self.interval_s)
-                    self._expire(loop.time())
+                self._run = _Run(loop, sockets, loop.create_future(), max_rounds)
+                if duration_s is not None:
+                    self._run.end_s = start_s + duration_s
+                self._fire()
+                await self._run.finished
         finally:
+            run, self._run = self._run, None
+            if run is not None and run.timer is not None:
+                run.timer.cancel()
             for sock, _raw in sockets.values():
                 sock.close()
+
+    def ride(self, now_s: float) -> None:
+        """Another wake-up of the loop at `now_s` (the agent's heartbeat tick): take the
+        round due within RIDE_EARLY of an interval now, so the two share one pass.
+
+        At native timings the pinger and the ticker both run every 200 ms; apart, each
+        round cost a wake-up of its own. Once offered a ride, the pinger's own timer also
+        waits up to RIDE_LATE of an interval past the due time, so a tick that comes just
+        after it still takes the round: rounds keep the tick's phase.
+        """
+        run = self._run
+        if run is None or run.timer is None or run.finished.done():
+            return
+        run.ridden = True
+        if now_s >= run.due_s - RIDE_EARLY * self.interval_s:
+            run.timer.cancel()
+            self._fire()
+
+    def _fire(self) -> None:
+        """One round: expire the last one's unanswered echoes, send the next, re-arm."""
+        run = self._run
+        assert run is not None
+        run.timer = None
+        try:
+            now_s = run.loop.time()
+            if run.rounds:
+                self._expire(now_s)
+            if (run.max_rounds is not None and run.rounds >= run.max_rounds) or now_s >= run.end_s:
+                run.finished.set_result(None)
+                return
+            self._round(run.sockets, now_s)
+        except BaseException as exc:
+            if not run.finished.done():
+                run.finished.set_exception(exc)
+            return
+        run.rounds += 1
+        run.due_s = now_s + self.interval_s
+        wait_s = RIDE_LATE * self.interval_s if run.ridden else 0.0
+        run.timer = run.loop.call_at(run.due_s + wait_s, self._fire)
 
     async def _open_sockets(self) -> dict[tuple[int, str | None], tuple[socket.socket, bool]]:
         wanted = {(_family(a), self._interface[a]) for a in self.addresses}

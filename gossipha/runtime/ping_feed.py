@@ -10,6 +10,7 @@ are not the isolated node.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from gossipha.config.model import PingGroup, Timings
 from gossipha.core.types import PingResult
@@ -23,9 +24,17 @@ log = logging.getLogger("gossipha.agent")
 
 
 async def feed_pings(
-    ping_groups: tuple[PingGroup, ...], timings: Timings, *, feed: Feed, observe: ObserveGlue
+    ping_groups: tuple[PingGroup, ...],
+    timings: Timings,
+    *,
+    feed: Feed,
+    observe: ObserveGlue,
+    riders: list[Callable[[float], None]] | None = None,
 ) -> None:
-    """Run the pinger until cancelled, feeding each group's reachability to the core."""
+    """Run the pinger until cancelled, feeding each group's reachability to the core.
+
+    While it runs, its `ride` is in `riders` (the agent's heartbeat tick offers it a turn).
+    """
     t = timings
 
     groups_of: dict[str, list[str]] = {}
@@ -47,14 +56,20 @@ async def feed_pings(
         deadping_s=t.deadping_s,
         sink=sink,
     )
+    if riders is not None:
+        riders.append(pinger.ride)
     try:
-        await pinger.run()
-    except* OSError as group:
-        # Opening fails with a plain OSError, a receiver inside the pinger's TaskGroup
-        # with an ExceptionGroup: both must end here, not in the agent's TaskGroup.
-        # Unable to ping is unable to prove we are not the isolated node: say so.
-        exc = group.exceptions[0]
-        log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
-        for pg in ping_groups:
-            observe.on_ping(pg.name, False)
-            feed(PingResult(pg.name, False))
+        try:
+            await pinger.run()
+        except* OSError as group:
+            # Opening the sockets fails with an OSError (except* takes it as a group of
+            # one): it must end here, not in the agent's TaskGroup.
+            # Unable to ping is unable to prove we are not the isolated node: say so.
+            exc = group.exceptions[0]
+            log.error(kv("ping nodes unusable; treating them as unreachable", error=exc))
+            for pg in ping_groups:
+                observe.on_ping(pg.name, False)
+                feed(PingResult(pg.name, False))
+    finally:
+        if riders is not None:
+            riders.remove(pinger.ride)

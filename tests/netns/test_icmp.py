@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import socket
 
 import pytest
@@ -125,3 +126,40 @@ async def test_group_reachable_while_any_member_answers(lab: Lab) -> None:
     await pinger.run(max_rounds=8)
     assert [e.reachable for e in events if isinstance(e, GroupReport)] == [True]
     assert pinger.reachable(ipaddress.IPv4Address("192.168.17.99")) is False
+
+
+@pytest.mark.netns
+async def test_rounds_ride_another_wakeup(lab: Lab) -> None:
+    """Offered a ride every interval at another phase (the agent's heartbeat tick), the
+    pinger sends its echoes at those wake-ups: no wake-up of its own per round."""
+    interval_s = 0.1
+    events: list[PingEvent] = []
+    pinger = Pinger(
+        [PingGroup("g", (PING_NODE,), "eth1")],
+        interval_s=interval_s,
+        deadping_s=1.0,
+        sink=events.append,
+        netns=lab.ns("master"),
+    )
+    loop = asyncio.get_running_loop()
+    offered: list[float] = []
+
+    def offer() -> None:
+        offered.append(loop.time())
+        pinger.ride(offered[-1])
+        if len(offered) < 30:
+            loop.call_later(interval_s, offer)
+
+    task = asyncio.create_task(pinger.run(duration_s=3.2))
+    await asyncio.sleep(0.06)  # a phase the pinger's own rounds do not share
+    offer()
+    await task
+    sent = sorted(e.at_s - e.rtt_s for e in events if isinstance(e, PingReport) and e.rtt_s)
+    assert len(sent) >= 25, events
+    later = [s for s in sent if offered[2] <= s <= offered[-1]]
+    assert len(later) >= 20
+    # Each echo from the third offer on went out at an offered wake-up.
+    assert all(min(abs(s - o) for o in offered) < 0.002 for s in later), (later, offered)
+    # Once the offers end, the pinger's own timer carries on within RIDE_LATE.
+    after = [s for s in sent if s > offered[-1]]
+    assert after and all(b - a <= 1.25 * interval_s + 0.02 for a, b in itertools.pairwise(after))

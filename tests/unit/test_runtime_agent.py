@@ -297,3 +297,27 @@ async def test_a_closing_agent_stops_re_arming_the_tick() -> None:
         ticker.cancel()
         with pytest.raises(asyncio.CancelledError):
             await ticker
+
+
+async def test_riders_take_their_turn_at_each_tick_after_its_step() -> None:
+    """The pinger's `ride` is offered every Tick, after the step (its heartbeats first)."""
+    cfg = make_config(2)
+    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
+    a._loop = asyncio.get_running_loop()
+    core = _Wanting(0.02)
+    a._node = core  # type: ignore[assignment]
+    offers: list[tuple[float, int]] = []
+    a._tick_riders.append(lambda now_s: offers.append((now_s, len(core.events))))
+    a._feed(Tick())
+    ticker = asyncio.create_task(a._ticker())
+    try:
+        await asyncio.sleep(0.15)
+    finally:
+        ticker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ticker
+    ticks = [at_s for at_s, e in core.events if isinstance(e, Tick)][1:]
+    assert len(offers) == len(ticks) >= 3
+    # Each offer came after its tick's step, at that wake-up.
+    assert [n for _, n in offers] == list(range(2, 2 + len(offers)))
+    assert all(0 <= now_s - at_s < 0.01 for (now_s, _), at_s in zip(offers, ticks, strict=True))
