@@ -76,3 +76,28 @@ def test_resources_json_of_an_idle_peer() -> None:
         assert n["tx_pps"] > 0, "the ping track script, at least"
     assert data["nodes"]["master"]["tx_pps"] > 3, "VRRP adverts every 200 ms from the master"
     assert data["max"]["rss_bytes"] == max(data["nodes"][n]["rss_bytes"] for n in data["nodes"])
+
+
+@pytest.mark.netns
+def test_floor_json_sends_the_native_pairs_packets() -> None:
+    """bench/floor.py's processes exchange what an idle native pair does: per second,
+    master 10 heartbeats and 5 echoes out, 10 heartbeats, 5 answers and 5 replies in.
+    (A fresh lab's interfaces also send some IPv6 chatter in their first seconds: hence
+    the settling time and the margin.)"""
+    report = _bench(
+        "floor.py", "--modes", "bare,sealed", "--idle-seconds", "5", "--settle", "3", timeout_s=120
+    )
+    assert report["idle_s"] == 5 and report["keepalive_s"] == 0.2
+    assert report["target"] == {"cpu_fraction_max": 0.005}
+    assert list(report["modes"]) == ["bare", "sealed"]
+    for mode in ("bare", "sealed"):
+        nodes = report["modes"][mode]["nodes"]
+        master, slave = nodes["master"], nodes["slave"]
+        assert 14 <= master["tx_pps"] <= 18 and 19 <= master["rx_pps"] <= 24, (mode, master)
+        assert 19 <= slave["tx_pps"] <= 24 and 14 <= slave["rx_pps"] <= 18, (mode, slave)
+        assert all(0 < n["cpu_fraction"] < 0.5 for n in nodes.values()), nodes
+        top = max(n["cpu_fraction"] for n in nodes.values())
+        assert report["modes"][mode]["max_cpu_fraction"] == top
+    assert (
+        set(report["ratios"]) == {"sealed_over_bare"} and report["ratios"]["sealed_over_bare"] > 0
+    )
