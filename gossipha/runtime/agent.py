@@ -241,8 +241,8 @@ class Agent:
         # Set while the ticker runs; a step that raised in the timer's callback fails it.
         self._tick_failed: asyncio.Future[None] | None = None
         # Periodic work that takes its turn at a tick when due near it (`Pinger.ride`):
-        # one wake-up of the loop for both.
-        self._tick_riders: list[Callable[[float], None]] = []
+        # one wake-up of the loop for both. Called with (now, the next tick's time).
+        self._tick_riders: list[Callable[[float, float], None]] = []
         self._exit = asyncio.Event()
         self._exit_status = 0
         self._closing = False
@@ -538,9 +538,10 @@ class Agent:
         # at the wakeup the step named (unless we are closing: no step moves it then).
         if self._tick_timer is None and not self._closing:
             self._arm_tick()
-        # After the heartbeats have gone: a rider reports its own errors to its own task.
+        # After the heartbeats have gone, with when the next tick comes: a rider reports
+        # its own errors to its own task.
         for ride in self._tick_riders:
-            ride(self._loop.time())
+            ride(self._loop.time(), self._wakeup_s)
 
     def _perform(self, out: Output) -> None:
         for action in out.actions:

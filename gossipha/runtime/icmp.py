@@ -196,7 +196,7 @@ class _Run:
     rounds: int = 0
     due_s: float = float("-inf")
     timer: asyncio.TimerHandle | None = None
-    ridden: bool = False
+    next_offer_s: float = float("-inf")  # the next wake-up `ride` was told of
 
 
 class Pinger:
@@ -279,22 +279,49 @@ class Pinger:
             for sock, _raw in sockets.values():
                 sock.close()
 
-    def ride(self, now_s: float) -> None:
-        """Another wake-up of the loop at `now_s` (the agent's heartbeat tick): take the
-        round due within RIDE_EARLY of an interval now, so the two share one pass.
+    def ride(self, now_s: float, next_s: float) -> None:
+        """Another wake-up of the loop at `now_s` (the agent's heartbeat tick), whose next
+        one is due at `next_s`: take the round now if this is the offer nearest its due
+        time, so the two share one pass of the loop.
 
         At native timings the pinger and the ticker both run every 200 ms; apart, each
-        round cost a wake-up of its own. Once offered a ride, the pinger's own timer also
-        waits up to RIDE_LATE of an interval past the due time, so a tick that comes just
-        after it still takes the round: rounds keep the tick's phase.
+        round cost a wake-up of its own. A round may come up to RIDE_EARLY of an interval
+        early, or RIDE_LATE late while offers come (`_arm`). Rounds thus fall in with the
+        ticks when the two intervals match, and keep their own interval, at the tick
+        nearest it, when ticks come more often.
         """
         run = self._run
         if run is None or run.timer is None or run.finished.done():
             return
-        run.ridden = True
-        if now_s >= run.due_s - RIDE_EARLY * self.interval_s:
+        run.next_offer_s = next_s
+        early_s = run.due_s - now_s
+        if early_s > RIDE_EARLY * self.interval_s or (
+            early_s > 0 and next_s - run.due_s < early_s and self._offer_expected(run)
+        ):
+            # Too early, or the next offer comes nearer the due time, and in time: wait.
+            self._arm(run)
+            return
+        run.timer.cancel()
+        self._fire()
+
+    def _arm(self, run: _Run) -> None:
+        """The own timer: at the due time, or RIDE_LATE past it while an offer comes before
+        the round after this one would be due. Each late round moves the rounds' phase
+        towards the offers', so within a few rounds one falls in the window."""
+        soon = run.due_s - RIDE_EARLY * self.interval_s <= run.next_offer_s
+        soon = soon and run.next_offer_s <= run.due_s + self.interval_s
+        wait_s = RIDE_LATE * self.interval_s if soon else 0.0
+        when_s = run.due_s + wait_s
+        if run.timer is not None:
+            if run.timer.when() == when_s:
+                return
             run.timer.cancel()
-            self._fire()
+        run.timer = run.loop.call_at(when_s, self._fire)
+
+    def _offer_expected(self, run: _Run) -> bool:
+        """Is the next offer expected within the window around the round's due time?"""
+        early_s, late_s = RIDE_EARLY * self.interval_s, RIDE_LATE * self.interval_s
+        return run.due_s - early_s <= run.next_offer_s <= run.due_s + late_s
 
     def _fire(self) -> None:
         """One round: expire the last one's unanswered echoes, send the next, re-arm."""
@@ -315,8 +342,7 @@ class Pinger:
             return
         run.rounds += 1
         run.due_s = now_s + self.interval_s
-        wait_s = RIDE_LATE * self.interval_s if run.ridden else 0.0
-        run.timer = run.loop.call_at(run.due_s + wait_s, self._fire)
+        self._arm(run)
 
     async def _open_sockets(self) -> dict[tuple[int, str | None], tuple[socket.socket, bool]]:
         wanted = {(_family(a), self._interface[a]) for a in self.addresses}

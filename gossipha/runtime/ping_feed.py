@@ -29,7 +29,7 @@ async def feed_pings(
     *,
     feed: Feed,
     observe: ObserveGlue,
-    riders: list[Callable[[float], None]] | None = None,
+    riders: list[Callable[[float, float], None]] | None = None,
 ) -> None:
     """Run the pinger until cancelled, feeding each group's reachability to the core.
 

@@ -128,38 +128,62 @@ async def test_group_reachable_while_any_member_answers(lab: Lab) -> None:
     assert pinger.reachable(ipaddress.IPv4Address("192.168.17.99")) is False
 
 
-@pytest.mark.netns
-async def test_rounds_ride_another_wakeup(lab: Lab) -> None:
-    """Offered a ride every interval at another phase (the agent's heartbeat tick), the
-    pinger sends its echoes at those wake-ups: no wake-up of its own per round."""
-    interval_s = 0.1
-    events: list[PingEvent] = []
-    pinger = Pinger(
+def _pinger(lab: Lab, events: list[PingEvent], interval_s: float) -> Pinger:
+    return Pinger(
         [PingGroup("g", (PING_NODE,), "eth1")],
         interval_s=interval_s,
         deadping_s=1.0,
         sink=events.append,
         netns=lab.ns("master"),
     )
+
+
+async def _offered(
+    lab: Lab, interval_s: float, every_s: float, phase_s: float, offers: int
+) -> tuple[list[float], list[float]]:
+    """Echo send times of a pinger offered a ride every `every_s` from `phase_s` after its
+    start, and the offer times."""
+    events: list[PingEvent] = []
+    pinger = _pinger(lab, events, interval_s)
     loop = asyncio.get_running_loop()
     offered: list[float] = []
 
     def offer() -> None:
         offered.append(loop.time())
-        pinger.ride(offered[-1])
-        if len(offered) < 30:
-            loop.call_later(interval_s, offer)
+        pinger.ride(offered[-1], offered[-1] + every_s)
+        if len(offered) < offers:
+            loop.call_later(every_s, offer)
 
-    task = asyncio.create_task(pinger.run(duration_s=3.2))
-    await asyncio.sleep(0.06)  # a phase the pinger's own rounds do not share
-    offer()
+    task = asyncio.create_task(pinger.run(duration_s=offers * every_s + 0.4))
+    loop.call_later(phase_s, offer)
     await task
     sent = sorted(e.at_s - e.rtt_s for e in events if isinstance(e, PingReport) and e.rtt_s)
-    assert len(sent) >= 25, events
-    later = [s for s in sent if offered[2] <= s <= offered[-1]]
-    assert len(later) >= 20
-    # Each echo from the third offer on went out at an offered wake-up.
+    return sent, offered
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("phase_s", [0.02, 0.06, 0.095, 0.13])
+async def test_rounds_fall_in_with_offers_at_the_same_interval(lab: Lab, phase_s: float) -> None:
+    """Offered a ride every interval at another phase (the agent's heartbeat tick at
+    native timings), the pinger's echoes go out at those wake-ups within a few rounds:
+    no wake-up of its own per round."""
+    interval_s = 0.1
+    sent, offered = await _offered(lab, interval_s, interval_s, phase_s, 30)
+    later = [s for s in sent if offered[4] <= s <= offered[-1]]
+    assert len(later) >= 20, (sent, offered)
     assert all(min(abs(s - o) for o in offered) < 0.002 for s in later), (later, offered)
-    # Once the offers end, the pinger's own timer carries on within RIDE_LATE.
-    after = [s for s in sent if s > offered[-1]]
-    assert after and all(b - a <= 1.25 * interval_s + 0.02 for a, b in itertools.pairwise(after))
+    # Never more than RIDE_LATE beyond an interval apart, before, during and after.
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert max(gaps) <= 1.25 * interval_s + 0.02 and min(gaps) >= 0.5 * interval_s - 0.005
+
+
+@pytest.mark.netns
+async def test_rounds_keep_their_interval_when_offers_come_more_often(lab: Lab) -> None:
+    """Ticks every 30 ms, rounds every 100 ms: each round goes out at the tick nearest
+    its due time, so the interval holds within a tick's spacing."""
+    sent, offered = await _offered(lab, 0.1, 0.03, 0.01, 100)
+    during = [s for s in sent if offered[5] <= s <= offered[-1]]
+    assert len(during) >= 20, (sent, offered)
+    assert all(min(abs(s - o) for o in offered) < 0.002 for s in during), (during, offered)
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    assert all(0.07 - 0.005 <= g <= 0.13 + 0.005 for g in gaps), gaps

@@ -307,7 +307,13 @@ async def test_riders_take_their_turn_at_each_tick_after_its_step() -> None:
     core = _Wanting(0.02)
     a._node = core  # type: ignore[assignment]
     offers: list[tuple[float, int]] = []
-    a._tick_riders.append(lambda now_s: offers.append((now_s, len(core.events))))
+    nexts: list[float] = []
+
+    def ride(now_s: float, next_s: float) -> None:
+        offers.append((now_s, len(core.events)))
+        nexts.append(next_s - now_s)
+
+    a._tick_riders.append(ride)
     a._feed(Tick())
     ticker = asyncio.create_task(a._ticker())
     try:
@@ -321,3 +327,5 @@ async def test_riders_take_their_turn_at_each_tick_after_its_step() -> None:
     # Each offer came after its tick's step, at that wake-up.
     assert [n for _, n in offers] == list(range(2, 2 + len(offers)))
     assert all(0 <= now_s - at_s < 0.01 for (now_s, _), at_s in zip(offers, ticks, strict=True))
+    # ... told when the next tick comes: the wakeup the step asked for, 20 ms on.
+    assert all(0.01 < ahead_s <= 0.02 for ahead_s in nexts), nexts
