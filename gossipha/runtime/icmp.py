@@ -36,10 +36,9 @@ PAYLOAD = b"gossipha"
 # Largest datagram read; echo replies are tiny, anything bigger is not ours.
 RECV_BYTES = 2048
 SOCKET_OPEN_TIMEOUT_S = 5.0
-# A round may be taken this share of an interval early, or wait this share late, to share
-# a wake-up with the heartbeat tick (`Pinger.ride`). Half early: whatever the two phases,
-# rounds fall in with the ticks within two rounds; rounds are then 0.5 to 1.25 intervals
-# apart (ticks come more often while the core has deadlines to meet, as in a failover).
+# A round goes out at the heartbeat tick nearest its due time when one comes up to this
+# share of an interval before it, or after it (`Pinger.ride`): one wake-up for both, and
+# rounds stay 0.5 to 1.25 intervals apart whatever the ticks do.
 RIDE_EARLY = 0.5
 RIDE_LATE = 0.25
 
