@@ -41,6 +41,9 @@ SOCKET_OPEN_TIMEOUT_S = 5.0
 # rounds stay 0.5 to 1.25 intervals apart whatever the ticks do.
 RIDE_EARLY = 0.5
 RIDE_LATE = 0.25
+# A ping node is judged lost this share of an interval before `deadping_s` is quite up
+# (`Pinger._expire`): at the round nearest the deadline, not the one after it.
+EXPIRE_SLACK = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,8 +413,16 @@ class Pinger:
         self._update_groups(now_s)
 
     def _expire(self, now_s: float) -> None:
+        """Lost: silent for `deadping_s`, judged at the round nearest that deadline.
+
+        Rounds that ride the ticks fall on the heartbeat's exact grid, and a reply comes a
+        round trip after its echo: judged at this round's own time, an address silent
+        since the round `deadping_s` ago would be short by that round trip (and the ticks'
+        jitter) about half the time, and wait a whole round more (+200 ms on a lost ping
+        node at native timings). EXPIRE_SLACK of an interval absorbs both.
+        """
         assert self._tracker is not None
-        for address in self._tracker.tick(now_s):
+        for address in self._tracker.tick(now_s + EXPIRE_SLACK * self.interval_s):
             self._sink(PingReport(address, False, None, now_s))
         self._update_groups(now_s)
 

@@ -187,3 +187,19 @@ async def test_rounds_keep_their_interval_when_offers_come_more_often(lab: Lab) 
     assert all(min(abs(s - o) for o in offered) < 0.002 for s in during), (during, offered)
     gaps = [b - a for a, b in itertools.pairwise(during)]
     assert all(0.07 - 0.005 <= g <= 0.13 + 0.005 for g in gaps), gaps
+
+
+def test_loss_is_judged_at_the_round_nearest_deadping() -> None:
+    """Rounds on the tick's exact grid: the round deadping after the last answered one
+    finds the address lost, though its reply came a round trip after that round."""
+    events: list[PingEvent] = []
+    pinger = Pinger(
+        [PingGroup("g", (PING_NODE,))], interval_s=0.2, deadping_s=1.0, sink=events.append
+    )
+    pinger._tracker = ReachabilityTracker(pinger.addresses, 1.0, 0.0)
+    pinger._on_reply(PING_NODE, 0.0004, 0.0004)  # the answer to the round at 0.0
+    pinger._expire(0.8)  # four rounds on: not yet
+    assert pinger.reachable(PING_NODE) is True
+    pinger._expire(1.0)  # the fifth: deadping after the answered round
+    assert pinger.reachable(PING_NODE) is False
+    assert [e.reachable for e in events if isinstance(e, GroupReport)] == [True, False]
