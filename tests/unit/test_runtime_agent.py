@@ -219,6 +219,15 @@ class _Wanting:
         return Output(next_wakeup_s=now_s + self.after_s)
 
 
+def _agent_with(core: _Wanting) -> Agent:
+    """An agent of a two-node config whose core is `core`, stepped once with a Tick."""
+    a = Agent(Loaded(make_config(2), ()), AgentOptions(Path("unused")))
+    a._loop = asyncio.get_running_loop()
+    a._node = core  # type: ignore[assignment]
+    a._feed(Tick())
+    return a
+
+
 async def test_the_ticker_ticks_only_at_the_wakeup_the_last_step_asked_for() -> None:
     cfg = make_config(2)
     # keepalive 2 s: the runtime's cap on the wakeup (a keepalive) stays out of the way.
@@ -265,12 +274,8 @@ class _Failing(_Wanting):
 
 async def test_a_tick_step_that_raises_ends_the_ticker_with_the_error() -> None:
     """Ticks run in the timer's callback: the error must still reach the TaskGroup."""
-    cfg = make_config(2)
-    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
-    a._loop = asyncio.get_running_loop()
     core = _Failing(0.01)
-    a._node = core  # type: ignore[assignment]
-    a._feed(Tick())
+    a = _agent_with(core)
     ticker = asyncio.create_task(a._ticker())
     with pytest.raises(RuntimeError, match="bug in a step"):
         await asyncio.wait_for(ticker, 2.0)
@@ -280,12 +285,8 @@ async def test_a_tick_step_that_raises_ends_the_ticker_with_the_error() -> None:
 async def test_a_closing_agent_stops_re_arming_the_tick() -> None:
     """No step runs while closing, so the wakeup never moves: re-arming it would fire the
     timer on every pass of the loop until the ticker is cancelled."""
-    cfg = make_config(2)
-    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
-    a._loop = asyncio.get_running_loop()
     core = _Wanting(0.01)
-    a._node = core  # type: ignore[assignment]
-    a._feed(Tick())
+    a = _agent_with(core)
     ticker = asyncio.create_task(a._ticker())
     try:
         await asyncio.sleep(0.05)
@@ -301,11 +302,8 @@ async def test_a_closing_agent_stops_re_arming_the_tick() -> None:
 
 async def test_riders_take_their_turn_at_each_tick_after_its_step() -> None:
     """The pinger's `ride` is offered every Tick, after the step (its heartbeats first)."""
-    cfg = make_config(2)
-    a = Agent(Loaded(cfg, ()), AgentOptions(Path("unused")))
-    a._loop = asyncio.get_running_loop()
     core = _Wanting(0.02)
-    a._node = core  # type: ignore[assignment]
+    a = _agent_with(core)
     offers: list[tuple[float, int]] = []
     nexts: list[float] = []
 
@@ -314,7 +312,6 @@ async def test_riders_take_their_turn_at_each_tick_after_its_step() -> None:
         nexts.append(next_s - now_s)
 
     a._tick_riders.append(ride)
-    a._feed(Tick())
     ticker = asyncio.create_task(a._ticker())
     try:
         await asyncio.sleep(0.15)
