@@ -36,6 +36,9 @@ class DatagramReader:
     for the pinger's replies, five a second at native timings, that was most of its cost.
     `create_datagram_endpoint` does the same job for UDP but does not take raw sockets.
     At most `batch` datagrams are read per callback, so a flood cannot hold the loop.
+
+    An exception from `handler` goes to `on_failure` when given (its owner's task then
+    ends with it), else to the loop's exception handler, as any callback's would.
     """
 
     def __init__(
@@ -46,12 +49,14 @@ class DatagramReader:
         *,
         batch: int = 64,
         on_error: Callable[[OSError], None] | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
     ) -> None:
         self._sock = sock
         self._size = size
         self._handler = handler
         self._batch = batch
         self._on_error = on_error
+        self._on_failure = on_failure
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> DatagramReader:
@@ -76,4 +81,10 @@ class DatagramReader:
                 if self._on_error is not None:
                     self._on_error(exc)
                 return
-            self._handler(data, address)
+            try:
+                self._handler(data, address)
+            except Exception as exc:
+                if self._on_failure is None:
+                    raise
+                self._on_failure(exc)
+                return

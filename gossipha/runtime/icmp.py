@@ -200,6 +200,11 @@ class _Run:
     timer: asyncio.TimerHandle | None = None
     next_offer_s: float = float("-inf")  # the next wake-up `ride` was told of
 
+    def fail(self, exc: Exception) -> None:
+        """End the run with `exc` (the first one wins)."""
+        if not self.finished.done():
+            self.finished.set_exception(exc)
+
 
 class Pinger:
     """Sends one echo per `interval_s` to every ping-node address and reports to `sink`.
@@ -257,27 +262,29 @@ class Pinger:
     async def run(self, *, max_rounds: int | None = None, duration_s: float | None = None) -> None:
         """Ping until cancelled, or for `max_rounds` rounds and/or `duration_s`.
 
-        Rounds are taken by a loop timer's callback (`_fire`), or earlier by `ride`; an
-        exception in either ends this call with it.
+        Rounds are taken by a loop timer's callback (`_fire`), or earlier by `ride`, and
+        replies are read in the sockets' readiness callbacks: an exception in any of them
+        (a sink that raised) ends this call with it.
         """
         loop = asyncio.get_running_loop()
         sockets = await self._open_sockets()
         try:
             start_s = loop.time()
             self._tracker = ReachabilityTracker(self.addresses, self.deadping_s, start_s)
+            run = self._run = _Run(loop, sockets, loop.create_future(), max_rounds)
+            if duration_s is not None:
+                run.end_s = start_s + duration_s
             with contextlib.ExitStack() as readers:
                 for (family, _iface), (sock, raw) in sockets.items():
                     handler = functools.partial(self._on_datagram, loop, family, raw)
-                    readers.enter_context(DatagramReader(sock, RECV_BYTES, handler))
-                self._run = _Run(loop, sockets, loop.create_future(), max_rounds)
-                if duration_s is not None:
-                    self._run.end_s = start_s + duration_s
+                    reader = DatagramReader(sock, RECV_BYTES, handler, on_failure=run.fail)
+                    readers.enter_context(reader)
                 self._fire()
-                await self._run.finished
+                await run.finished
         finally:
-            run, self._run = self._run, None
-            if run is not None and run.timer is not None:
-                run.timer.cancel()
+            if self._run is not None and self._run.timer is not None:
+                self._run.timer.cancel()
+            self._run = None
             for sock, _raw in sockets.values():
                 sock.close()
 
@@ -298,7 +305,9 @@ class Pinger:
         run.next_offer_s = next_s
         early_s = run.due_s - now_s
         if early_s > RIDE_EARLY * self.interval_s or (
-            early_s > 0 and next_s - run.due_s < early_s and self._offer_expected(run)
+            early_s > 0
+            and next_s - run.due_s < early_s
+            and self._offer_within(run, RIDE_LATE * self.interval_s)
         ):
             # Too early, or the next offer comes nearer the due time, and in time: wait.
             self._arm(run)
@@ -310,8 +319,7 @@ class Pinger:
         """The own timer: at the due time, or RIDE_LATE past it while an offer comes before
         the round after this one would be due. Each late round moves the rounds' phase
         towards the offers', so within a few rounds one falls in the window."""
-        soon = run.due_s - RIDE_EARLY * self.interval_s <= run.next_offer_s
-        soon = soon and run.next_offer_s <= run.due_s + self.interval_s
+        soon = self._offer_within(run, self.interval_s)
         wait_s = RIDE_LATE * self.interval_s if soon else 0.0
         when_s = run.due_s + wait_s
         if run.timer is not None:
@@ -320,10 +328,9 @@ class Pinger:
             run.timer.cancel()
         run.timer = run.loop.call_at(when_s, self._fire)
 
-    def _offer_expected(self, run: _Run) -> bool:
-        """Is the next offer expected within the window around the round's due time?"""
-        early_s, late_s = RIDE_EARLY * self.interval_s, RIDE_LATE * self.interval_s
-        return run.due_s - early_s <= run.next_offer_s <= run.due_s + late_s
+    def _offer_within(self, run: _Run, late_s: float) -> bool:
+        """Is the next offer expected from RIDE_EARLY before the due time to `late_s` after?"""
+        return run.due_s - RIDE_EARLY * self.interval_s <= run.next_offer_s <= run.due_s + late_s
 
     def _fire(self) -> None:
         """One round: expire the last one's unanswered echoes, send the next, re-arm."""
@@ -338,9 +345,8 @@ class Pinger:
                 run.finished.set_result(None)
                 return
             self._round(run.sockets, now_s)
-        except BaseException as exc:
-            if not run.finished.done():
-                run.finished.set_exception(exc)
+        except Exception as exc:
+            run.fail(exc)
             return
         run.rounds += 1
         run.due_s = now_s + self.interval_s

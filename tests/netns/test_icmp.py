@@ -203,3 +203,30 @@ def test_loss_is_judged_at_the_round_nearest_deadping() -> None:
     pinger._expire(1.0)  # the fifth: deadping after the answered round
     assert pinger.reachable(PING_NODE) is False
     assert [e.reachable for e in events if isinstance(e, GroupReport)] == [True, False]
+
+
+class _SinkBug(Exception):
+    pass
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("fails_on", ["reply", "loss"])
+async def test_a_sink_that_raises_ends_the_run_with_its_error(lab: Lab, fails_on: str) -> None:
+    """A reply is handled in a readiness callback and a loss in a timer's: either way the
+    error ends `run` (so the agent's TaskGroup), not the loop's exception log."""
+    answering = fails_on == "reply"
+    address = PING_NODE if answering else ipaddress.IPv4Address("192.168.17.99")
+
+    def sink(event: PingEvent) -> None:
+        if isinstance(event, PingReport) and event.reachable is answering:
+            raise _SinkBug(fails_on)
+
+    pinger = Pinger(
+        [PingGroup("g", (address,), "eth1")],
+        interval_s=0.05,
+        deadping_s=0.2,
+        sink=sink,
+        netns=lab.ns("master"),
+    )
+    with pytest.raises(_SinkBug, match=fails_on):
+        await asyncio.wait_for(pinger.run(duration_s=5.0), 4.0)

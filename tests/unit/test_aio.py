@@ -76,3 +76,58 @@ async def test_datagram_reader_hands_over_every_datagram_until_it_is_left() -> N
         assert len(got) == 5, "read after the reader was left"
         assert rx.recv(64) == b"late"
         assert not loop.remove_reader(rx.fileno()), "the reader was left registered"
+
+
+async def _until(cond: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_datagram_reader_reports_a_queued_socket_error_and_reads_on() -> None:
+    """A UDP socket connected to a closed port gets the kernel's ICMP port-unreachable
+    as a queued error: `on_error` hears it, and datagrams after it still come in."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there now
+        rx.bind(("127.0.0.1", 0))
+        rx.connect(("127.0.0.1", port))
+        rx.setblocking(False)
+        errors: list[OSError] = []
+        got: list[bytes] = []
+        reader = DatagramReader(rx, 64, lambda d, _a: got.append(d), on_error=errors.append)
+        with reader:
+            rx.send(b"to nobody")
+            await _until(lambda: bool(errors))
+            assert [type(e) for e in errors] == [ConnectionRefusedError]
+            tx.bind(("127.0.0.1", port))  # the connected peer exists now
+            tx.sendto(b"after", rx.getsockname())
+            await _until(lambda: bool(got))
+        assert got == [b"after"]
+
+
+async def test_datagram_reader_hands_a_handler_error_to_on_failure() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        failures: list[Exception] = []
+
+        def handler(data: bytes, _addr: Any) -> None:
+            raise ValueError(data.decode())
+
+        with DatagramReader(rx, 64, handler, on_failure=failures.append):
+            tx.sendto(b"bad", rx.getsockname())
+            tx.sendto(b"worse", rx.getsockname())
+            await _until(lambda: bool(failures))
+            await asyncio.sleep(0.05)
+        # The first failure stops that callback's reading: its owner is ending anyway.
+        assert [str(f) for f in failures][:1] == ["bad"]
