@@ -388,10 +388,10 @@ class Node:
     ) -> bool:
         """Handle one message; True when it changed nothing `_advance` reads: a lease reply
         that repeats one already counted (a late answer to a retry, or an older release's
-        answer on every link), a lease request
-        answered while every group here is idle (the voter's promises are read only for a
-        group we claim or run, and by `_lapses`; a renewal, like `Membership.heard`, can
-        only postpone what those decide, so the last wakeup stays early, never late)."""
+        answer on every link), a lease request answered while every group here is idle
+        (the voter's promises are read only for a group we claim or run, and by `_lapses`;
+        a renewal, like `Membership.heard`, can only postpone what those decide, so the
+        last wakeup stays early, never late)."""
         if sender == self.name:
             return True
         self._members.heard(now_s, sender, link)
