@@ -36,7 +36,6 @@ import os
 import platform
 import signal
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ from gossipha.config.model import AuthKey, AuthMethod
 from gossipha.lab.scenarios import NODES
 from gossipha.lab.topology import Lab, sweep_stale
 from gossipha.lab.usage import UsageError, link_rate, sample_links, sample_process
+from gossipha.runtime.icmp import build_echo
 from gossipha.wire.codec import Decoder, Encoder, Packet, cluster_id
 from gossipha.wire.keyring import Keyring
 
@@ -112,8 +112,7 @@ class FloorNode:
         for link, sock in self.socks.items():
             data = self.encoder.encode(self._body()) if self.sealed else self.bare_beat
             sock.sendto(data, (self.peer_addrs[link], PORT))
-        echo = struct.pack("!BBHHH", 8, 0, 0, os.getpid() & 0xFFFF, self.beat & 0xFFFF)
-        echo = echo[:2] + struct.pack("!H", _icmp_checksum(echo)) + echo[4:]
+        echo = build_echo(socket.AF_INET, os.getpid() & 0xFFFF, self.beat & 0xFFFF)
         self.icmp.sendto(echo, (self.ping_addr, 0))
         loop.call_at(at_s + self.keepalive_s, self.tick, loop, at_s + self.keepalive_s)
 
@@ -155,13 +154,6 @@ class FloorNode:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
-
-
-def _icmp_checksum(data: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
 
 
 def node_main(args: argparse.Namespace) -> int:
