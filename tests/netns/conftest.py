@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from gossipha.lab import Lab, sweep_stale
+from tests.ci import cannot_run
 from tests.netns.helpers import Agents
 
 TOOLS = ("ip", "iptables", "nft", "unshare", "nginx")
@@ -45,11 +46,8 @@ def netns_unavailable() -> str | None:
 
 def require_netns() -> None:
     reason = netns_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"netns test cannot run under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
+    if reason is not None:
+        cannot_run(f"netns test: {reason}")
 
 
 @pytest.hookimpl(tryfirst=True)

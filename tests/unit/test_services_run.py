@@ -37,6 +37,7 @@ from gossipha.resources.services import (
     stop_group,
     stop_service,
 )
+from tests.ci import cannot_run
 
 
 def write_script(path: Path, body: str) -> Path:
@@ -474,12 +475,10 @@ def fetch(port: int) -> str:
         return body.decode()
 
 
-@pytest.mark.skipif(
-    not NGINX_AGENT.is_file() or shutil.which("nginx") is None or os.geteuid() != 0,
-    reason="needs Debian's resource-agents nginx agent, nginx, and root",
-)
 async def test_real_nginx_ocf_agent_on_loopback(tmp_path: Path) -> None:
     """The tutorial's nginx, through resource-agents' OCF agent, on a private loopback port."""
+    if not NGINX_AGENT.is_file() or shutil.which("nginx") is None or os.geteuid() != 0:
+        cannot_run("needs Debian's resource-agents nginx agent, nginx, and root")
     port = free_loopback_port()
     root = tmp_path / "nginx"
     conf = nginx_conf(root, port, "1111111111111master server")
