@@ -328,6 +328,15 @@ class HolderSampler:
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
 
+    def failure(self) -> str | None:
+        """Why these samples prove nothing, or None: a sampler that died or never sampled
+        reads as "no two holders", which must not pass for evidence."""
+        if self.error is not None:
+            return f"holder sampler failed: {type(self.error).__name__}: {self.error}"
+        if not self.samples:
+            return "holder sampler collected no samples"
+        return None
+
     def _run(self) -> None:
         from pyroute2 import NetNS
 

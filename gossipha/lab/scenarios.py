@@ -952,6 +952,7 @@ class Result:
     outages: list[tuple[float, float]] = field(default_factory=list)
     # Who held the VIP, at the first sample and at every change after it (monotonic s).
     holder_changes: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    holder_samples: int = 0
 
     def step_outages_s(self) -> list[float]:
         """Longest client outage that began during each step, in step order (0.0: none).
@@ -996,6 +997,7 @@ class Result:
             "error": self.error,
             "skipped": self.skipped,
             "duration_s": round(self.duration_s, 3),
+            "holder_samples": self.holder_samples,
         }
 
 
@@ -1089,6 +1091,11 @@ def run_scenario(
     result.switches = list(summary.switches)
     result.outages = outage_windows(client.samples())
     result.holder_changes = holder_changes(sampler.samples)
+    result.holder_samples = len(sampler.samples)
+    blind = sampler.failure()
+    if blind is not None:  # "0 dual-holder samples" from a dead sampler is no evidence
+        result.error = blind if result.error is None else f"{result.error}; {blind}"
+        say(f"  ERROR: {blind}")
     result.passed = judge(sc, cluster.profile, result)
     if result.error is not None:
         for node in NODES:
