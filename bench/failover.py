@@ -36,7 +36,9 @@ JSON (stable; fields are only added): profile, runs, settle_s, stopped_early, du
 machine {cpus, python, load_avg}, scenarios (the first system's), and systems {name:
 {profile, duration_s, stopped_early, scenarios {name: {runs, passed, outage_s,
 failback_s, longest_outage_s, vip_on_new_s, moves, dual_holder_instants, ...}}}}, ratios
-{scenario: {"peer/gossipha": median outage ratio}}.
+{scenario: {"peer/gossipha": median outage ratio}}. Exit status 1 (with the reasons on
+stderr) when a system could not run, a planned scenario has no run, a gossipha run failed,
+or the lab could not measure a run (see `failures`); 2 when not root.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def run_record(cluster: Cluster, result: Result, wall_offset_s: float) -> dict[s
     return {
         "passed": result.passed,
         "error": result.error,
+        "lab_error": result.lab_error,
         "longest_outage_s": round(result.outage_s, 3),
         "failover_s": round(per_step[0], 3) if per_step else None,
         "failback_s": round(per_step[1], 3) if len(per_step) > 1 else None,
@@ -209,6 +212,7 @@ def summarize(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "events_failover_median": median_events(records, 0),
         "events_failback_median": median_events(records, 1),
         "errors": [r["error"] for r in records if r["error"]],
+        "lab_errors": [r["lab_error"] for r in records if r.get("lab_error")],
         "per_run": [
             {
                 k: r[k]
@@ -456,13 +460,41 @@ def main(argv: list[str] | None = None) -> int:
                     f"failback {s['failback_s']}  moves {s['moves']}  "
                     f"dual {s['dual_holder_instants']}"
                 )
-    ours_dual = any(
-        s["dual_holder_instants"]
-        for name, data in results.items()
-        if name in GOSSIPHA_SYSTEMS
-        for s in data["scenarios"].values()
-    )
-    return 1 if ours_dual else 0
+    problems = failures(report)
+    for line in problems:
+        print(f"failover.py: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """Why the exit status is 1: a system that could not run, a planned scenario with no
+    run, a gossipha run that failed (a step, two holders, the outage bound), or any run the
+    lab could not measure. A peer's failed steps and dual holders are findings, not failures."""
+    out: list[str] = []
+    if not report["systems"]:
+        out.append("no system ran (measured nothing)")
+    for system, data in report["systems"].items():
+        if data.get("error"):
+            out.append(f"{system}: could not run: {data['error']}")
+            continue
+        ours = system in GOSSIPHA_SYSTEMS
+        for name, s in data["scenarios"].items():
+            if s["runs"] == 0:
+                out.append(f"{system} {name}: no run finished (measured nothing)")
+                continue
+            if ours and s["passed"] < s["runs"]:
+                errors = "; ".join(str(e) for e in s["errors"][:3])
+                out.append(
+                    f"{system} {name}: {s['runs'] - s['passed']} of {s['runs']} runs "
+                    f"failed: {errors}"
+                )
+            elif s.get("lab_errors"):
+                errors = "; ".join(str(e) for e in s["lab_errors"][:3])
+                out.append(
+                    f"{system} {name}: {len(s['lab_errors'])} of {s['runs']} runs "
+                    f"not measured: {errors}"
+                )
+    return out
 
 
 def run_system(

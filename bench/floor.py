@@ -23,7 +23,9 @@ machine is shared. CPU is read from /proc for each node's process (as bench/reso
 JSON (stable; fields are only added): idle_s, settle_s, keepalive_s, machine {cpus,
 python, load_avg}, target {cpu_fraction_max}, modes {mode: {nodes {node: {cpu_fraction,
 tx_pps, rx_pps}}, max_cpu_fraction}}, ratios {agent_over_bare, agent_over_sealed,
-sealed_over_bare} (those whose modes ran).
+sealed_over_bare} (those whose modes ran). Exit status 1, with the reason on stderr, when
+a node's process ended early, sent or received nothing, or (mode `agent`) no agent process
+was found: then nothing was measured.
 """
 
 from __future__ import annotations
@@ -219,10 +221,30 @@ def _measure_pids(lab: Lab, pids: dict[str, int], idle_s: float) -> dict[str, di
 def _agent(lab: Lab, idle_s: float, settle_s: float) -> dict[str, Any]:
     measured = measure_system(lab, "gossipha-native", idle_s, settle_s)
     nodes = {
-        n: {k: d[k] for k in ("cpu_fraction", "tx_pps", "rx_pps")}
+        n: {k: d[k] for k in ("cpu_fraction", "tx_pps", "rx_pps", "processes")}
         for n, d in measured["nodes"].items()
     }
     return {"nodes": nodes, "max_cpu_fraction": measured["max"]["cpu_fraction"]}
+
+
+def failures(modes: dict[str, Any]) -> list[str]:
+    """Modes that measured nothing: a node that sent or received no packet (its process
+    never ran its rhythm), or an agent mode that found no agent process."""
+    out: list[str] = []
+    if not modes:
+        out.append("no mode ran (measured nothing)")
+    for mode, data in modes.items():
+        if not data["nodes"]:
+            out.append(f"{mode}: no node measured")
+        for node, n in data["nodes"].items():
+            if n.get("processes", 1) == 0:
+                out.append(f"{mode} {node}: no agent process found (measured nothing)")
+            elif n["tx_pps"] <= 0 or n["rx_pps"] <= 0:
+                out.append(
+                    f"{mode} {node}: sent {n['tx_pps']}/s and received {n['rx_pps']}/s "
+                    "(measured nothing)"
+                )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             for node, d in data["nodes"].items():
                 print(f"{mode:7s} {node:7s} cpu {100 * d['cpu_fraction']:.2f}%")
         print("ratios:", ratios)
-    return 0
+    problems = failures(results)
+    for line in problems:
+        print(f"floor.py: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

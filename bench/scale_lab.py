@@ -45,8 +45,9 @@ moves, peer_dead, mlock, cpu_pct, children_cpu_pct, rss_mb, rss_anon_mb, pss_mb,
 children_cpu_pct, rss_mb, rss_anon_mb, pss_mb, rx_pps, tx_pps, threads}]}, `crash` {runs,
 failover_s, failover_log_s, reagree_s (each {median, max}), per_run [{victim,
 victim_voter, new_holder, failover_s, failover_log_s, reagree_s, last_to_agree,
-multi_holder_passes, peer_dead (the victim's deaths included), error}]}. Exit status 1
-when any configuration failed or a pass saw two nodes holding.
+multi_holder_passes, peer_dead (the victim's deaths included), error}]}. Exit status 1,
+with the reasons on stderr, when no configuration ran, any configuration failed, or a pass
+saw two nodes holding; 2 when not root.
 
 SIGTERM, SIGINT or --time-limit stop after the running configuration and still report.
 Results go to docs/benchmarks.md "### Real agents in namespaces, N = 3 to 32".
@@ -459,12 +460,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"tx pps {i.get('tx_pps')}  failover {k.get('failover_s')}  "
                 f"{'ok' if c['ok'] else 'FAILED: ' + str(c['error'])}"
             )
-    multi = sum(
-        (c["start"] or {}).get("multi_holder_passes", 0)
-        + sum(r["multi_holder_passes"] for r in (c["crash"] or {}).get("per_run", []))
-        for c in configs
-    )
-    return 1 if multi or not all(c["ok"] for c in configs) else 0
+    problems = failures(configs)
+    for line in problems:
+        print(f"scale_lab.py: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def failures(configs: list[dict[str, Any]]) -> list[str]:
+    """Why the exit status is 1: nothing ran (every configuration skipped), a configuration
+    failed (its error, or its crash runs' errors), or a netlink pass saw two holders."""
+    out: list[str] = []
+    if not configs:
+        out.append("no configuration ran (measured nothing; see `skipped` and --time-limit)")
+    for c in configs:
+        name = f"N={c['n']} {c['layout']}"
+        runs = (c["crash"] or {}).get("per_run", [])
+        if not c["ok"]:
+            errors = [c["error"], *(r["error"] for r in runs)]
+            out.append(f"{name}: failed: {'; '.join(str(e) for e in errors if e)}")
+        multi = (c["start"] or {}).get("multi_holder_passes", 0) + sum(
+            r["multi_holder_passes"] for r in runs
+        )
+        if multi:
+            out.append(f"{name}: {multi} netlink passes saw two nodes holding the VIP")
+    return out
 
 
 if __name__ == "__main__":

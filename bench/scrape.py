@@ -16,7 +16,9 @@ heartbeats each side received from the other per link and how many inter-arrival
 exceeded 1.5 and 2 keepalives (a gap above 2 keepalives is a missed heartbeat: the master
 sent late, or read late), peer warn/suspect/dead transitions, the master's event-loop lag,
 its CPU (utime+stime of the agent's process from /proc) and the scrapes' p50/p99/max
-latency. Exit status 1 if the load window has a missed heartbeat or a transition.
+latency. Exit status 1, with the reasons on stderr, if the load window has a missed
+heartbeat or a transition, or measured nothing (no scrape answered, or no heartbeat counted
+between the agents in a window).
 Results go to docs/benchmarks.md "## Scraping".
 """
 
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report["missed_heartbeats"] = missed
     report["peer_transitions"] = moved
+    problems = failures(report)
     if args.json:
         print(json.dumps(report))
     else:
@@ -330,7 +333,31 @@ def main(argv: list[str] | None = None) -> int:
                 f"+{sum(ms['transitions'].values())}"
             )
         print(f"missed heartbeats under load: {missed}, peer transitions: {moved}")
-    return 1 if missed or moved else 0
+    for line in problems:
+        print(f"scrape.py: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """Why the exit status is 1: missed heartbeats or peer transitions under load, or a
+    window that measured nothing (no heartbeat counted either way, no scrape answered)."""
+    out: list[str] = []
+    if report["missed_heartbeats"]:
+        out.append(f"{report['missed_heartbeats']} missed heartbeats under load")
+    if report["peer_transitions"]:
+        out.append(f"{report['peer_transitions']} peer transitions under load")
+    for name in ("idle", "load"):
+        w = report[name]
+        for side in ("slave_sees_master", "master_sees_slave"):
+            if sum(link["heartbeats"] for link in w[side]["links"].values()) <= 0:
+                out.append(f"{name} window: no heartbeat counted in {side} (measured nothing)")
+    scrapes = report["load"].get("scrapes", {})
+    if scrapes.get("count", 0) <= scrapes.get("errors", 0):
+        out.append(
+            f"load window: {scrapes.get('count', 0)} scrapes, {scrapes.get('errors', 0)} "
+            "failed (measured nothing)"
+        )
+    return out
 
 
 if __name__ == "__main__":

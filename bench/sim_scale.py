@@ -23,9 +23,10 @@ per wall second. Two load tests, each the larger of a layer's two max/min ratios
 sizes (per-node mean messages per second, per-node mean bytes per second):
 `load_ratio_max_over_min` for the membership layer (N = 2 to 1,024 by default) and
 `node_load_ratio_max_over_min` for the full Node (heartbeats, lease traffic and relayed
-statuses; N = 2 to --node-max). Exit status 1 when either exceeds 2, when a crash was not
-known to every live node by the horizon, or when a live node was declared dead
-(`false_dead_notices`; there is no loss).
+statuses; N = 2 to --node-max). Exit status 1, with the reasons on stderr, when either
+exceeds 2, when a crash was not detected or not known to every live node by the horizon,
+when a live node was declared dead (`false_dead_notices`; there is no loss), or when a
+size measured nothing (no size, no crash simulated, no message sent).
 Results go to docs/benchmarks.md "## Simulator".
 """
 
@@ -421,11 +422,35 @@ def main() -> int:
                     print(f"  {item}")
             else:
                 print(f"{key}: {value}")
-    failed = (
-        any(w is not None and w > LOAD_RATIO_LIMIT for w in (worst, node_worst))
-        or not_all_know + false_dead > 0
-    )
-    return 1 if failed else 0
+    problems = failures(report)
+    for line in problems:
+        print(f"sim_scale: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """Why the exit status is 1 (see the module's docstring)."""
+    out: list[str] = []
+    entries = [*report["membership"], *report["node"]]
+    if not entries:
+        out.append("no size ran (measured nothing)")
+    for key in ("load_ratio_max_over_min", "node_load_ratio_max_over_min"):
+        if report[key] is not None and report[key] > LOAD_RATIO_LIMIT:
+            out.append(f"{key} {report[key]} exceeds {LOAD_RATIO_LIMIT}")
+    if report["crashes_not_known_to_all"]:
+        out.append(f"{report['crashes_not_known_to_all']} crashes not known to every live node")
+    if report["false_dead_notices"]:
+        out.append(f"{report['false_dead_notices']} live nodes declared dead")
+    for e in entries:
+        name = f"{e['layer']} N={e['nodes']}"
+        if not e["crashes"] or not e["msgs_per_node_s"]:
+            out.append(
+                f"{name}: {e['crashes']} crashes, {e['msgs_per_node_s']} msgs/node/s "
+                "(measured nothing)"
+            )
+        elif e["undetected"]:
+            out.append(f"{name}: {e['undetected']} of {e['crashes']} crashes never detected")
+    return out
 
 
 def _worst(ratio: dict[str, Any]) -> float | None:

@@ -18,7 +18,9 @@ same schedules as `GOSSIPHA_SIM_SCHEDULES=S GOSSIPHA_SIM_SEED=F pytest tests/sim
 (2,000 from seed 0 is the normal suite). Overlaps inside the documented limit L1 (orphan
 VIPs) are counted apart, as the test does. Violations are printed to stderr as found;
 SIGTERM or SIGINT (or --time-limit) stops after the running chunks and still reports.
-Exit status 1 when any safety or liveness violation was found.
+Exit status 1, with the reasons on stderr, when any safety or liveness violation was found,
+when schedules were planned but none ran (measured nothing), or (`--sum`) when the parts do
+not cover the whole layout.
 Results go to docs/benchmarks.md "## Simulator".
 """
 
@@ -455,8 +457,12 @@ def main() -> int:
         print(
             json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items())
         )
-        bad = report["safety_schedules"] or report["liveness_schedules"]
-        return 1 if bad or not report["complete"] else 0
+        problems = failures(report)
+        if not report["complete"]:
+            problems.append("the reports do not cover the whole layout (see `missing`)")
+        for line in problems:
+            print(f"soak: FAILED: {line}", file=sys.stderr)
+        return 1 if problems else 0
     index, _, parts = args.part.partition("/")
     part = (int(index), int(parts or 1))
     if not 0 <= part[0] < part[1]:
@@ -468,8 +474,22 @@ def main() -> int:
     else:
         for key, value in report.items():
             print(f"{key}: {value}")
-    bad = report["safety_schedules"] or report["liveness_schedules"]
-    return 1 if bad else 0
+    problems = failures(report)
+    for line in problems:
+        print(f"soak: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """Violations found, or planned schedules of which none ran."""
+    out: list[str] = []
+    if report["safety_schedules"]:
+        out.append(f"{report['safety_schedules']} schedules broke safety")
+    if report["liveness_schedules"]:
+        out.append(f"{report['liveness_schedules']} schedules broke liveness")
+    if report.get("planned_schedules", 1) > 0 and report["schedules"] == 0:
+        out.append("no schedule ran (measured nothing)")
+    return out
 
 
 if __name__ == "__main__":

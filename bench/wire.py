@@ -11,7 +11,9 @@ flood: packets that pass every cheap check and fail only at the MAC.
 Rates are per second of CPU time of this process (`time.process_time`), pinned to one core,
 so other load on a shared machine does not halve them; `wall_verify_per_s` is the same
 verification by the wall clock. Numbers are the median of `--rounds` rounds; results go
-to docs/benchmarks.md "## Wire".
+to docs/benchmarks.md "## Wire". Exit status 1, with the reason on stderr, when a packet
+was not accepted, a forged one was, or a timed phase took no measurable time (its rate
+would be infinite: nothing was measured); 2 for --packets or --rounds below 1.
 """
 
 from __future__ import annotations
@@ -88,9 +90,10 @@ def run(method: AuthMethod, packets: int, rounds: int) -> dict[str, Any]:
 
         forged = [data[:-1] + bytes([data[-1] ^ 1]) for data in encoded]
         start = time.process_time()
-        for data in forged:
-            dec.decode(data, 0.0)
+        passed = sum(isinstance(dec.decode(data, 0.0), Packet) for data in forged)
         reject.append(_rate(packets, time.process_time() - start))
+        if passed:
+            raise SystemExit(f"wire.py: {passed} forged packets were accepted")
     sample = encoded[len(encoded) // 2]
     return {
         "method": method.value,
@@ -108,13 +111,25 @@ def run(method: AuthMethod, packets: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def failures(result: dict[str, Any]) -> list[str]:
+    """Rates that measured nothing: an infinite rate is a phase that took no CPU time."""
+    rates = ("sign_per_s", "verify_per_s", "reject_bad_mac_per_s", "wall_verify_per_s")
+    return [
+        f"{k} is {result[k]}: the phase took no measurable time (use more --packets)"
+        for k in rates
+        if not 0 < result[k] < float("inf")
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="sha256", choices=["md5", "sha1", "sha256", "sha512"])
     parser.add_argument("--packets", type=int, default=50_000, help="packets per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.packets < 1 or args.rounds < 1:
+        parser.error("--packets and --rounds must be at least 1")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as claimed
     result = run(AuthMethod(args.method), args.packets, args.rounds)
@@ -123,7 +138,11 @@ def main() -> None:
     else:
         for name, value in result.items():
             print(f"{name:>22}: {value}")
+    problems = failures(result)
+    for line in problems:
+        print(f"wire.py: FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

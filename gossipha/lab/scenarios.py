@@ -953,6 +953,9 @@ class Result:
     # Who held the VIP, at the first sample and at every change after it (monotonic s).
     holder_changes: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     holder_samples: int = 0
+    # Why the lab could not measure the run (a lab command raised, the sampler died, the
+    # client made no request), as opposed to what the cluster did: None when it measured.
+    lab_error: str | None = None
 
     def step_outages_s(self) -> list[float]:
         """Longest client outage that began during each step, in step order (0.0: none).
@@ -998,6 +1001,7 @@ class Result:
             "skipped": self.skipped,
             "duration_s": round(self.duration_s, 3),
             "holder_samples": self.holder_samples,
+            "lab_error": self.lab_error,
         }
 
 
@@ -1073,7 +1077,7 @@ def run_scenario(
         result.error = str(exc)
         settle(cluster, say)
     except Exception as exc:  # a lab command failed: report it, keep the run going
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = result.lab_error = f"{type(exc).__name__}: {exc}"
         say(f"  ERROR: {result.error}")
     finally:
         if ticker is not None:
@@ -1095,6 +1099,7 @@ def run_scenario(
     blind = sampler.failure()
     if blind is not None:  # "0 dual-holder samples" from a dead sampler is no evidence
         result.error = blind if result.error is None else f"{result.error}; {blind}"
+        result.lab_error = blind if result.lab_error is None else f"{result.lab_error}; {blind}"
         say(f"  ERROR: {blind}")
     result.passed = judge(sc, cluster.profile, result)
     if result.error is not None:
@@ -1171,8 +1176,9 @@ def judge(sc: Scenario, profile: Profile, result: Result) -> bool:
         bound = sc.max_outage_s(profile)
         if result.outage_s > bound:
             result.error = f"outage {result.outage_s:.2f}s exceeds {bound:.2f}s"
-    if result.requests == 0 and result.error is None:
-        result.error = "the client made no request"
+    if result.requests == 0:
+        result.lab_error = result.lab_error or "the client made no request"
+        result.error = result.error or result.lab_error
     return result.error is None
 
 

@@ -86,6 +86,7 @@ def test_a_sampler_whose_thread_raised_fails_the_scenario(
     assert result.error is not None and "holder sampler failed" in result.error
     assert "LabError" in result.error and "torn down" in result.error
     assert result.as_json()["holder_samples"] == 0
+    assert result.lab_error == result.error  # the lab failed to measure, not the cluster
 
 
 def test_a_sampler_that_collected_nothing_fails_the_scenario(
