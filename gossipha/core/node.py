@@ -321,6 +321,11 @@ class Node:
         holder = self.name if mine else self._other_holder(group)
         return choose(self._view(), g.config, holder, self._now_s, g.eligible_since_s)
 
+    def promise(self, group: GroupName) -> tuple[NodeId, float] | None:
+        """Our voter's unreleased promise of `group`: (holder, local expiry), running or
+        lapsed; None when we vote on nothing or promised nobody. For checkers."""
+        return None if self._voter is None else self._voter.unreleased(group)
+
     def majority_until_s(self, group: GroupName) -> float:
         """Until when (local clock) a majority of voters promise us `group`; -inf if not."""
         claim = self._groups[group].claim

@@ -1,7 +1,9 @@
 """`gossipha sim`: run K seeded random schedules of the real core and print one JSON object.
 
-Exit status 1 when any safety or liveness violation was found; the seed of the first one
-is printed (stderr) with a short trace, so `--seed SEED --schedules 1` replays it.
+`--swarm`: each schedule draws its own cluster, timings and faults (gossipha/sim/swarm.py);
+`--replay FILE` plays one saved fault script. Exit status 1 when any safety or liveness
+violation was found; the first one is printed (stderr) with a short trace and the command
+line that replays it, and in the JSON as `first_violation`.
 """
 
 from __future__ import annotations
@@ -9,14 +11,19 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gossipha.config.model import Config, Timings
 from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import ScheduleResult, percentiles, random_schedule
+from gossipha.sim.swarm import Schedule, SwarmResult, draw
+from gossipha.sim.swarm import run as run_schedule
 
 
 def _config(nodes: int | None, config_path: Path | None, node_name: str | None) -> Config:
@@ -64,7 +71,10 @@ def run(
         "safety_violations": sum(len(r.safety) for r in results),
         "liveness_violations": sum(len(r.liveness) for r in results),
         "orphan_overlaps": sum(r.orphans for r in results),
+        "orphan_overlap_s": _orphan_spans([]),
         "first_violation_seed": None if first_bad is None else first_bad.seed,
+        "first_violation": None,
+        "swarm": None,
         "detect_s": percentiles([r.detect_s for r in results if r.detect_s is not None]),
         "detect_all_s": percentiles(
             [r.detect_all_s for r in results if r.detect_all_s is not None]
@@ -76,6 +86,105 @@ def run(
         "wall_s": round(wall, 3),
     }
     return report, first_bad
+
+
+def _orphan_spans(spans: list[tuple[float, float]]) -> dict[str, float]:
+    """L1 overlaps' lengths, and the most one outlived its orphan agent's return."""
+    return {
+        "total": round(sum(s for s, _ in spans), 4),
+        "max": round(max((s for s, _ in spans), default=0.0), 4),
+        "max_outlived": round(max((o for _, o in spans), default=0.0), 4),
+    }
+
+
+def _swarm_batch(args: tuple[int, int, int | None]) -> list[tuple[Schedule, SwarmResult]]:
+    first, count, members = args
+    out = []
+    for seed in range(first, first + count):
+        schedule = draw(seed, members=members)
+        out.append((schedule, run_schedule(schedule)))
+    return out
+
+
+def swarm_results(
+    first_seed: int, schedules: int, members: int | None, workers: int = 1
+) -> list[tuple[int, Schedule, SwarmResult]]:
+    """(seed, schedule, result) of `schedules` swarm schedules from `first_seed`."""
+    chunk = 25
+    jobs = [
+        (s, min(chunk, first_seed + schedules - s), members)
+        for s in range(first_seed, first_seed + schedules, chunk)
+    ]
+    if workers <= 1:
+        batches = [_swarm_batch(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            batches = list(pool.map(_swarm_batch, jobs))
+    out = []
+    for (first, _, _), batch in zip(jobs, batches, strict=True):
+        out += [(first + i, sch, r) for i, (sch, r) in enumerate(batch)]
+    return out
+
+
+def swarm_report(
+    runs: list[tuple[int, Schedule, SwarmResult]],
+    seed: int,
+    members: int | None,
+    wall_s: float,
+    replay_file: Path | None = None,
+) -> tuple[dict[str, object], tuple[int, Schedule, SwarmResult] | None]:
+    """The JSON of a swarm run (today's keys of `gossipha sim`, plus the swarm's)."""
+    results = [r for _, _, r in runs]
+    bad = next(((s, sch, r) for s, sch, r in runs if r.safety or r.liveness), None)
+    spans = [span for r in results for span in r.orphan_spans]
+    nodes: Counter[int] = Counter(sch.members for _, sch, _ in runs)
+    kinds: Counter[str] = Counter(f.kind for _, sch, _ in runs for f in sch.faults)
+    ratio = [sch.timings["lease_s"] / sch.timings["deadtime_s"] for _, sch, _ in runs]
+    node_s = sum(r.sim_s * (sch.members + sch.witnesses) for _, sch, r in runs) or 1.0
+    first: dict[str, Any] | None = None
+    if bad is not None:
+        bseed, bsch, br = bad
+        if replay_file is not None:
+            replay = f"gossipha sim --replay {replay_file}"
+        else:
+            fixed = f" --nodes {members}" if members else ""
+            replay = f"gossipha sim --swarm{fixed} --seed {bseed} --schedules 1"
+        first = {
+            "seed": bseed,
+            "schedule": bsch.to_json(),
+            "replay": replay,
+            "violations": br.safety + br.liveness,
+        }
+    report: dict[str, object] = {
+        "nodes": members,
+        "schedules": len(runs),
+        "seed": seed,
+        "loss": None,
+        "jitter_s": None,
+        "safety_violations": sum(len(r.safety) for r in results),
+        "liveness_violations": sum(len(r.liveness) for r in results),
+        "orphan_overlaps": sum(r.orphans for r in results),
+        "orphan_overlap_s": _orphan_spans(spans),
+        "first_violation_seed": None if bad is None else bad[0],
+        "first_violation": first,
+        "detect_s": percentiles([]),
+        "detect_all_s": percentiles([]),
+        "failover_s": percentiles([]),
+        "msgs_per_node_s": round(sum(r.messages for r in results) / node_s, 3),
+        "bytes_per_node_s": None,
+        "steps_per_s": round(sum(r.steps for r in results) / wall_s, 1) if wall_s else None,
+        "wall_s": round(wall_s, 3),
+        "swarm": {
+            "nodes": {str(k): v for k, v in sorted(nodes.items())},
+            "with_witness": sum(1 for _, sch, _ in runs if sch.witnesses),
+            "faults": dict(sorted(kinds.items())),
+            "lease_over_deadtime": {
+                "min": round(min(ratio, default=0.0), 3),
+                "max": round(max(ratio, default=0.0), 3),
+            },
+        },
+    }
+    return report, bad
 
 
 @click.command("sim")
@@ -92,6 +201,26 @@ def run(
     metavar="NAME",
     help="read --config as this node (default: uname -n); every node is simulated",
 )
+@click.option(
+    "--swarm",
+    is_flag=True,
+    help="each schedule draws its own cluster (2-7 nodes unless --nodes), timings and faults",
+)
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="play one saved swarm fault script (JSON: a schedule, or a report's first_violation)",
+)
+@click.option(
+    "--save-violation",
+    "save_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="with --swarm: write the first violating schedule's fault script here",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def sim(
     nodes: int | None,
@@ -101,24 +230,102 @@ def sim(
     jitter_s: float,
     config_path: Path | None,
     node_name: str | None,
+    swarm: bool,
+    replay_path: Path | None,
+    save_path: Path | None,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Run random fault schedules of the real cluster core in a simulator."""
+    if swarm or replay_path is not None:
+        if config_path is not None or node_name is not None:
+            raise click.UsageError("--swarm and --replay draw their own clusters: no --config")
+        if loss or jitter_s:
+            raise click.UsageError(
+                "--swarm and --replay draw their own network: no --loss/--jitter"
+            )
+        if swarm and replay_path is not None:
+            raise click.UsageError("--swarm and --replay are exclusive")
+        _swarm(nodes, schedules, seed, replay_path, save_path, workers, as_json)
+        return
+    if save_path is not None:
+        raise click.UsageError("--save-violation needs --swarm")
     config = _config(nodes, config_path, node_name)
     report, bad = run(config, schedules, seed, loss, jitter_s)
-    if as_json:
-        click.echo(json.dumps(report))
-    else:
-        for key, value in report.items():
-            click.echo(f"{key}: {value}")
+    if bad is not None:
+        cluster = f"--config {config_path}" if config_path else f"--nodes {len(config.nodes)}"
+        replay = f"gossipha sim {cluster} --schedules 1 --seed {bad.seed}"
+        report["first_violation"] = {
+            "seed": bad.seed,
+            "schedule": None,
+            "replay": replay,
+            "violations": bad.safety + bad.liveness,
+        }
+    _emit(report, as_json)
     if bad is not None:
         print(
             f"violation in schedule seed {bad.seed}: {bad.safety + bad.liveness}", file=sys.stderr
         )
         print("\n".join(bad.trace), file=sys.stderr)
-        cluster = f"--config {config_path}" if config_path else f"--nodes {len(config.nodes)}"
-        print(f"replay: gossipha sim {cluster} --schedules 1 --seed {bad.seed}", file=sys.stderr)
+        print(f"replay: {replay}", file=sys.stderr)
         sys.exit(1)
 
 
-__all__ = ["Timings", "native_timings", "run", "sim"]
+def _emit(report: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        for key, value in report.items():
+            if key not in ("first_violation",):
+                click.echo(f"{key}: {value}")
+
+
+def load_script(path: Path) -> Schedule:
+    """A fault script from `path`: a schedule's JSON, or a report whose first_violation
+    holds one. Bad input exits 2 naming the file."""
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("first_violation"), dict):
+            data = data["first_violation"]["schedule"]
+        if isinstance(data, dict) and "schedule" in data and "faults" not in data:
+            data = data["schedule"]
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        return Schedule.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        click.echo(f"gossipha: error: {path}: not a fault script: {exc}", err=True)
+        sys.exit(2)
+
+
+def _swarm(
+    nodes: int | None,
+    schedules: int,
+    seed: int,
+    replay_path: Path | None,
+    save_path: Path | None,
+    workers: int,
+    as_json: bool,
+) -> None:
+    started = time.perf_counter()
+    if replay_path is not None:
+        schedule = load_script(replay_path)
+        runs = [(schedule.seed, schedule, run_schedule(schedule))]
+        nodes = schedule.members
+    else:
+        runs = swarm_results(seed, schedules, nodes, workers)
+    wall = time.perf_counter() - started
+    report, bad = swarm_report(runs, seed, nodes, wall, replay_path)
+    if bad is not None and save_path is not None:
+        save_path.write_text(bad[1].dumps() + "\n")
+    _emit(report, as_json)
+    if bad is not None:
+        bseed, _, br = bad
+        print(f"violation in swarm schedule {bseed}: {br.safety + br.liveness}", file=sys.stderr)
+        print("\n".join(br.trace), file=sys.stderr)
+        first = report["first_violation"]
+        assert isinstance(first, dict)
+        print(f"replay: {first['replay']}", file=sys.stderr)
+        sys.exit(1)
+
+
+__all__ = ["Timings", "native_timings", "run", "sim", "swarm_report", "swarm_results"]

@@ -4,6 +4,12 @@ Each host has a clock (drift within the bound), an agent (a `Node`, absent while
 killed) and the groups it runs at host level: a group runs from StartGroup until StopGroup,
 and survives `kill -9` of the agent (the VIP stays up) but not a host crash. The safety
 checker runs after every step: never two hosts running one group at the same real instant.
+
+The one overlap that is not a violation is limit L1 (docs/design.md): a VIP left up by an
+agent that is not executing, unseen across a cut service network, *and* whose lease, as the
+voters granted it, had run out in real time before the successor started. The ledger of
+every promise each voter gave (`Sim.promised_until`, real time, kept when the voter dies)
+is what proves the last part; anything else is a safety violation.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from gossipha.core.node import Node, Phase
 from gossipha.core.types import (
     FoundRunning,
     Input,
+    LeaseReply,
     MessageReceived,
     NoticeKind,
     Output,
@@ -130,6 +137,17 @@ class Host:
     ping_ok: bool = True
     wake_token: int = 0
     leaving: bool = False  # graceful stop in progress: removed once node.done
+    executing_since_s: float = 0.0  # the agent's last start or resume
+
+
+@dataclass(slots=True)
+class Overlap:
+    """Two or more hosts running one group, from `begin_s` until fewer do."""
+
+    holders: frozenset[str]
+    begin_s: float
+    orphans: tuple[str, ...]  # not executing (Sim.orphaned) when it began
+    orphan: bool  # counted as limit L1; False: a safety violation
 
 
 @dataclass(slots=True)
@@ -149,6 +167,9 @@ class Stats:
     dead_notices: list[tuple[float, str, str]] = field(default_factory=list)  # t, by, peer
     split_brain_notices: int = 0
     orphan_overlaps: int = 0  # overlaps inside documented limit L1 (see Sim.orphaned)
+    # Per finished L1 overlap: (its length, how long it outlived its orphan's agent's
+    # return: a restart or a resume), real seconds.
+    orphan_spans: list[tuple[float, float]] = field(default_factory=list)
 
 
 class Sim:
@@ -181,6 +202,11 @@ class Sim:
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._probes: dict[str, list[tuple[str, float, float]]] = {}  # group -> (host, t0, t1)
+        # (group, voter, holder, voter's incarnation) -> real time its promise ends.
+        self.promised_until: dict[tuple[str, str, str, int], float] = {}
+        self._overlaps: dict[str, Overlap] = {}
+        self._on_grant: dict[str, Callable[[], None]] = {}  # host -> armed fault
+        self.check_every_step = True
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
         for n in config.nodes:
@@ -229,6 +255,7 @@ class Sim:
             cfg, h.incarnation, random.Random(self.rng.getrandbits(64)), h.clock.local(self.now_s)
         )
         h.leaving = False
+        h.executing_since_s = self.now_s
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
         if h.up:
             self.deliver(name, FoundRunning(tuple(sorted(h.up))))
@@ -247,6 +274,9 @@ class Sim:
         out = h.node.step(h.clock.local(self.now_s), event)
         self.stats.steps += 1
         self._perform(h, out)
+        self._note_promises(h)
+        if self.check_every_step:
+            self.check_safety()
 
     def _perform(self, h: Host, out: Output) -> None:
         assert h.node is not None
@@ -256,7 +286,6 @@ class Sim:
                     h.up.add(g)
                     self.stats.starts.append((self.now_s, h.name, g, e))
                     self.log(f"{h.name} START {g} epoch={e}")
-                    self._check_safety(g)
                     self._later(
                         h, self.action_delay_s, ResourceResult(g, ResourceAction.START, True)
                     )
@@ -269,7 +298,8 @@ class Sim:
                     )
                 case ProbeVip(group=g):
                     t = self.config.timings
-                    dur = t.vip_probe_count * t.vip_probe_interval_s
+                    # The runtime paces its probes on its own clock.
+                    dur = t.vip_probe_count * t.vip_probe_interval_s / h.clock.rate
                     self._probes.setdefault(g, []).append((h.name, self.now_s, self.now_s + dur))
                     name, t0 = h.name, self.now_s
                     self.at(self.now_s + dur, partial(self._probe_done, name, g, t0))
@@ -318,6 +348,13 @@ class Sim:
 
     def _arrive(self, src: str, dst: str, message: Any) -> None:
         self.deliver(dst, MessageReceived("hb", src, message))
+        if isinstance(message, LeaseReply) and message.granted and dst in self._on_grant:
+            self._on_grant.pop(dst)()
+
+    def on_grant(self, name: str, fn: Callable[[], None]) -> None:
+        """Call `fn` once, right after `name` next receives a granted lease reply: faults
+        timed against renewals (a pause just after a grant, or just before it runs out)."""
+        self._on_grant[name] = fn
 
     def _probe_done(self, name: str, group: str, t0: float) -> None:
         probes = self._probes.get(group, [])
@@ -337,6 +374,10 @@ class Sim:
 
     # ------------------------------------------------------------------ checkers
 
+    def executing(self, name: str) -> bool:
+        h = self.hosts[name]
+        return h.node is not None and h.paused_until_s is None
+
     def orphaned(self, name: str, group: str) -> bool:
         """The VIP is up on `name` but no executing agent holds it by a lease: the agent
         was killed (-9) or is stalled, or restarted and only adopted the VIP."""
@@ -347,32 +388,104 @@ class Sim:
             return True
         return h.node.phase(group) is Phase.ACQUIRING
 
-    def _check_safety(self, group: str) -> None:
-        holders = [h.name for h in self.hosts.values() if group in h.up]
+    def _note_promises(self, h: Host) -> None:
+        """Copy `h`'s voter promises into the ledger, in real time, as granted: a promise
+        runs to its end even if its voter forgets it (dies) or promises another node over
+        it (that is the bug the ledger exists to see); only a release ends it early."""
+        node = h.node
+        if node is None:
+            return
+        for g in self.config.groups:
+            current = node.promise(g.name)
+            if current is None:
+                for key in [k for k in self.promised_until if k[0] == g.name and k[1] == h.name]:
+                    if key[3] == h.incarnation:
+                        self.promised_until[key] = min(self.promised_until[key], self.now_s)
+            if current is not None:
+                holder, expires_local_s = current
+                key = (g.name, h.name, holder, h.incarnation)
+                self.promised_until[key] = h.clock.real(expires_local_s)
+
+    def promises_running(self, group: str, holder: str, at_s: float) -> int:
+        """How many voters' promises of `group` to `holder` ran at real time `at_s`."""
+        return len(
+            {
+                voter
+                for (g, voter, to, _), end_s in self.promised_until.items()
+                if g == group and to == holder and end_s > at_s
+            }
+        )
+
+    def lease_ran_out(self, group: str, holder: str, at_s: float) -> bool:
+        """Provably no lease of `holder` ran at `at_s`: fewer voters promised it than even
+        the two-node rule (half of an even count) needs."""
+        voters = len(self.config.voters)
+        return self.promises_running(group, holder, at_s) < (voters + 1) // 2
+
+    def check_safety(self) -> None:
+        """After every step: a group on two hosts is an L1 overlap or a violation."""
+        for g in self.config.groups:
+            self._check_group(g.name)
+
+    def _check_group(self, group: str) -> None:
+        holders = frozenset(h.name for h in self.hosts.values() if group in h.up)
+        ov = self._overlaps.get(group)
+        if ov is not None and ov.holders != holders:
+            self._close_overlap(group, ov)
+            ov = None
         if len(holders) <= 1:
             return
-        # The one documented limit (docs/design.md, "Known limits", L1): a VIP left up by an
-        # agent that is not executing, on a host the new holder cannot reach on the service
-        # network (so no probe can see it). Counted, not a violation; anything else is.
-        orphans = [n for n in holders if self.orphaned(n, group)]
-        live = [n for n in holders if n not in orphans]
-        if (
-            len(live) <= 1
-            and orphans
+        orphans = tuple(sorted(n for n in holders if self.orphaned(n, group)))
+        if ov is None:
+            ov = Overlap(holders, self.now_s, orphans, self._is_l1(group, holders, orphans))
+            self._overlaps[group] = ov
+            if ov.orphan:
+                self.stats.orphan_overlaps += 1
+                live = sorted(holders - set(orphans))
+                self.log(f"ORPHAN VIP {group} on {list(orphans)} (limit L1), also on {live}")
+            else:
+                self._violate(group, holders)
+            return
+        if ov.orphan and len(holders) - len(orphans) > 1:
+            ov.orphan = False  # an orphan's agent runs again and keeps its VIP
+            self._violate(group, holders)
+
+    def _is_l1(self, group: str, holders: frozenset[str], orphans: tuple[str, ...]) -> bool:
+        """When the overlap begins: at most one executing holder, every orphan cut off from
+        the others on the service network (no probe could see it), and every orphan's
+        lease provably over. A service network that heals later leaves it L1 (the two VIPs
+        are visible until the orphan's agent runs again, docs/design.md)."""
+        return (
+            bool(orphans)
+            and len(holders) - len(orphans) <= 1
             and all(
                 not self.net.service_connected(o, other)
                 for o in orphans
                 for other in holders
                 if other != o
             )
-        ):
-            self.stats.orphan_overlaps += 1
-            self.log(f"ORPHAN VIP {group} on {orphans} (limit L1), also on {live}")
-            return
-        self.violations.append(
-            Violation("safety", self.now_s, f"group {group} runs on {holders} at once")
+            and all(self.lease_ran_out(group, o, self.now_s) for o in orphans)
         )
-        self.log(f"SAFETY VIOLATION {group} on {holders}")
+
+    def _close_overlap(self, group: str, ov: Overlap) -> None:
+        del self._overlaps[group]
+        if ov.orphan:
+            span = self.now_s - ov.begin_s
+            back = [self.hosts[o].executing_since_s for o in ov.orphans if self.executing(o)]
+            outlived = self.now_s - max(ov.begin_s, *back) if back else 0.0
+            self.stats.orphan_spans.append((span, outlived))
+
+    def close_overlaps(self) -> None:
+        """End the run's open overlaps (their lengths so far count)."""
+        for group, ov in list(self._overlaps.items()):
+            self._close_overlap(group, ov)
+
+    def _violate(self, group: str, holders: frozenset[str]) -> None:
+        hs = sorted(holders)
+        self.violations.append(
+            Violation("safety", self.now_s, f"group {group} runs on {hs} at once")
+        )
+        self.log(f"SAFETY VIOLATION {group} on {hs}")
 
     def holders(self, group: str) -> list[str]:
         return [h.name for h in self.hosts.values() if group in h.up]
@@ -428,8 +541,12 @@ class Sim:
         h.incarnation += 1_000
 
     def restart(self, name: str) -> None:
-        if self.hosts[name].node is None:
+        """Start the agent if it is not running; one still stopping is started once gone."""
+        h = self.hosts[name]
+        if h.node is None:
             self.start_agent(name)
+        elif h.leaving:
+            self.at(self.now_s + self.config.timings.lease_s, lambda: self.restart(name))
 
     def graceful_stop(self, name: str) -> None:
         h = self.hosts[name]
@@ -455,6 +572,7 @@ class Sim:
         backlog, h.backlog = h.backlog, []
         duration = self.now_s - h.paused_at_s
         h.paused_until_s = None
+        h.executing_since_s = self.now_s
         self.log(f"{name} RESUME")
         self.deliver(name, Stalled(duration))
         for ev in backlog:
@@ -480,6 +598,7 @@ class Sim:
 
     def heal(self) -> None:
         self.log("HEAL")
+        self._on_grant.clear()
         self.net.heal()
         for name, h in self.hosts.items():
             if not h.ping_ok:

@@ -1,0 +1,297 @@
+"""A mutation check of the safety net: plant one plausible bug at a time in a copy of
+the core, and see whether the swarm (and, separately, the tests) find it.
+
+    python bench/mutants.py --json [--schedules 2000] [--only NAME ...] [--tests]
+        [--save-scripts DIR]
+
+Each mutant is one edit of one line (old text -> new text, unique in its file). The
+swarm runs `gossipha sim --swarm` on the mutated copy, stopping at the first violating
+schedule: `schedules_to_kill` is how many it took. `--tests` also runs the unit and
+simulator tests (not the random sweep) against each mutant. `--save-scripts DIR` writes
+each killing schedule as DIR/<name>.json: tests/sim/test_regressions.py replays those
+fault scripts against the landed code (clean) and against their mutant (caught).
+
+A safety mutant that the swarm does not kill within the budget, or landed code that the
+swarm finds a violation in, exits 1. A new rule in the core comes with a new mutant here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # under gossipha/
+    old: str
+    new: str
+    why: str  # the rule it breaks
+    kind: str = "safety"
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "voter_grants_over_running_promise",
+        "core/lease.py",
+        "if renew or ((free or p.holder == sender) and fresh):",
+        "if renew or fresh:",
+        "a voter promises a group while its promise to another node still runs",
+    ),
+    Mutant(
+        "epoch_promised_twice",
+        "core/lease.py",
+        "fresh = req.epoch > p.max_epoch or (req.epoch == p.max_epoch and p.max_owner == sender)",
+        "fresh = req.epoch >= p.max_epoch",
+        "the same epoch can be promised to two claimants",
+    ),
+    Mutant(
+        "holder_drift_sign",
+        "core/lease.py",
+        "return lease_s * (1.0 - max_drift) - lease_s * STOP_GUARD_FRACTION",
+        "return lease_s * (1.0 + max_drift) - lease_s * STOP_GUARD_FRACTION",
+        "the holder's drift margin has the wrong sign",
+    ),
+    Mutant(
+        "voter_span_no_drift",
+        "core/lease.py",
+        "return lease_s * (1.0 + max_drift)\n",
+        "return lease_s\n",
+        "a voter times its promise without the drift margin",
+    ),
+    Mutant(
+        "restarted_voter_not_quiet",
+        "core/lease.py",
+        "self._quiet_until_s = start_s + self._span_s",
+        "self._quiet_until_s = start_s",
+        "a restarted voter grants at once, forgetting promises that still run",
+    ),
+    Mutant(
+        "claim_timed_from_reply",
+        "core/lease.py",
+        "view.expires_s, sent_s + holder_span_s(self.lease_s, self.max_drift)",
+        "view.expires_s, now_s + holder_span_s(self.lease_s, self.max_drift)",
+        "the claimant times a promise from the reply, not from its request",
+    ),
+    Mutant(
+        "release_of_any_epoch",
+        "core/lease.py",
+        "if p.holder != sender or p.epoch != epoch:",
+        "if p.holder != sender:",
+        "a late release of an older epoch ends the holder's newer promise",
+    ),
+    Mutant(
+        "majority_of_even_is_half",
+        "core/lease.py",
+        "return voters // 2 + 1",
+        "return (voters + 1) // 2",
+        "half of an even voter count counts as a majority",
+    ),
+    Mutant(
+        "two_node_rule_ignores_ping",
+        "core/node.py",
+        "return not (self._ipfail and self._ping_count() == 0)",
+        "return True",
+        "a node that reaches no ping node claims on the two-node rule",
+    ),
+    Mutant(
+        "cut_off_node_eligible",
+        "core/placement.py",
+        "if status.ping_count == 0 and not self.all_members_alive():",
+        "if status.ping_count == 0 and not self.all_members_alive() and False:",
+        "placement: a node reaching no ping node while a member is silent may claim",
+    ),
+    Mutant(
+        "two_node_rule_with_live_voter",
+        "core/node.py",
+        "if any(self.alive(v) for v in missing if v != self.name):",
+        "if any(self.alive(v) for v in missing if v == self.name):",
+        "the two-node rule claims while the other voter is alive",
+    ),
+    Mutant(
+        "refusal_for_other_ignored",
+        "core/node.py",
+        "        if claim.refused_for_other(now_s):\n            return False",
+        "        if claim.refused_for_other(now_s) and not claiming:\n            return False",
+        "a claimant ignores a voter that promised someone else",
+    ),
+    Mutant(
+        "probe_answer_ignored",
+        "core/node.py",
+        "self._on_probe(now_s, gname, answered, out)",
+        "self._on_probe(now_s, gname, False, out)",
+        "a VIP probe that another host answered counts as silence",
+    ),
+    Mutant(
+        "stale_probe_trusted",
+        "core/node.py",
+        "PROBE_FRESH_PROBES = 1.5",
+        "PROBE_FRESH_PROBES = 1000.0",
+        "a probe answer from before a stall or a slow loop is trusted (seed 1037)",
+    ),
+    Mutant(
+        "holder_keeps_lost_lease",
+        "core/node.py",
+        "                if not self._holding_valid(now_s, g, claiming=False):\n"
+        "                    out.notice(NoticeKind.LEASE_LOST",
+        "                if not self._holding_valid(now_s, g, claiming=True) and False:\n"
+        "                    out.notice(NoticeKind.LEASE_LOST",
+        "a running holder does not stop when its lease runs out",
+    ),
+    Mutant(
+        "handover_skips_probe_on_half",
+        "core/node.py",
+        "        if claim.valid_until_s() <= now_s:\n            return False  # majority only",
+        "        if claim.half_until_s() <= now_s:\n            return False  # majority only",
+        "the handover fast path skips the probe on the two-node half rule",
+    ),
+    Mutant(
+        "stall_keeps_probe",
+        "core/node.py",
+        '            g.probe_sent_s = float("-inf")\n',
+        "            pass\n",
+        "a stall does not void a pending probe answer",
+    ),
+)
+
+
+def apply(mutant: Mutant, root: Path) -> None:
+    """Apply `mutant` to the gossipha package under `root` (a copy)."""
+    path = root / "gossipha" / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.name}: {mutant.path} has {count} matches, expected 1")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def mutated_copy(mutant: Mutant | None, dest: Path) -> Path:
+    """A copy of the package (mutated unless None) under `dest`: put it on PYTHONPATH."""
+    shutil.copytree(REPO / "gossipha", dest / "gossipha", ignore=shutil.ignore_patterns("*.pyc"))
+    if mutant is not None:
+        apply(mutant, dest)
+    return dest
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = f"{root}{os.pathsep}{REPO}"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_swarm(
+    root: Path, schedules: int, seed: int, save: Path | None, workers: int
+) -> dict[str, object]:
+    """The swarm against the package under `root`, stopped at the first violation."""
+    batch = 100
+    done = 0
+    while done < schedules:
+        n = min(batch, schedules - done)
+        cmd = [sys.executable, "-m", "gossipha", "sim", "--swarm", "--json"]
+        cmd += ["--seed", str(seed + done), "--schedules", str(n), "--workers", str(workers)]
+        if save is not None:
+            cmd += ["--save-violation", str(save)]
+        proc = subprocess.run(cmd, env=_env(root), capture_output=True, text=True, timeout=3600)
+        if proc.returncode not in (0, 1) or not proc.stdout.strip():
+            raise SystemExit(f"swarm run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        report = json.loads(proc.stdout.splitlines()[0])
+        if proc.returncode == 1:
+            first = report["first_violation"]
+            return {
+                "killed": True,
+                "schedules": first["seed"] - seed + 1,
+                "seed": first["seed"],
+                "violation": first["violations"][0],
+            }
+        done += n
+    return {"killed": False, "schedules": schedules, "seed": None, "violation": None}
+
+
+def run_tests(root: Path) -> bool:
+    """Do the unit and simulator tests (less the random sweep) fail on `root`'s package?"""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    cmd += ["tests/unit", "tests/sim", "-k", "not test_random_schedules_are_safe_and_live"]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=_env(root), capture_output=True, text=True, timeout=3600
+    )
+    return proc.returncode != 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schedules", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=None, help="mutant names")
+    ap.add_argument("--tests", action="store_true", help="also run the tests per mutant")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the landed code's run")
+    ap.add_argument("--save-scripts", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    chosen = [m for m in MUTANTS if args.only is None or m.name in args.only]
+    if args.only and len(chosen) != len(args.only):
+        known = ", ".join(m.name for m in MUTANTS)
+        raise SystemExit(f"unknown mutant in {args.only}; known: {known}")
+    started = time.perf_counter()
+    rows: list[dict[str, object]] = []
+    baseline: dict[str, object] | None = None
+    with tempfile.TemporaryDirectory(prefix="gossipha-mutants-") as tmp:
+        if not args.no_baseline:
+            root = mutated_copy(None, Path(tmp) / "landed")
+            baseline = run_swarm(root, args.schedules, args.seed, None, args.workers)
+            print(f"landed code: {baseline}", file=sys.stderr)
+        for m in chosen:
+            root = mutated_copy(m, Path(tmp) / m.name)
+            save = None
+            if args.save_scripts is not None:
+                args.save_scripts.mkdir(parents=True, exist_ok=True)
+                save = args.save_scripts / f"{m.name}.json"
+            t0 = time.perf_counter()
+            swarm = run_swarm(root, args.schedules, args.seed, save, args.workers)
+            row: dict[str, object] = {
+                "name": m.name,
+                "kind": m.kind,
+                "why": m.why,
+                "file": f"gossipha/{m.path}",
+                "killed_by_swarm": swarm["killed"],
+                "schedules_to_kill": swarm["schedules"] if swarm["killed"] else None,
+                "killing_seed": swarm["seed"],
+                "violation": swarm["violation"],
+                "killed_by_tests": run_tests(root) if args.tests else None,
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
+            print(json.dumps(row), file=sys.stderr)
+            rows.append(row)
+    survivors = [r["name"] for r in rows if r["kind"] == "safety" and not r["killed_by_swarm"]]
+    report = {
+        "schedules_budget": args.schedules,
+        "seed": args.seed,
+        "landed": baseline,
+        "mutants": rows,
+        "killed_by_swarm": sum(1 for r in rows if r["killed_by_swarm"]),
+        "safety_survivors": survivors,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['name']:38} swarm={r['killed_by_swarm']} after={r['schedules_to_kill']}")
+    failed = bool(survivors) or (baseline is not None and bool(baseline["killed"]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

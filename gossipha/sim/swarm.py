@@ -1,0 +1,447 @@
+"""Swarm schedules: each draws its own cluster, timings and fault mix (swarm testing, Groce
+et al. 2012), so the random search reaches the states where the lease rules alone keep the
+cluster safe: leases from shorter than detection to many times longer, clocks at the edges
+of the drift band, slow and very late lease messages, pauses timed against grants, voters
+restarted, one-way and symmetric partitions, loss bursts.
+
+A schedule is an explicit fault script (`Schedule`: the cluster, the timings, the network,
+every fault with its time): `draw(seed)` makes one, `run(schedule)` plays it, and its JSON
+(`to_json`/`from_json`) replays it (`gossipha sim --replay FILE`) even after the code that
+draws schedules has changed. The simulator's own randomness (loss draws, back-off jitter)
+comes from `Schedule.seed`.
+
+Faults keep to the guarantee under test (docs/design.md): with an even number of voters the
+service network stays connected (limit L2), and the VIP probe's own channel never loses
+packets one way (the known hole of one-way ARP loss). Everything else may overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from gossipha.config.model import Config, Timings
+from gossipha.core.lease import holder_span_s
+from gossipha.sim.harness import Sim, make_config
+from gossipha.sim.net import Pair, PathOptions
+from gossipha.sim.scenarios import ScheduleResult, liveness_bound_s, run_until_settled
+
+# N drawn per schedule (weights favour the pairs the tutorial is about).
+NODE_WEIGHTS = {2: 0.34, 3: 0.22, 4: 0.14, 5: 0.12, 6: 0.09, 7: 0.09}
+DRIFTS = (0.0, 0.01, 0.01, 0.05, 0.1, 0.15)
+FAULT_KINDS = (
+    "partition",
+    "cut",
+    "isolate",
+    "loss",
+    "delay",
+    "pause",
+    "pause_after_grant",
+    "kill",
+    "crash",
+    "graceful",
+    "ping",
+    "isolate_ping",
+    "rate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One fault at `at_s` (real seconds), undone `for_s` later where it has a duration."""
+
+    at_s: float
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    seed: int
+    members: int
+    witnesses: int
+    groups: int
+    ping: bool
+    auto_failback: bool
+    timings: dict[str, float]
+    rates: dict[str, float]  # each host's clock rate
+    path: dict[str, float]  # PathOptions of every path while faults run
+    faults: tuple[Fault, ...]
+    heal_s: float
+
+    def config(self) -> Config:
+        t = dict(self.timings)
+        t["vip_probe_count"] = int(t["vip_probe_count"])
+        return make_config(
+            self.members,
+            witnesses=self.witnesses,
+            timings=Timings(**t),  # type: ignore[arg-type]
+            groups=self.groups,
+            auto_failback=self.auto_failback,
+            ping=self.ping,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [asdict(f) for f in self.faults]
+        return d
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Schedule:
+        known = {f.name for f in fields(Schedule)}
+        missing = known - set(d)
+        if missing:
+            raise ValueError(f"fault script lacks {sorted(missing)}")
+        faults = tuple(
+            Fault(float(f["at_s"]), str(f["kind"]), dict(f["args"])) for f in d["faults"]
+        )
+        for f in faults:
+            if f.kind not in FAULT_KINDS:
+                raise ValueError(f"fault script: unknown fault kind {f.kind!r} at {f.at_s}")
+        return Schedule(**{**{k: d[k] for k in known}, "faults": faults})
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1)
+
+
+def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def draw_timings(rng: random.Random) -> dict[str, float]:
+    keepalive = _log_uniform(rng, 0.1, 1.0)
+    deadtime = keepalive * rng.uniform(2.5, 8.0)
+    ping_interval = keepalive * rng.uniform(0.5, 2.0)
+    timings = {
+        "keepalive_s": keepalive,
+        "deadtime_s": deadtime,
+        "warntime_s": (keepalive + deadtime) / 2,
+        "initdead_s": deadtime * rng.uniform(1.0, 2.0),
+        "ping_interval_s": ping_interval,
+        "deadping_s": ping_interval * rng.uniform(2.5, 6.0),
+        # From shorter than detection (phi convicts in about half a deadtime) to many times
+        # longer, where only the voters' rules stand between a claimant and the holder.
+        "lease_s": deadtime * _log_uniform(rng, 0.25, 8.0),
+        "max_drift": rng.choice(DRIFTS),
+        "vip_probe_count": float(rng.randint(1, 3)),
+        "vip_probe_interval_s": rng.uniform(0.01, 0.06),
+        "failback_delay_s": deadtime * rng.uniform(0.5, 3.0),
+    }
+    return {k: round(v, 6) for k, v in timings.items()}
+
+
+def draw(seed: int, *, members: int | None = None) -> Schedule:
+    """One schedule from `seed` (and `members`, when fixed)."""
+    rng = random.Random(seed)
+    n = members or rng.choices(list(NODE_WEIGHTS), list(NODE_WEIGHTS.values()))[0]
+    witnesses = 1 if rng.random() < 0.3 else 0
+    timings = draw_timings(rng)
+    lease, rho = timings["lease_s"], timings["max_drift"]
+    deadtime = timings["deadtime_s"]
+    names = [f"n{i}" for i in range(n)] + [f"w{i}" for i in range(witnesses)]
+    # Clocks anywhere in the band, often at its edges; the worst case (the first holder
+    # slow, every voter fast) in a fifth of the schedules.
+    worst = rng.random() < 0.2
+    rates = {}
+    for name in names:
+        if worst:
+            r = 1 - rho if name == "n0" else 1 + rho
+        elif rng.random() < 0.5:
+            r = 1 + rng.choice((-rho, rho))
+        else:
+            r = 1 + rng.uniform(-rho, rho)
+        rates[name] = round(r, 9)
+    path = {
+        "loss": rng.choice((0.0, 0.0, 0.02, 0.05, 0.1)),
+        "delay_s": _log_uniform(rng, 0.0005, 0.25 * lease),
+        "jitter_s": rng.choice((0.0, 0.02, 0.25 * lease)),
+        "duplicate": rng.choice((0.0, 0.02, 0.1)),
+        "late": rng.choice((0.0, 0.0, 0.01, 0.05)),
+        "late_s": rng.uniform(0.5, 3.0) * lease,
+    }
+    schedule = Schedule(
+        seed=rng.getrandbits(32),
+        members=n,
+        witnesses=witnesses,
+        groups=1 if rng.random() < 0.8 else 2,
+        ping=rng.random() < 0.7,
+        auto_failback=rng.random() < 0.7,
+        timings=timings,
+        rates=rates,
+        path={k: round(v, 6) for k, v in path.items()},
+        faults=(),
+        heal_s=0.0,
+    )
+    even = len(schedule.config().voters) % 2 == 0
+    warm = max(timings["initdead_s"], 2 * lease) + deadtime
+    window = rng.uniform(3.0, 10.0) * max(deadtime, lease)
+    members_ = [f"n{i}" for i in range(n)]
+    faults = [
+        _draw_fault(rng, warm + rng.uniform(0, window), names, members_, even, timings)
+        for _ in range(rng.randint(1, 8))
+    ]
+    faults.sort(key=lambda f: f.at_s)
+    settle = timings["deadping_s"] + timings["ping_interval_s"] + 3 * timings["keepalive_s"]
+    end = max(
+        f.at_s + float(f.args.get("for_s", 0.0)) + (settle if f.kind == "isolate_ping" else 0.0)
+        for f in faults
+    )
+    return replace(schedule, faults=tuple(faults), heal_s=round(max(end, warm + window), 6))
+
+
+def _draw_fault(
+    rng: random.Random,
+    at_s: float,
+    names: list[str],
+    members: list[str],
+    even: bool,
+    t: dict[str, float],
+) -> Fault:
+    lease, deadtime = t["lease_s"], t["deadtime_s"]
+    kind = rng.choice(FAULT_KINDS)
+    span = max(lease, deadtime)
+    for_s = round(rng.uniform(0.1, 3.0) * span, 6)
+    victim = rng.choice(names)
+    args: dict[str, Any] = {"for_s": for_s}
+    if kind == "partition":
+        side = [x for x in names if rng.random() < 0.5] or [victim]
+        args |= {
+            "a": side,
+            "b": [x for x in names if x not in side],
+            "symmetric": rng.random() < 0.6,
+            "service": not even and rng.random() < 0.5,
+        }
+    elif kind == "cut":
+        a, b = rng.sample(names, 2)
+        args |= {"src": a, "dst": b}
+    elif kind == "isolate":
+        args |= {"node": victim, "service": not even and rng.random() < 0.5}
+    elif kind == "loss":
+        args |= {
+            "node": victim,
+            "loss": round(rng.uniform(0.2, 0.9), 3),
+            "outgoing": rng.random() < 0.5,
+        }
+    elif kind == "delay":
+        args |= {
+            "node": victim,
+            "delay_s": round(rng.uniform(0.1, 1.0) * lease, 6),
+            "jitter_s": round(rng.uniform(0.0, 1.0) * lease, 6),
+        }
+    elif kind == "pause":
+        args |= {"node": victim, "for_s": round(rng.uniform(0.1, 3.0) * lease, 6)}
+    elif kind == "pause_after_grant":
+        # Just after a grant, anywhere inside the promise, or just before it runs out.
+        span_h = holder_span_s(lease, t["max_drift"])
+        after = rng.choice((0.0, rng.uniform(0.0, span_h), max(0.0, span_h - 0.02 * lease)))
+        args |= {
+            "node": rng.choice(members),
+            "after_s": round(after, 6),
+            "for_s": round(rng.uniform(0.5, 3.0) * lease, 6),
+        }
+    elif kind in ("kill", "crash"):
+        args |= {"node": victim}  # witnesses too: a voter that restarts
+    elif kind == "graceful" or kind == "ping":
+        args |= {"node": rng.choice(members)}
+    elif kind == "isolate_ping":
+        # Tutorial test 3: a node loses its only interface, ping node included. With two
+        # voters only a node that holds nothing (resolved when the fault begins): a holder
+        # cut off on the service network is limit L2.
+        args |= {"node": "follower" if even else rng.choice(members)}
+    else:  # rate
+        rho = t["max_drift"]
+        args = {"node": victim, "rate": round(1 + rng.uniform(-rho, rho), 9)}
+    return Fault(round(at_s, 6), kind, args)
+
+
+class _Player:
+    """Plays a schedule's faults on a Sim, each undone at its end."""
+
+    def __init__(self, sim: Sim, schedule: Schedule) -> None:
+        self.sim = sim
+        self.schedule = schedule
+        self.names = sorted(sim.hosts)
+        self.overrides: list[tuple[int, dict[Pair, PathOptions]]] = []
+        self._token = 0
+
+    def schedule_all(self) -> None:
+        for f in self.schedule.faults:
+            self.sim.at(f.at_s, lambda f=f: self.begin(f))  # type: ignore[misc]
+
+    def _cuts(self, f: Fault) -> tuple[list[Pair], list[Pair]]:
+        a = f.args
+        if f.kind == "partition":
+            pairs = [(x, y) for x in a["a"] for y in a["b"]]
+            if a["symmetric"]:
+                pairs += [(y, x) for x, y in pairs]
+        elif f.kind == "cut":
+            pairs = [(a["src"], a["dst"])]
+        else:  # isolate
+            node = a["node"]
+            pairs = [(node, o) for o in self.names if o != node]
+            pairs += [(o, node) for o in self.names if o != node]
+        service = (
+            [(x, y) for x, y in pairs] + [(y, x) for x, y in pairs] if a.get("service") else []
+        )
+        return pairs, service
+
+    def begin(self, f: Fault) -> None:
+        sim, a = self.sim, f.args
+        sim.log(f"FAULT {f.kind} {a}")
+        end_s = sim.now_s + float(a.get("for_s", 0.0))
+        match f.kind:
+            case "partition" | "cut" | "isolate":
+                pairs, service = self._cuts(f)
+                sim.net.hold(pairs, service)
+                sim.at(end_s, lambda: sim.net.release(pairs, service))
+            case "loss" | "delay":
+                node = a["node"]
+                base = sim.net.default
+                if f.kind == "loss":
+                    opt = replace(base, loss=float(a["loss"]))
+                else:
+                    opt = replace(base, delay_s=float(a["delay_s"]), jitter_s=float(a["jitter_s"]))
+                others = [o for o in self.names if o != node]
+                paths = {(node, o) if a.get("outgoing", True) else (o, node): opt for o in others}
+                self._token += 1
+                token = self._token
+                self.overrides.append((token, paths))
+                self._apply_paths()
+                sim.at(end_s, lambda: self._drop_paths(token))
+            case "pause":
+                sim.pause(a["node"], float(a["for_s"]))
+            case "pause_after_grant":
+                node, after, d = a["node"], float(a["after_s"]), float(a["for_s"])
+                sim.on_grant(node, lambda: sim.at(sim.now_s + after, lambda: sim.pause(node, d)))
+            case "kill":
+                sim.kill_agent(a["node"])
+                sim.at(end_s, lambda: sim.restart(a["node"]))
+            case "crash":
+                sim.crash_host(a["node"])
+                sim.at(end_s, lambda: sim.restart(a["node"]))
+            case "graceful":
+                sim.graceful_stop(a["node"])
+                sim.at(end_s, lambda: sim.restart(a["node"]))
+            case "ping":
+                sim.set_ping(a["node"], False)
+                sim.at(end_s, lambda: sim.set_ping(a["node"], True))
+            case "isolate_ping":
+                self._isolate_ping(a["node"], float(a["for_s"]))
+            case "rate":
+                sim.set_rate(a["node"], float(a["rate"]))
+            case _:
+                raise ValueError(f"unknown fault kind {f.kind!r}")
+
+    def _follower(self) -> str | None:
+        """A member that runs no group now and whose agent executes."""
+        sim = self.sim
+        for name in self.names:
+            h = sim.hosts[name]
+            if name.startswith("n") and not h.up and sim.executing(name):
+                return name
+        return None
+
+    def _isolate_ping(self, node: str, for_s: float) -> None:
+        """The node loses its ping node, then (once that is known and steady) every link."""
+        sim = self.sim
+        target = self._follower() if node == "follower" else node
+        if target is None:
+            sim.log("FAULT isolate_ping: no follower, skipped")
+            return
+        sim.set_ping(target, False)
+        t = sim.config.timings
+        settle_s = t.deadping_s + t.ping_interval_s + 2 * t.keepalive_s + t.keepalive_s
+
+        def cut() -> None:
+            if node == "follower" and (sim.hosts[target].up or not sim.executing(target)):
+                sim.log(f"FAULT isolate_ping: {target} holds a group now, skipped")
+                sim.set_ping(target, True)
+                return
+            others = [o for o in self.names if o != target]
+            pairs = [(target, o) for o in others] + [(o, target) for o in others]
+            sim.log(f"FAULT isolate_ping: {target} cut off")
+            sim.net.hold(pairs, pairs)
+
+            def heal() -> None:
+                sim.net.release(pairs, pairs)
+                sim.set_ping(target, True)
+
+            sim.at(sim.now_s + for_s, heal)
+
+        sim.at(sim.now_s + settle_s, cut)
+
+    def _apply_paths(self) -> None:
+        merged: dict[Pair, PathOptions] = {}
+        for _, paths in self.overrides:
+            merged.update(paths)
+        self.sim.net.paths = merged
+
+    def _drop_paths(self, token: int) -> None:
+        self.overrides = [(t, p) for t, p in self.overrides if t != token]
+        self._apply_paths()
+
+
+@dataclass(slots=True)
+class SwarmResult(ScheduleResult):
+    orphan_spans: list[tuple[float, float]] = field(default_factory=list)
+    orphan_bound_s: float = 0.0
+
+
+def orphan_bound_s(config: Config) -> float:
+    """How long an L1 overlap may outlive its orphan agent's return (restart or resume):
+    a resumed agent drops a lapsed lease at once; a restarted one yields its adopted VIP on
+    the first status of the running holder, or stops after `2L` without a lease
+    (node.ADOPT_LIMIT_LEASES), plus a heartbeat and the wake-up after it."""
+    t = config.timings
+    return 2 * t.lease_s / (1 - t.max_drift) + 2 * t.keepalive_s + t.lease_s / 4
+
+
+def run(schedule: Schedule, *, trace_limit: int = 200) -> SwarmResult:
+    """Play `schedule`: safety after every step, then heal, and liveness within
+    `liveness_bound_s`; an L1 overlap that outlives `orphan_bound_s` is a violation."""
+    config = schedule.config()
+    p = schedule.path
+    path = PathOptions(
+        loss=p["loss"],
+        delay_s=p["delay_s"],
+        jitter_s=p["jitter_s"],
+        duplicate=p["duplicate"],
+        late=p["late"],
+        late_s=p["late_s"],
+    )
+    sim = Sim(config, schedule.seed, path=path, trace_limit=trace_limit)
+    for name, rate in schedule.rates.items():
+        sim.hosts[name].clock.rate = rate
+    player = _Player(sim, schedule)
+    player.schedule_all()
+    sim.run_until(schedule.heal_s)
+    # Heal: every fault undone, a clean network, agents back.
+    player.overrides.clear()
+    sim.heal()
+    sim.net.default = PathOptions(delay_s=0.0005)
+    # In-flight late copies still arrive: the bound counts from their last arrival.
+    late_tail = p["late_s"] + p["delay_s"] + p["jitter_s"]
+    run_until_settled(sim, sim.now_s + late_tail + liveness_bound_s(config))
+    sim.check_liveness("after heal:")
+    sim.close_overlaps()
+    result = SwarmResult(schedule.seed)
+    bound = orphan_bound_s(config)
+    for span_s, outlived_s in sim.stats.orphan_spans:
+        if outlived_s > bound:
+            result.safety.append(
+                f"an L1 overlap of {span_s:.3f}s outlived its orphan's return by "
+                f"{outlived_s:.3f}s (bound {bound:.3f}s)"
+            )
+    result.safety += [f"{v.at_s:.3f} {v.detail}" for v in sim.violations if v.kind == "safety"]
+    result.liveness = [f"{v.at_s:.3f} {v.detail}" for v in sim.violations if v.kind == "liveness"]
+    result.steps, result.messages = sim.stats.steps, sim.stats.messages
+    result.sim_s = sim.now_s
+    result.orphans = sim.stats.orphan_overlaps
+    result.orphan_spans = list(sim.stats.orphan_spans)
+    result.orphan_bound_s = bound
+    if result.safety or result.liveness:
+        result.trace = sim.trace[-80:]
+    return result
