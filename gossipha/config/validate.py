@@ -35,6 +35,10 @@ def _where(config: Config, locations: Locations, key: str) -> tuple[Path, int | 
     return locations.get(key, (config.source, None))
 
 
+# Clock-rate bound ceiling: see _check_timings.
+MAX_DRIFT_LIMIT = 0.2
+
+
 def validate(
     config: Config,
     locations: Locations,
@@ -116,8 +120,15 @@ def _check_timings(config: Config, fail: _Fail, warn: _Warn) -> None:
             "deadping",
             f"deadping {t.deadping_s:g}s must exceed the ping interval {t.ping_interval_s:g}s",
         )
-    if not 0 <= t.max_drift < 0.5:
-        fail("lease", f"max_drift {t.max_drift:g} is outside [0, 0.5)")
+    if not 0 <= t.max_drift < MAX_DRIFT_LIMIT:
+        # The VIP probe's answer counts only within 1.5 probes shrunk by (1-r)/(1+r)
+        # (core/node.py PROBE_FRESH_PROBES): from r = 0.2 on that is shorter than the probe
+        # itself, so a two-node claim would probe for ever and never start.
+        fail(
+            "lease",
+            f"max_drift {t.max_drift:g} is outside [0, {MAX_DRIFT_LIMIT:g}): from "
+            f"{MAX_DRIFT_LIMIT:g} on no VIP probe answer is fresh enough to start on",
+        )
     if t.phi_warn >= t.phi_dead:
         fail("deadtime", f"phi_warn {t.phi_warn:g} must be below phi_dead {t.phi_dead:g}")
 

@@ -526,6 +526,18 @@ def test_validate_reports_timing_rules_at_the_toml_line(tmp_path: Path) -> None:
     assert caught.value.line == text.splitlines().index('deadtime = "500ms"  # <-') + 1
 
 
+@pytest.mark.parametrize(("drift", "ok"), [(0.15, True), (0.2, False), (0.4, False)])
+def test_max_drift_from_0_2_is_refused(tmp_path: Path, drift: float, ok: bool) -> None:
+    """From 0.2 the VIP probe's answer window is shorter than the probe: no two-node claim
+    would ever start (found by the swarm, gossipha/sim/swarm.py)."""
+    config, locations = _load(tmp_path, MINIMAL + f"[timings]\nmax_drift = {drift}\n")
+    if ok:
+        validate(config, locations)
+        return
+    with pytest.raises(ConfigError, match=r"outside \[0, 0\.2\).*no VIP probe answer"):
+        validate(config, locations)
+
+
 def test_validate_reports_a_self_addressed_peer_at_its_array_element(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         'name = "hb"\ninterface = "eth1"',
