@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -179,8 +180,9 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
     warm = max(timings["initdead_s"], 2 * lease) + deadtime
     window = rng.uniform(3.0, 10.0) * max(deadtime, lease)
     members_ = [f"n{i}" for i in range(n)]
+    ping = schedule.ping
     faults = [
-        _draw_fault(rng, warm + rng.uniform(0, window), names, members_, even, timings)
+        _draw_fault(rng, warm + rng.uniform(0, window), names, members_, even, ping, timings)
         for _ in range(rng.randint(1, 8))
     ]
     faults.sort(key=lambda f: f.at_s)
@@ -198,10 +200,13 @@ def _draw_fault(
     names: list[str],
     members: list[str],
     even: bool,
+    ping: bool,
     t: dict[str, float],
 ) -> Fault:
     lease, deadtime = t["lease_s"], t["deadtime_s"]
     kind = rng.choice(FAULT_KINDS)
+    if kind == "isolate_ping" and even and not ping:
+        kind = "ping"  # no ping node to tell the cut-off node: that would be limit L2
     span = max(lease, deadtime)
     for_s = round(rng.uniform(0.1, 3.0) * span, 6)
     victim = rng.choice(names)
@@ -266,6 +271,33 @@ class _Player:
         self.names = sorted(sim.hosts)
         self.overrides: list[tuple[int, dict[Pair, PathOptions]]] = []
         self._token = 0
+        self._ping_lost: dict[str, int] = {}  # overlapping ping faults per node
+        self.healed = False  # after the heal, a fault's own undo is moot
+
+    def heal(self) -> None:
+        self.healed = True
+        self.overrides.clear()
+        self._ping_lost.clear()
+        self.sim.heal()
+
+    def later(self, at_s: float, fn: Callable[[], object]) -> None:
+        """Undo a fault at `at_s`, unless the heal came first."""
+
+        def undo() -> None:
+            if not self.healed:
+                fn()
+
+        self.sim.at(at_s, undo)
+
+    def _lose_ping(self, node: str) -> None:
+        self._ping_lost[node] = self._ping_lost.get(node, 0) + 1
+        if self._ping_lost[node] == 1:
+            self.sim.set_ping(node, False)
+
+    def _regain_ping(self, node: str) -> None:
+        self._ping_lost[node] -= 1
+        if self._ping_lost[node] == 0:
+            self.sim.set_ping(node, True)
 
     def schedule_all(self) -> None:
         for f in self.schedule.faults:
@@ -296,7 +328,7 @@ class _Player:
             case "partition" | "cut" | "isolate":
                 pairs, service = self._cuts(f)
                 sim.net.hold(pairs, service)
-                sim.at(end_s, lambda: sim.net.release(pairs, service))
+                self.later(end_s, lambda: sim.net.release(pairs, service))
             case "loss" | "delay":
                 node = a["node"]
                 base = sim.net.default
@@ -310,24 +342,26 @@ class _Player:
                 token = self._token
                 self.overrides.append((token, paths))
                 self._apply_paths()
-                sim.at(end_s, lambda: self._drop_paths(token))
+                self.later(end_s, lambda: self._drop_paths(token))
             case "pause":
                 sim.pause(a["node"], float(a["for_s"]))
             case "pause_after_grant":
                 node, after, d = a["node"], float(a["after_s"]), float(a["for_s"])
-                sim.on_grant(node, lambda: sim.at(sim.now_s + after, lambda: sim.pause(node, d)))
+                sim.on_grant(
+                    node, lambda: self.later(sim.now_s + after, lambda: sim.pause(node, d))
+                )
             case "kill":
                 sim.kill_agent(a["node"])
-                sim.at(end_s, lambda: sim.restart(a["node"]))
+                self.later(end_s, lambda: sim.restart(a["node"]))
             case "crash":
                 sim.crash_host(a["node"])
-                sim.at(end_s, lambda: sim.restart(a["node"]))
+                self.later(end_s, lambda: sim.restart(a["node"]))
             case "graceful":
                 sim.graceful_stop(a["node"])
-                sim.at(end_s, lambda: sim.restart(a["node"]))
+                self.later(end_s, lambda: sim.restart(a["node"]))
             case "ping":
-                sim.set_ping(a["node"], False)
-                sim.at(end_s, lambda: sim.set_ping(a["node"], True))
+                self._lose_ping(a["node"])
+                self.later(end_s, lambda: self._regain_ping(a["node"]))
             case "isolate_ping":
                 self._isolate_ping(a["node"], float(a["for_s"]))
             case "rate":
@@ -351,14 +385,14 @@ class _Player:
         if target is None:
             sim.log("FAULT isolate_ping: no follower, skipped")
             return
-        sim.set_ping(target, False)
+        self._lose_ping(target)
         t = sim.config.timings
         settle_s = t.deadping_s + t.ping_interval_s + 2 * t.keepalive_s + t.keepalive_s
 
         def cut() -> None:
             if node == "follower" and (sim.hosts[target].up or not sim.executing(target)):
                 sim.log(f"FAULT isolate_ping: {target} holds a group now, skipped")
-                sim.set_ping(target, True)
+                self._regain_ping(target)
                 return
             others = [o for o in self.names if o != target]
             pairs = [(target, o) for o in others] + [(o, target) for o in others]
@@ -367,11 +401,11 @@ class _Player:
 
             def heal() -> None:
                 sim.net.release(pairs, pairs)
-                sim.set_ping(target, True)
+                self._regain_ping(target)
 
-            sim.at(sim.now_s + for_s, heal)
+            self.later(sim.now_s + for_s, heal)
 
-        sim.at(sim.now_s + settle_s, cut)
+        self.later(sim.now_s + settle_s, cut)
 
     def _apply_paths(self) -> None:
         merged: dict[Pair, PathOptions] = {}
@@ -419,8 +453,7 @@ def run(schedule: Schedule, *, trace_limit: int = 200) -> SwarmResult:
     player.schedule_all()
     sim.run_until(schedule.heal_s)
     # Heal: every fault undone, a clean network, agents back.
-    player.overrides.clear()
-    sim.heal()
+    player.heal()
     sim.net.default = PathOptions(delay_s=0.0005)
     # In-flight late copies still arrive: the bound counts from their last arrival.
     late_tail = p["late_s"] + p["delay_s"] + p["jitter_s"]
