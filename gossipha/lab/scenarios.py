@@ -73,7 +73,11 @@ class StepFailed(AssertionError):
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """ha.cf timings for a run; the bounds every wait uses derive from them."""
+    """ha.cf timings for a run; the bounds every wait uses derive from them.
+
+    These decide when a step gives up waiting, with room for a slow run to finish and
+    report; they are not the outages the tests assert (gossipha/lab/claims.py).
+    """
 
     name: str
     keepalive: str
@@ -670,7 +674,9 @@ class Scenario:
     title: str
     body: Body
     start: Start = Start.BASELINE
-    # Longest client outage allowed (None: reported, not judged).
+    # Longest client outage the runner's verdict allows (None: reported, not judged). For
+    # failovers it is the step's wait bound, a sanity check that also judges the peers; the
+    # tests assert each step against gossipha/lab/claims.py, about 2x the measured median.
     max_outage_s: Callable[[Profile], float] | None = None
     # Why it cannot be run yet (reported as skipped, never as a pass).
     pending: str | None = None

@@ -1,7 +1,8 @@
 """The lab's native profile: one gossipha.toml for both nodes at the native default timings
 (keepalive 200 ms, deadtime 1 s, lease 600 ms), authkeys from `gossipha keygen`, and the
-tutorial's start-up, graceful stop and crash against real agents: who serves at each step,
-never two VIP holders."""
+tutorial's start-up, graceful stop, crash and ping-node loss against real agents: who serves
+at each step, never two VIP holders, each step's outage within its claim
+(gossipha/lab/claims.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from gossipha.config.native import NATIVE_DEFAULTS
 from gossipha.lab import Lab, sweep_stale
+from gossipha.lab.claims import outage_claim_failures
 from gossipha.lab.scenarios import (
     HOSTNAMES,
     NATIVE,
@@ -76,7 +78,7 @@ def native_cluster() -> Iterator[Cluster]:
 
 
 @pytest.mark.netns
-@pytest.mark.parametrize("name", ["startup", "graceful-stop", "crash"])
+@pytest.mark.parametrize("name", ["startup", "graceful-stop", "crash", "ping-lost"])
 def test_native_profile(native_cluster: Cluster, name: str) -> None:
     result = run_scenario(native_cluster, scenario(name), say=print)
     report = json.dumps(result.as_json(), indent=1)
@@ -84,3 +86,5 @@ def test_native_profile(native_cluster: Cluster, name: str) -> None:
     assert result.dual_holder_instants == 0, report + "\n" + logs
     assert result.passed, report + "\n" + logs
     print(f"{name}: outages by step {result.step_outages_s()}")
+    broken = outage_claim_failures(result)
+    assert not broken, "\n".join(broken) + "\n" + report + "\n" + logs

@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from gossipha.lab import Lab
+from gossipha.lab.claims import AGENT_NGINX_GIVEN_UP, AGENT_NGINX_RESTARTED
 from gossipha.lab.observe import Client, HolderSampler, fetch, summarize
 from gossipha.lab.scenarios import HOSTNAMES, child_env
 from gossipha.lab.topology import TUTORIAL_VIP
@@ -33,11 +34,10 @@ pytestmark = pytest.mark.netns
 
 VIP = str(TUTORIAL_VIP.ip)
 PORT = 9694
-# Implicit service check: 1 s interval, 3 failures, then a restart (stop + start).
+# Implicit service check: 1 s interval, 3 failures, then a restart (stop + start). These
+# bound the waits; the outages asserted are the claims of gossipha/lab/claims.py.
 RESTART_BOUND_S = 12.0
 GIVE_UP_BOUND_S = 20.0
-# The client may lose service while the check notices (3 x 1 s) and nginx restarts.
-MAX_OUTAGE_S = 8.0
 
 
 def _listen(lab: Lab, node: str) -> str:
@@ -244,7 +244,8 @@ def test_nginx_killed_on_the_master_is_restarted_there(lab: Lab, agents: Agents)
     assert vip_line(lab, "master") and not vip_line(lab, "slave"), "no failover needed"
     summary = summarize(client.samples(), [])
     assert summary.answered > 0 and client.samples()[-1].who == "master"
-    assert summary.longest_outage_s <= MAX_OUTAGE_S, summary
+    print(f"nginx restarted on the master: outage {summary.longest_outage_s:.2f}s")
+    assert summary.longest_outage_s <= AGENT_NGINX_RESTARTED.bound_s, summary
     text = _get(lab, "master", "/metrics") or ""
     assert re.search(r'gossipha_health_checks_total{group="[^"]+",result="failed"} [1-9]', text)
 
@@ -298,4 +299,5 @@ def test_nginx_that_cannot_start_again_is_handed_to_the_slave(lab: Lab, agents: 
     summary = summarize(client.samples(), [])
     # The last answer came from the slave (a request cut by the client's stop may be None).
     assert [c.who for c in client.samples() if c.who][-1] == "slave"
-    assert summary.longest_outage_s <= MAX_OUTAGE_S + 5.0, summary
+    print(f"nginx given up on the master: outage {summary.longest_outage_s:.2f}s")
+    assert summary.longest_outage_s <= AGENT_NGINX_GIVEN_UP.bound_s, summary
