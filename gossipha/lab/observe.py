@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gossipha.lab.topology import TUTORIAL_VIP, Lab
+from gossipha.lab.topology import TUTORIAL_VIP, Lab, LabError
 
 DEFAULT_INTERVAL_S = 0.02
 DEFAULT_TIMEOUT_S = 0.2
@@ -440,13 +440,18 @@ def summarize(clients: Sequence[ClientSample], holders: Sequence[HolderSample]) 
 async def observe(
     lab: Lab, duration_s: float, *, interval_s: float = DEFAULT_INTERVAL_S
 ) -> tuple[list[ClientSample], list[HolderSample], Summary]:
-    """Run client and sampler together for `duration_s`; both stop on cancellation."""
+    """Run client and sampler together for `duration_s`; both stop on cancellation.
+    LabError when the sampler failed: its empty or cut-short samples would read as "no
+    two holders"."""
     client = Client(lab, interval_s=interval_s, duration_s=duration_s)
     sampler = HolderSampler(lab, interval_s=interval_s, duration_s=duration_s)
     async with asyncio.TaskGroup() as tg:
         c_task = tg.create_task(client.run())
         h_task = tg.create_task(sampler.run())
     clients, holders = c_task.result(), h_task.result()
+    blind = sampler.failure()
+    if blind is not None:
+        raise LabError(blind)
     return clients, holders, summarize(clients, holders)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gossipha.lab import scenarios
+from gossipha.lab import observe, scenarios
 from gossipha.lab.observe import HolderSampler
 from gossipha.lab.scenarios import FAST, Run, Scenario, run_scenario
 from gossipha.lab.topology import LabError
@@ -107,3 +107,18 @@ def test_failure_names_the_samplers_error_first(tmp_path: Path) -> None:
     assert sampler.failure() == "holder sampler collected no samples"
     sampler.error = OSError("netlink socket closed")
     assert sampler.failure() == "holder sampler failed: OSError: netlink socket closed"
+
+
+async def test_observe_raises_when_its_sampler_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoRequests:
+        def __init__(self, lab: GoneLab, **_: object) -> None:
+            del lab
+
+        async def run(self) -> list[scenarios.ClientSample]:
+            return []
+
+    monkeypatch.setattr(observe, "Client", NoRequests)
+    with pytest.raises(LabError, match="holder sampler failed: LabError"):
+        await observe.observe(GoneLab(tmp_path), 5.0)  # type: ignore[arg-type]
