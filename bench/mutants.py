@@ -54,7 +54,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "core/lease.py",
         "fresh = req.epoch > p.max_epoch or (req.epoch == p.max_epoch and p.max_owner == sender)",
         "fresh = req.epoch >= p.max_epoch",
-        "the same epoch can be promised to two claimants",
+        "the same epoch can be promised to two claimants (a fencing-token bug: the promise "
+        "guard alone still keeps two holders apart, so the swarm is not expected to kill it)",
+        "fencing",
     ),
     Mutant(
         "holder_drift_sign",
@@ -157,6 +159,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "the handover fast path skips the probe on the two-node half rule",
     ),
     Mutant(
+        "learned_epoch_owned_by_nobody",
+        "core/lease.py",
+        "            p.max_epoch, p.max_owner = epoch, holder\n",
+        "            p.max_epoch, p.max_owner = epoch, None\n",
+        "a voter refuses the holder's renewal at the epoch it learned from its status (seed 640)",
+        "liveness",
+    ),
+    Mutant(
+        "stale_holder_never_reasks",
+        "core/node.py",
+        "            claim.outbid()\n            and claim.valid_until_s() <= now_s\n",
+        "            False\n            and claim.valid_until_s() <= now_s\n",
+        "a holder on the two-node rule refused as stale never asks again higher (soak 43004)",
+        "liveness",
+    ),
+    Mutant(
         "stall_keeps_probe",
         "core/node.py",
         '            g.probe_sent_s = float("-inf")\n',
@@ -177,18 +195,22 @@ def apply(mutant: Mutant, root: Path) -> None:
 
 
 def mutated_copy(mutant: Mutant | None, dest: Path) -> Path:
-    """A copy of the package (mutated unless None) under `dest`: put it on PYTHONPATH."""
-    shutil.copytree(REPO / "gossipha", dest / "gossipha", ignore=shutil.ignore_patterns("*.pyc"))
+    """A copy of the checkout (the package mutated unless None) at `dest`. Run from it,
+    with `env(dest)`: Python puts the working directory (and pytest the rootdir) ahead of
+    PYTHONPATH, so a run from the checkout itself would import the landed package."""
+    ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", ".*_cache", "dist")
+    shutil.copytree(REPO, dest, ignore=ignore)
     if mutant is not None:
         apply(mutant, dest)
     return dest
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = f"{root}{os.pathsep}{REPO}"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+def env(root: Path) -> dict[str, str]:
+    """The environment for a run from `root` (a `mutated_copy`)."""
+    out = dict(os.environ)
+    out["PYTHONPATH"] = str(root)
+    out["PYTHONDONTWRITEBYTECODE"] = "1"
+    return out
 
 
 def run_swarm(
@@ -203,7 +225,9 @@ def run_swarm(
         cmd += ["--seed", str(seed + done), "--schedules", str(n), "--workers", str(workers)]
         if save is not None:
             cmd += ["--save-violation", str(save)]
-        proc = subprocess.run(cmd, env=_env(root), capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(
+            cmd, cwd=root, env=env(root), capture_output=True, text=True, timeout=3600
+        )
         if proc.returncode not in (0, 1) or not proc.stdout.strip():
             raise SystemExit(f"swarm run failed ({proc.returncode}): {proc.stderr[-2000:]}")
         report = json.loads(proc.stdout.splitlines()[0])
@@ -224,7 +248,7 @@ def run_tests(root: Path) -> bool:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     cmd += ["tests/unit", "tests/sim", "-k", "not test_random_schedules_are_safe_and_live"]
     proc = subprocess.run(
-        cmd, cwd=REPO, env=_env(root), capture_output=True, text=True, timeout=3600
+        cmd, cwd=root, env=env(root), capture_output=True, text=True, timeout=3600
     )
     return proc.returncode != 0
 

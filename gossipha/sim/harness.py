@@ -138,6 +138,8 @@ class Host:
     wake_token: int = 0
     leaving: bool = False  # graceful stop in progress: removed once node.done
     executing_since_s: float = 0.0  # the agent's last start or resume
+    # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
+    stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -186,6 +188,7 @@ class Sim:
         roundtrip: bool = False,
         action_delay_s: float = 0.01,
         trace_limit: int = 200,
+        stop_delay_max_s: float = 0.0,
     ) -> None:
         self.config = config
         self.seed = seed
@@ -195,6 +198,11 @@ class Sim:
         self.measure_bytes = measure_bytes
         self.roundtrip = roundtrip
         self.action_delay_s = action_delay_s
+        # StopGroup takes the VIP down after up to this long (0: at once). The runtime's
+        # budget is the stop guard, g * L (docs/design.md, L4); the swarm uses most of it,
+        # so a lease rule that leans on the guard for its own margin is found.
+        self.stop_delay_max_s = stop_delay_max_s
+        self._stop_seq = 0
         self.violations: list[Violation] = []
         self.stats = Stats()
         self.trace: list[str] = []
@@ -256,6 +264,7 @@ class Sim:
         )
         h.leaving = False
         h.executing_since_s = self.now_s
+        h.stopping.clear()  # the old agent's unfinished stops never finish
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
         if h.up:
             self.deliver(name, FoundRunning(tuple(sorted(h.up))))
@@ -283,6 +292,12 @@ class Sim:
         for action in out.actions:
             match action:
                 case StartGroup(group=g, epoch=e):
+                    if h.stopping.pop(g, None) is not None:
+                        # The runtime runs a group's actions in order: the stop still under
+                        # way finishes first. Counted conservatively: the VIP never left.
+                        self._later(
+                            h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
+                        )
                     h.up.add(g)
                     self.stats.starts.append((self.now_s, h.name, g, e))
                     self.log(f"{h.name} START {g} epoch={e}")
@@ -290,12 +305,23 @@ class Sim:
                         h, self.action_delay_s, ResourceResult(g, ResourceAction.START, True)
                     )
                 case StopGroup(group=g, epoch=e, reason=r):
-                    h.up.discard(g)
                     self.stats.stops.append((self.now_s, h.name, g))
                     self.log(f"{h.name} STOP {g} epoch={e} {r.value}")
-                    self._later(
-                        h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
-                    )
+                    if self.stop_delay_max_s > 0:
+                        # The VIP goes down some time after the decision (limit L4).
+                        delay = self.rng.uniform(0.0, self.stop_delay_max_s)
+                        token = self._stop_seq = self._stop_seq + 1
+                        # The VIP outlives a lease that ran out while the agent was not
+                        # executing: an orphan until it is down (limit L1, `orphaned`).
+                        stale = self.lease_ran_out(g, h.name, h.executing_since_s)
+                        h.stopping[g] = (token, stale)
+                        name, inc = h.name, h.incarnation
+                        self.at(self.now_s + delay, partial(self._stopped, name, inc, g, token))
+                    else:
+                        h.up.discard(g)
+                        self._later(
+                            h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
+                        )
                 case ProbeVip(group=g):
                     t = self.config.timings
                     # The runtime paces its probes on its own clock.
@@ -319,6 +345,17 @@ class Sim:
         if h.leaving and h.node.done:
             self.log(f"{h.name} agent exited")
             h.node = None
+
+    def _stopped(self, name: str, inc: int, group: str, token: int) -> None:
+        """A delayed stop is done: VIP down, then the result. A killed or crashed agent's
+        stop never finishes (a crash took the VIP anyway; a kill leaves it up)."""
+        h = self.hosts[name]
+        if h.incarnation != inc or h.stopping.get(group, (0, False))[0] != token:
+            return
+        del h.stopping[group]
+        h.up.discard(group)
+        self.log(f"{name} VIP down {group}")
+        self._later(h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True))
 
     def _wake(self, name: str, token: int) -> None:
         h = self.hosts[name]
@@ -380,12 +417,15 @@ class Sim:
 
     def orphaned(self, name: str, group: str) -> bool:
         """The VIP is up on `name` but no executing agent holds it by a lease: the agent
-        was killed (-9) or is stalled, or restarted and only adopted the VIP."""
+        was killed (-9) or is stalled, or restarted and only adopted the VIP, or is taking
+        it down after a stall outlasted its lease."""
         h = self.hosts[name]
         if group not in h.up:
             return False
         if h.node is None or h.paused_until_s is not None:
             return True
+        if h.stopping.get(group, (0, False))[1]:
+            return True  # stopping a VIP whose lease ran out while the agent was stalled
         return h.node.phase(group) is Phase.ACQUIRING
 
     def _note_promises(self, h: Host) -> None:

@@ -25,13 +25,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from gossipha.config.model import Config, Timings
-from gossipha.core.lease import holder_span_s
+from gossipha.core.lease import STOP_GUARD_FRACTION, holder_span_s
 from gossipha.sim.harness import Sim, make_config
 from gossipha.sim.net import Pair, PathOptions
 from gossipha.sim.scenarios import ScheduleResult, liveness_bound_s, run_until_settled
 
 # N drawn per schedule (weights favour the pairs the tutorial is about).
 NODE_WEIGHTS = {2: 0.34, 3: 0.22, 4: 0.14, 5: 0.12, 6: 0.09, 7: 0.09}
+# A VIP goes down up to this share of the stop guard after StopGroup (limit L4).
+STOP_DELAY_OF_GUARD = 0.9
 DRIFTS = (0.0, 0.01, 0.01, 0.05, 0.1, 0.15)
 FAULT_KINDS = (
     "partition",
@@ -446,7 +448,10 @@ def run(schedule: Schedule, *, trace_limit: int = 200) -> SwarmResult:
         late=p["late"],
         late_s=p["late_s"],
     )
-    sim = Sim(config, schedule.seed, path=path, trace_limit=trace_limit)
+    stop_delay_s = STOP_DELAY_OF_GUARD * STOP_GUARD_FRACTION * config.timings.lease_s
+    sim = Sim(
+        config, schedule.seed, path=path, trace_limit=trace_limit, stop_delay_max_s=stop_delay_s
+    )
     for name, rate in schedule.rates.items():
         sim.hosts[name].clock.rate = rate
     player = _Player(sim, schedule)

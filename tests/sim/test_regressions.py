@@ -1,47 +1,59 @@
-"""Seeds the random sweep once failed on, replayed by name (tests/sim/test_random.py)."""
+"""Regressions: fault scripts that stay regressions, and scripted stories.
+
+Each tests/sim/regressions/NAME.json is the explicit fault script (gossipha/sim/swarm.py)
+that the swarm found against mutant NAME of bench/mutants.py: a planted bug, or a fixed
+one put back (seed 1037's stale probe answer, seed 640's voter that refused the holder's
+own epoch, soak seed 43004's holder that never asked again). The landed code plays each
+cleanly; with its mutant applied to a copy of the package, the same script fails. A
+script that stops failing under its mutant has drifted: find a new one with
+`python bench/mutants.py --only NAME --save-scripts tests/sim/regressions`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from gossipha.sim.harness import Sim, make_config
-from gossipha.sim.scenarios import ScheduleResult, random_schedule
+from gossipha.sim.swarm import Schedule, run
 from tests.sim.test_random import CI_TIMINGS
 
-# These seeds were found with a 1 s lease (the native default until it became 600 ms); a
-# seed's schedule only replays the same story with the timings it was found with.
-FOUND_TIMINGS = replace(CI_TIMINGS, lease_s=1.0)
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted((REPO / "tests" / "sim" / "regressions").glob("*.json"))
+_spec = importlib.util.spec_from_file_location("bench_mutants", REPO / "bench" / "mutants.py")
+assert _spec is not None and _spec.loader is not None
+mutants = importlib.util.module_from_spec(_spec)
+sys.modules["bench_mutants"] = mutants
+_spec.loader.exec_module(mutants)
+BY_NAME = {m.name: m for m in mutants.MUTANTS}
 
 
-def _replay(members: int, witnesses: int, seed: int) -> ScheduleResult:
-    config = make_config(members, witnesses=witnesses, timings=FOUND_TIMINGS)
-    r = random_schedule(config, seed, loss=0.05, jitter_s=0.02)
-    assert not r.safety, "\n".join(r.safety + r.trace)
-    assert not r.liveness, "\n".join(r.liveness + r.trace)
-    return r
+def test_every_safety_mutant_has_a_script() -> None:
+    have = {p.stem for p in SCRIPTS}
+    missing = [m.name for m in mutants.MUTANTS if m.kind == "safety" and m.name not in have]
+    assert not missing, f"no fault script for {missing}: bench/mutants.py --save-scripts"
+    assert have <= set(BY_NAME), f"scripts without a mutant: {have - set(BY_NAME)}"
 
 
-def test_seed_1037_probe_answer_from_before_a_pause_is_not_trusted() -> None:
-    """Two nodes: n0 probed, paused 2.7 s, and started on the stale "nobody answered"
-    while n1 had started meanwhile. Now a probe answer older than 1.5 probes is re-probed
-    (and, since note_stall, n0 no longer accuses n1 on resume; the rule itself is tested in
-    tests/unit/test_node.py)."""
-    _replay(2, 0, 1037)
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_script_is_clean_on_the_landed_code(script: Path) -> None:
+    r = run(Schedule.from_json(json.loads(script.read_text())))
+    assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
 
 
-def test_seed_1636_killed_holder_cut_off_on_service_network() -> None:
-    """2 nodes + witness: the holder's agent is killed (VIP stays up) while it is isolated
-    on both networks; n1 gets a majority lease and starts (limit L1, scripted below)."""
-    _replay(2, 1, 1636)
-
-
-def test_seed_1982_stalled_holder_cut_off_on_service_network() -> None:
-    """3 nodes: the holder's agent stalls 2.8 s holding the VIP and is then isolated on
-    both networks; n1 (whose earlier probe DID see the VIP and backed off) starts once the
-    lease has lapsed (limit L1, scripted below)."""
-    _replay(3, 0, 1982)
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_script_still_fails_with_its_mutant(script: Path, tmp_path: Path) -> None:
+    root = mutants.mutated_copy(BY_NAME[script.stem], tmp_path / "copy")
+    cmd = [sys.executable, "-m", "gossipha", "sim", "--replay", str(script), "--json"]
+    proc = subprocess.run(
+        cmd, cwd=root, env=mutants.env(root), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, f"{script.stem} no longer caught:\n{proc.stdout}{proc.stderr}"
 
 
 def _isolated_holder(members: int, witnesses: int, seed: int) -> Sim:
@@ -83,14 +95,6 @@ def test_l1_killed_holder_isolated_is_counted_apart_until_restarted(seed: int) -
     sim.run_until(12.0)  # then, after failback_delay, back home the normal way
     assert sim.holders("g0") == ["n0"], sim.trace[-20:]
     assert not sim.violations
-
-
-def test_seed_640_holder_renews_at_its_own_epoch_after_partition_heals() -> None:
-    """Two nodes: n0 ran on the two-node tie-break while n1 could not reach it; n1 learned
-    n0's epoch from its status and then refused n0's renewals at that same epoch, so n0
-    never got a majority lease and lost the group on the next false suspicion. A voter now
-    promises an epoch it learned again to the node that runs at it."""
-    _replay(2, 0, 640)
 
 
 @pytest.mark.parametrize("seed", range(4))
