@@ -48,8 +48,12 @@ FAULT_KINDS = (
     "graceful",
     "ping",
     "isolate_ping",
+    "voter_restart",
     "rate",
 )
+# Faults that may name "holder": whoever runs g0 when the fault begins. Half the time: a
+# random victim is the holder only one time in N, and the holder is where the leases bite.
+AT_HOLDER = ("partition", "isolate", "loss", "delay", "pause", "kill", "crash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +194,9 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
     faults.sort(key=lambda f: f.at_s)
     settle = timings["deadping_s"] + timings["ping_interval_s"] + 3 * timings["keepalive_s"]
     end = max(
-        f.at_s + float(f.args.get("for_s", 0.0)) + (settle if f.kind == "isolate_ping" else 0.0)
+        f.at_s
+        + max(float(f.args.get("for_s", 0.0)), float(f.args.get("cut_holder_s", 0.0)))
+        + (settle if f.kind == "isolate_ping" else 0.0)
         for f in faults
     )
     return replace(schedule, faults=tuple(faults), heal_s=round(max(end, warm + window), 6))
@@ -211,13 +217,15 @@ def _draw_fault(
         kind = "ping"  # no ping node to tell the cut-off node: that would be limit L2
     span = max(lease, deadtime)
     for_s = round(rng.uniform(0.1, 3.0) * span, 6)
-    victim = rng.choice(names)
+    victim = "holder" if kind in AT_HOLDER and rng.random() < 0.5 else rng.choice(names)
     args: dict[str, Any] = {"for_s": for_s}
     if kind == "partition":
-        side = [x for x in names if rng.random() < 0.5] or [victim]
+        side = [x for x in names if x != victim and rng.random() < 0.5]
+        if victim == "holder" or not side:
+            side.append(victim)
         args |= {
             "a": side,
-            "b": [x for x in names if x not in side],
+            "b": [x for x in names if x not in side and x != victim],
             "symmetric": rng.random() < 0.6,
             "service": not even and rng.random() < 0.5,
         }
@@ -253,6 +261,17 @@ def _draw_fault(
         args |= {"node": victim}  # witnesses too: a voter that restarts
     elif kind == "graceful" or kind == "ping":
         args |= {"node": rng.choice(members)}
+    elif kind == "voter_restart":
+        # A voter that promised the holder restarts while that promise runs (it forgot
+        # it: it must stay quiet for a voter span).
+        # Half the time the holder is cut off at the same moment, so a claimant asks the
+        # voter while the promise it forgot still runs.
+        args = {
+            "for_s": round(rng.uniform(0.02, 0.6) * lease, 6),
+            "pick": round(rng.random(), 6),
+            "cut_holder_s": round(rng.uniform(1.0, 3.0) * span, 6) if rng.random() < 0.5 else 0.0,
+            "service": not even,
+        }
     elif kind == "isolate_ping":
         # Tutorial test 3: a node loses its only interface, ping node included. With two
         # voters only a node that holds nothing (resolved when the fault begins): a holder
@@ -322,8 +341,63 @@ class _Player:
         )
         return pairs, service
 
+    def holder(self) -> str | None:
+        """Who runs the first group now (an executing holder first)."""
+        g = self.sim.config.groups[0].name
+        hs = sorted(self.sim.holders(g), key=lambda n: (not self.sim.executing(n), n))
+        return hs[0] if hs else None
+
+    def _resolve(self, f: Fault) -> Fault | None:
+        """`f` with "holder" replaced by the holder's name; None when nobody holds."""
+        a = f.args
+        if "holder" not in (a.get("node"), *a.get("a", ())):
+            return f
+        holder = self.holder()
+        if holder is None:
+            return None
+        args = dict(a)
+        if args.get("node") == "holder":
+            args["node"] = holder
+        if "a" in args:
+            args["a"] = [holder if x == "holder" else x for x in args["a"]]
+            args["b"] = [x for x in args["b"] if x != holder]
+        return replace(f, args=args)
+
+    def _voter_restart(self, for_s: float, pick: float, cut_holder_s: float, svc: bool) -> None:
+        sim = self.sim
+        g = sim.config.groups[0].name
+        holder = self.holder()
+        if holder is not None and cut_holder_s > 0:
+            others = [o for o in self.names if o != holder]
+            pairs = [(holder, o) for o in others] + [(o, holder) for o in others]
+            service = pairs if svc else []
+            sim.log(f"FAULT voter_restart: {holder} cut off for {cut_holder_s:.3f}s")
+            sim.net.hold(pairs, service)
+            self.later(sim.now_s + cut_holder_s, lambda: sim.net.release(pairs, service))
+        voters = [v.name for v in sim.config.voters if v.name != holder and sim.executing(v.name)]
+        promising = []
+        for v in voters:
+            node = sim.hosts[v].node
+            promise = None if node is None else node.promise(g)
+            if promise is not None and promise[0] == holder:
+                promising.append(v)
+        chosen = promising or voters
+        if not chosen:
+            sim.log("FAULT voter_restart: no voter, skipped")
+            return
+        voter = chosen[min(len(chosen) - 1, int(pick * len(chosen)))]
+        sim.log(f"FAULT voter_restart {voter} (promised {holder}: {voter in promising})")
+        sim.kill_agent(voter)
+        self.later(sim.now_s + for_s, lambda: sim.restart(voter))
+
     def begin(self, f: Fault) -> None:
-        sim, a = self.sim, f.args
+        sim = self.sim
+        resolved = self._resolve(f)
+        if resolved is None:
+            sim.log(f"FAULT {f.kind} at the holder: nobody holds, skipped")
+            return
+        f = resolved
+        a = f.args
         sim.log(f"FAULT {f.kind} {a}")
         end_s = sim.now_s + float(a.get("for_s", 0.0))
         match f.kind:
@@ -366,6 +440,13 @@ class _Player:
                 self.later(end_s, lambda: self._regain_ping(a["node"]))
             case "isolate_ping":
                 self._isolate_ping(a["node"], float(a["for_s"]))
+            case "voter_restart":
+                self._voter_restart(
+                    float(a["for_s"]),
+                    float(a["pick"]),
+                    float(a["cut_holder_s"]),
+                    bool(a["service"]),
+                )
             case "rate":
                 sim.set_rate(a["node"], float(a["rate"]))
             case _:
