@@ -267,6 +267,11 @@ class Node:
         """Groups this node runs now (StartGroup emitted, StopGroup not yet)."""
         return tuple(n for n, g in self._groups.items() if g.started and g.phase is not Phase.IDLE)
 
+    def claiming(self) -> tuple[GroupName, ...]:
+        """Groups this node is acquiring or probing for (a claim under way)."""
+        busy = (Phase.ACQUIRING, Phase.PROBING)
+        return tuple(n for n, g in self._groups.items() if g.phase in busy)
+
     def epoch(self, group: GroupName) -> int:
         g = self._groups[group]
         return g.claim.epoch if g.claim is not None else 0

@@ -214,6 +214,7 @@ class Sim:
         self.promised_until: dict[tuple[str, str, str, int], float] = {}
         self._overlaps: dict[str, Overlap] = {}
         self._on_grant: dict[str, Callable[[], None]] = {}  # host -> armed fault
+        self._on_notice: dict[tuple[str, NoticeKind], Callable[[], None]] = {}
         self.check_every_step = True
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
@@ -336,6 +337,9 @@ class Sim:
                 self.stats.split_brain_notices += 1
             if n.kind in (NoticeKind.PEER_DEAD, NoticeKind.LEASE_LOST, NoticeKind.SPLIT_BRAIN_RISK):
                 self.log(f"{h.name} {n.kind.value} {n.peer or n.group or ''}")
+            armed = self._on_notice.pop((h.name, n.kind), None)
+            if armed is not None:
+                self.at(self.now_s, armed)  # after this step, before any other input
         for s in out.sends:
             self._send(h.name, s.to, s.message)
         token = h.wake_token = h.wake_token + 1
@@ -387,6 +391,11 @@ class Sim:
         self.deliver(dst, MessageReceived("hb", src, message))
         if isinstance(message, LeaseReply) and message.granted and dst in self._on_grant:
             self._on_grant.pop(dst)()
+
+    def on_notice(self, name: str, kind: NoticeKind, fn: Callable[[], None]) -> None:
+        """Call `fn` once, right after a step in which `name` gives a notice of `kind`:
+        faults timed against a decision (a ping node lost just as a claim begins)."""
+        self._on_notice[(name, kind)] = fn
 
     def on_grant(self, name: str, fn: Callable[[], None]) -> None:
         """Call `fn` once, right after `name` next receives a granted lease reply: faults
@@ -628,6 +637,11 @@ class Sim:
         inc = h.incarnation
         self.at(self.now_s + delay, lambda: self._report_ping(name, inc))
 
+    def lose_ping_now(self, name: str) -> None:
+        """The host's pinger reports its ping node lost at once (deadping ran out now)."""
+        self.hosts[name].ping_ok = False
+        self.deliver(name, PingResult(PING, False))
+
     def _report_ping(self, name: str, inc: int) -> None:
         h = self.hosts[name]
         if h.incarnation == inc:
@@ -639,6 +653,7 @@ class Sim:
     def heal(self) -> None:
         self.log("HEAL")
         self._on_grant.clear()
+        self._on_notice.clear()
         self.net.heal()
         for name, h in self.hosts.items():
             if not h.ping_ok:

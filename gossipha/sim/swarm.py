@@ -26,6 +26,7 @@ from typing import Any
 
 from gossipha.config.model import Config, Timings
 from gossipha.core.lease import STOP_GUARD_FRACTION, holder_span_s
+from gossipha.core.types import NoticeKind
 from gossipha.sim.harness import Sim, make_config
 from gossipha.sim.net import Pair, PathOptions
 from gossipha.sim.scenarios import ScheduleResult, liveness_bound_s, run_until_settled
@@ -49,6 +50,7 @@ FAULT_KINDS = (
     "ping",
     "isolate_ping",
     "voter_restart",
+    "ping_mid_claim",
     "rate",
 )
 # Faults that may name "holder": whoever runs g0 when the fault begins. Half the time: a
@@ -261,6 +263,14 @@ def _draw_fault(
         args |= {"node": victim}  # witnesses too: a voter that restarts
     elif kind == "graceful" or kind == "ping":
         args |= {"node": rng.choice(members)}
+    elif kind == "ping_mid_claim":
+        # Cut off, and its ping node lost just as it begins a claim: it must not start.
+        # With two voters only a node that holds nothing and has a ping node (else L2).
+        if even and not ping:
+            kind = "ping"
+            args |= {"node": rng.choice(members)}
+        else:
+            args |= {"node": "follower" if even else rng.choice(members)}
     elif kind == "voter_restart":
         # A voter that promised the holder restarts while that promise runs (it forgot
         # it: it must stay quiet for a voter span).
@@ -440,6 +450,8 @@ class _Player:
                 self.later(end_s, lambda: self._regain_ping(a["node"]))
             case "isolate_ping":
                 self._isolate_ping(a["node"], float(a["for_s"]))
+            case "ping_mid_claim":
+                self._ping_mid_claim(a["node"], float(a["for_s"]))
             case "voter_restart":
                 self._voter_restart(
                     float(a["for_s"]),
@@ -460,6 +472,32 @@ class _Player:
             if name.startswith("n") and not h.up and sim.executing(name):
                 return name
         return None
+
+    def _ping_mid_claim(self, node: str, for_s: float) -> None:
+        sim = self.sim
+        target = self._follower() if node == "follower" else node
+        agent = None if target is None else sim.hosts[target].node
+        if target is None or agent is None or agent.running() or agent.claiming():
+            sim.log("FAULT ping_mid_claim: no idle follower, skipped")
+            return
+        others = [o for o in self.names if o != target]
+        pairs = [(target, o) for o in others] + [(o, target) for o in others]
+        sim.log(f"FAULT ping_mid_claim: {target} cut off")
+        sim.net.hold(pairs, pairs)
+        self._ping_lost[target] = self._ping_lost.get(target, 0) + 1
+
+        def lose() -> None:
+            if not self.healed:
+                sim.log(f"FAULT ping_mid_claim: {target} loses its ping node as it claims")
+                sim.lose_ping_now(target)
+
+        sim.on_notice(target, NoticeKind.FAILOVER_STARTED, lose)
+
+        def heal() -> None:
+            sim.net.release(pairs, pairs)
+            self._regain_ping(target)
+
+        self.later(sim.now_s + for_s, heal)
 
     def _isolate_ping(self, node: str, for_s: float) -> None:
         """The node loses its ping node, then (once that is known and steady) every link."""
