@@ -140,6 +140,7 @@ class Host:
     executing_since_s: float = 0.0  # the agent's last start or resume
     # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
     stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    orphans: set[str] = field(default_factory=set)  # orphaned groups before the last step
 
 
 @dataclass(slots=True)
@@ -281,6 +282,8 @@ class Sim:
             if len(h.backlog) < 1000:
                 h.backlog.append(event)
             return
+        # Groups whose VIP was an orphan before this step stay one while a stop takes it down.
+        h.orphans = {g for g in h.up if self.orphaned(name, g)} if h.up else set()
         out = h.node.step(h.clock.local(self.now_s), event)
         self.stats.steps += 1
         self._perform(h, out)
@@ -312,9 +315,9 @@ class Sim:
                         # The VIP goes down some time after the decision (limit L4).
                         delay = self.rng.uniform(0.0, self.stop_delay_max_s)
                         token = self._stop_seq = self._stop_seq + 1
-                        # The VIP outlives a lease that ran out while the agent was not
-                        # executing: an orphan until it is down (limit L1, `orphaned`).
-                        stale = self.lease_ran_out(g, h.name, h.executing_since_s)
+                        # An orphan VIP (adopted, or its lease ran out while the agent was
+                        # not executing) stays one until it is down (limit L1, `orphaned`).
+                        stale = g in h.orphans or self.lease_ran_out(g, h.name, h.executing_since_s)
                         h.stopping[g] = (token, stale)
                         name, inc = h.name, h.incarnation
                         self.at(self.now_s + delay, partial(self._stopped, name, inc, g, token))
