@@ -583,3 +583,22 @@ def test_handover_on_the_two_voter_half_rule_probes() -> None:
     config = replace(base, nodes=nodes)
     assert [n.name for n in config.voters] == [N1, W0]
     assert not _handover(config, dead=frozenset({W0})).resume()
+
+
+def test_a_claimant_told_the_other_voter_promised_someone_else_does_not_probe() -> None:
+    """Claimant side of the same rule: n0's agent is gone, but its voter had answered n1
+    that it promised n0 for 2 s more. n1 must not take the two-node rule (the VIP probe
+    would be all that stands between it and n0's VIP)."""
+    lan = Lan(make_config(2, timings=TIMINGS), (N0, N1))
+    lan.run_until(4.0)
+    assert lan.holders() == [N0]
+    lan.dead.add(N0)
+    lan.hold_probes = True
+    t0 = lan.now_s
+    while lan.nodes[N1].phase(G) is Phase.IDLE and lan.now_s < t0 + 5.0:
+        lan.run(DT)
+    assert lan.nodes[N1].phase(G) is Phase.ACQUIRING
+    epoch = lan.nodes[N1].epoch(G)
+    lan.send(N0, N1, LeaseReply(G, epoch, 1, False, N0, epoch - 1, 2.0))
+    lan.run(1.0)
+    assert lan.of(N1, ProbeVip, t0) == [] and lan.of(N1, StartGroup, t0) == []
