@@ -11,8 +11,9 @@ simulator tests (not the random sweep) against each mutant. `--save-scripts DIR`
 each killing schedule as DIR/<name>.json: tests/sim/test_regressions.py replays those
 fault scripts against the landed code (clean) and against their mutant (caught).
 
-A safety mutant that the swarm does not kill within the budget, or landed code that the
-swarm finds a violation in, exits 1. A new rule in the core comes with a new mutant here.
+A safety mutant that the swarm does not kill within the budget (unless `masked_by` names
+the rule that covers every case the swarm can build), or landed code that the swarm finds
+a violation in, exits 1. A new rule in the core comes with a new mutant here.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Mutant:
     new: str
     why: str  # the rule it breaks
     kind: str = "safety"
+    # Another rule covers every case the swarm can build (so only a unit test isolates it).
+    masked_by: str = ""
+    # The swarm does not reach it yet: what it would take.
+    gap: str = ""
 
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -92,6 +97,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "if p.holder != sender or p.epoch != epoch:",
         "if p.holder != sender:",
         "a late release of an older epoch ends the holder's newer promise",
+        gap=(
+            "a release of the holder's older epoch delivered after its next grant, then a claimant "
+            "asking that voter inside the new promise with the probe blind; 600 schedules with "
+            "releases held back up to three leases did not reach it (test_guards.py does)"
+        ),
     ),
     Mutant(
         "majority_of_even_is_half",
@@ -113,6 +123,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "if status.ping_count == 0 and not self.all_members_alive():",
         "if status.ping_count == 0 and not self.all_members_alive() and False:",
         "placement: a node reaching no ping node while a member is silent may claim",
+        masked_by=(
+            "the two-node ping clause of Node._holding_valid: a cut-off node that claims never "
+            "starts; placement only decides whether it tries"
+        ),
     ),
     Mutant(
         "two_node_rule_with_live_voter",
@@ -120,6 +134,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "if any(self.alive(v) for v in missing if v != self.name):",
         "if any(self.alive(v) for v in missing if v == self.name):",
         "the two-node rule claims while the other voter is alive",
+        masked_by=(
+            "refused_for_other and the VIP probe: a live voter refuses while it promises another "
+            "node, and a live one whose answer is lost is probing or holding, which the probe sees"
+        ),
     ),
     Mutant(
         "refusal_for_other_ignored",
@@ -127,6 +145,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "        if claim.refused_for_other(now_s):\n            return False",
         "        if claim.refused_for_other(now_s) and not claiming:\n            return False",
         "a claimant ignores a voter that promised someone else",
+        masked_by=(
+            "the live-voter clause and the VIP probe: a refusal from a voter judged dead is from a "
+            "crashed host (its VIP gone) or a killed agent (its VIP seen by the probe)"
+        ),
     ),
     Mutant(
         "probe_answer_ignored",
@@ -319,11 +341,17 @@ def main() -> int:
                 "killing_seed": swarm["seed"],
                 "violation": swarm["violation"],
                 "killed_by_tests": run_tests(root) if args.tests else None,
+                "masked_by": m.masked_by or None,
+                "gap": m.gap or None,
                 "wall_s": round(time.perf_counter() - t0, 1),
             }
             print(json.dumps(row), file=sys.stderr)
             rows.append(row)
-    survivors = [r["name"] for r in rows if r["kind"] == "safety" and not r["killed_by_swarm"]]
+    survivors = [
+        r["name"]
+        for r in rows
+        if r["kind"] == "safety" and not r["killed_by_swarm"] and not r["masked_by"]
+    ]
     report = {
         "schedules_budget": args.schedules,
         "seed": args.seed,

@@ -334,6 +334,11 @@ class _Player:
         for f in self.schedule.faults:
             self.sim.at(f.at_s, lambda f=f: self.begin(f))  # type: ignore[misc]
 
+    def _links(self, node: str) -> list[Pair]:
+        """Every directed pair between `node` and the others: all of its links."""
+        others = [o for o in self.names if o != node]
+        return [(node, o) for o in others] + [(o, node) for o in others]
+
     def _cuts(self, f: Fault) -> tuple[list[Pair], list[Pair]]:
         a = f.args
         if f.kind == "partition":
@@ -343,9 +348,7 @@ class _Player:
         elif f.kind == "cut":
             pairs = [(a["src"], a["dst"])]
         else:  # isolate
-            node = a["node"]
-            pairs = [(node, o) for o in self.names if o != node]
-            pairs += [(o, node) for o in self.names if o != node]
+            pairs = self._links(a["node"])
         service = (
             [(x, y) for x, y in pairs] + [(y, x) for x, y in pairs] if a.get("service") else []
         )
@@ -378,8 +381,7 @@ class _Player:
         g = sim.config.groups[0].name
         holder = self.holder()
         if holder is not None and cut_holder_s > 0:
-            others = [o for o in self.names if o != holder]
-            pairs = [(holder, o) for o in others] + [(o, holder) for o in others]
+            pairs = self._links(holder)
             service = pairs if svc else []
             sim.log(f"FAULT voter_restart: {holder} cut off for {cut_holder_s:.3f}s")
             sim.net.hold(pairs, service)
@@ -436,14 +438,9 @@ class _Player:
                 sim.on_grant(
                     node, lambda: self.later(sim.now_s + after, lambda: sim.pause(node, d))
                 )
-            case "kill":
-                sim.kill_agent(a["node"])
-                self.later(end_s, lambda: sim.restart(a["node"]))
-            case "crash":
-                sim.crash_host(a["node"])
-                self.later(end_s, lambda: sim.restart(a["node"]))
-            case "graceful":
-                sim.graceful_stop(a["node"])
+            case "kill" | "crash" | "graceful":
+                down = {"kill": sim.kill_agent, "crash": sim.crash_host}
+                down.get(f.kind, sim.graceful_stop)(a["node"])
                 self.later(end_s, lambda: sim.restart(a["node"]))
             case "ping":
                 self._lose_ping(a["node"])
@@ -480,8 +477,7 @@ class _Player:
         if target is None or agent is None or agent.running() or agent.claiming():
             sim.log("FAULT ping_mid_claim: no idle follower, skipped")
             return
-        others = [o for o in self.names if o != target]
-        pairs = [(target, o) for o in others] + [(o, target) for o in others]
+        pairs = self._links(target)
         sim.log(f"FAULT ping_mid_claim: {target} cut off")
         sim.net.hold(pairs, pairs)
         self._ping_lost[target] = self._ping_lost.get(target, 0) + 1
@@ -515,8 +511,7 @@ class _Player:
                 sim.log(f"FAULT isolate_ping: {target} holds a group now, skipped")
                 self._regain_ping(target)
                 return
-            others = [o for o in self.names if o != target]
-            pairs = [(target, o) for o in others] + [(o, target) for o in others]
+            pairs = self._links(target)
             sim.log(f"FAULT isolate_ping: {target} cut off")
             sim.net.hold(pairs, pairs)
 
