@@ -163,6 +163,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "PROBE_FRESH_PROBES = 1.5",
         "PROBE_FRESH_PROBES = 1000.0",
         "a probe answer from before a stall or a slow loop is trusted (seed 1037)",
+        gap=(
+            "a probe answer late without a Stalled: the harness reports every pause as a stall, "
+            "which voids the probe anyway (_on_stall), while the runtime reports only pauses past "
+            "its threshold (runtime/clock.py); needs sub-threshold pauses timed at a probe"
+        ),
     ),
     Mutant(
         "holder_keeps_lost_lease",
@@ -179,6 +184,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "        if claim.valid_until_s() <= now_s:\n            return False  # majority only",
         "        if claim.half_until_s() <= now_s:\n            return False  # majority only",
         "the handover fast path skips the probe on the two-node half rule",
+        gap=(
+            "a fresh release of the latest epoch, every member alive, and still a VIP up that only "
+            "the probe would see (an orphan of a later epoch); the swarm has not built one"
+        ),
     ),
     Mutant(
         "learned_epoch_owned_by_nobody",
@@ -202,6 +211,11 @@ MUTANTS: tuple[Mutant, ...] = (
         '            g.probe_sent_s = float("-inf")\n',
         "            pass\n",
         "a stall does not void a pending probe answer",
+        masked_by=(
+            "the probe's freshness window: an answer held up by a stall arrives more than 1.5 "
+            "probes after the ProbeVip, so it is probed again anyway (a stall just past the "
+            "runtime's threshold on a long probe would tell them apart)"
+        ),
     ),
 )
 
