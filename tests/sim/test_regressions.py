@@ -66,9 +66,9 @@ def _isolated_holder(members: int, witnesses: int, seed: int) -> Sim:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_l1_stalled_holder_isolated_is_counted_apart_and_drops_on_resume(seed: int) -> None:
-    """Limit L1 scripted (the seeds above found it; their schedules drift as the code
-    changes): a stalled agent cannot take its VIP down and a probe cannot see it across a
-    cut service network, so a successor's start overlaps it: counted as an orphan, not a
+    """Limit L1 scripted (random seeds 1982 and 1636 first found it): a stalled agent
+    cannot take its VIP down and a probe cannot see it across a cut service network, so a
+    successor's start overlaps it once its lease ran out: counted as an orphan, not a
     violation, and over once the agent runs again."""
     sim = _isolated_holder(3, 0, seed)
     sim.pause("n0", 2.8)
