@@ -149,8 +149,9 @@ class Overlap:
 
     holders: frozenset[str]
     begin_s: float
-    orphans: tuple[str, ...]  # not executing (Sim.orphaned) when it began
+    orphans: tuple[str, ...]  # not executing (Sim.orphaned) now
     orphan: bool  # counted as limit L1; False: a safety violation
+    outlived_s: float = 0.0  # the most an orphan stayed one after its agent's return
 
 
 @dataclass(slots=True)
@@ -501,6 +502,25 @@ class Sim:
         if ov.orphan and len(holders) - len(orphans) > 1:
             ov.orphan = False  # an orphan's agent runs again and keeps its VIP
             self._violate(group, holders)
+        if ov.orphan and orphans != ov.orphans:
+            # Roles changed inside one overlap: an orphan's agent got a lease (it was
+            # adopting), or the live holder stalled. A holder that comes alive beside
+            # orphans is a successor: their leases must be over by then.
+            for o in set(ov.orphans) - set(orphans):
+                ov.outlived_s = max(ov.outlived_s, self._outlived(ov, o))
+            now_live = holders - set(orphans)
+            if now_live - (ov.holders - set(ov.orphans)) and not all(
+                self.lease_ran_out(group, o, self.now_s) for o in orphans
+            ):
+                ov.orphan = False
+                self._violate(group, holders)
+            ov.orphans = orphans
+
+    def _outlived(self, ov: Overlap, orphan: str) -> float:
+        """How long `orphan` has stayed one since its agent executed again (0: it has not)."""
+        if not self.executing(orphan):
+            return 0.0
+        return self.now_s - max(ov.begin_s, self.hosts[orphan].executing_since_s)
 
     def _is_l1(self, group: str, holders: frozenset[str], orphans: tuple[str, ...]) -> bool:
         """When the overlap begins: at most one executing holder, every orphan cut off from
@@ -523,8 +543,7 @@ class Sim:
         del self._overlaps[group]
         if ov.orphan:
             span = self.now_s - ov.begin_s
-            back = [self.hosts[o].executing_since_s for o in ov.orphans if self.executing(o)]
-            outlived = self.now_s - max(ov.begin_s, *back) if back else 0.0
+            outlived = max([ov.outlived_s, *(self._outlived(ov, o) for o in ov.orphans)])
             self.stats.orphan_spans.append((span, outlived))
 
     def close_overlaps(self) -> None:
