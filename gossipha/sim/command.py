@@ -71,7 +71,7 @@ def run(
         "safety_violations": sum(len(r.safety) for r in results),
         "liveness_violations": sum(len(r.liveness) for r in results),
         "orphan_overlaps": sum(r.orphans for r in results),
-        "orphan_overlap_s": _orphan_spans([]),
+        "orphan_overlap_s": _orphan_spans([span for r in results for span in r.orphan_spans]),
         "first_violation_seed": None if first_bad is None else first_bad.seed,
         "first_violation": None,
         "swarm": None,
@@ -86,6 +86,18 @@ def run(
         "wall_s": round(wall, 3),
     }
     return report, first_bad
+
+
+def _first_violation(
+    seed: int, schedule: dict[str, Any] | None, replay: str, r: ScheduleResult
+) -> dict[str, Any]:
+    """The JSON's `first_violation`: what failed, and the command line that replays it."""
+    return {
+        "seed": seed,
+        "schedule": schedule,
+        "replay": replay,
+        "violations": r.safety + r.liveness,
+    }
 
 
 def _orphan_spans(spans: list[tuple[float, float]]) -> dict[str, float]:
@@ -149,12 +161,7 @@ def swarm_report(
         else:
             fixed = f" --nodes {members}" if members else ""
             replay = f"gossipha sim --swarm{fixed} --seed {bseed} --schedules 1"
-        first = {
-            "seed": bseed,
-            "schedule": bsch.to_json(),
-            "replay": replay,
-            "violations": br.safety + br.liveness,
-        }
+        first = _first_violation(bseed, bsch.to_json(), replay, br)
     report: dict[str, object] = {
         "nodes": members,
         "schedules": len(runs),
@@ -255,12 +262,7 @@ def sim(
     if bad is not None:
         cluster = f"--config {config_path}" if config_path else f"--nodes {len(config.nodes)}"
         replay = f"gossipha sim {cluster} --schedules 1 --seed {bad.seed}"
-        report["first_violation"] = {
-            "seed": bad.seed,
-            "schedule": None,
-            "replay": replay,
-            "violations": bad.safety + bad.liveness,
-        }
+        report["first_violation"] = _first_violation(bad.seed, None, replay, bad)
     _emit(report, as_json)
     if bad is not None:
         print(

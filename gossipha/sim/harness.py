@@ -217,7 +217,6 @@ class Sim:
         self._overlaps: dict[str, Overlap] = {}
         self._on_grant: dict[str, Callable[[], None]] = {}  # host -> armed fault
         self._on_notice: dict[tuple[str, NoticeKind], Callable[[], None]] = {}
-        self.check_every_step = True
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
         for n in config.nodes:
@@ -289,8 +288,7 @@ class Sim:
         self.stats.steps += 1
         self._perform(h, out)
         self._note_promises(h)
-        if self.check_every_step:
-            self.check_safety()
+        self.check_safety()
 
     def _perform(self, h: Host, out: Output) -> None:
         assert h.node is not None

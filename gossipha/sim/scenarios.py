@@ -53,6 +53,8 @@ class ScheduleResult:
     bytes: int = 0
     sim_s: float = 0.0
     orphans: int = 0  # overlaps inside documented limit L1 (Sim.orphaned), not violations
+    # Per L1 overlap: (length, how long it outlived its orphan agent's return), seconds.
+    orphan_spans: list[tuple[float, float]] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
 
 
@@ -216,7 +218,9 @@ def random_schedule(
         sim.stats.bytes,
     )
     result.sim_s = sim.now_s
+    sim.close_overlaps()
     result.orphans = sim.stats.orphan_overlaps
+    result.orphan_spans = list(sim.stats.orphan_spans)
     if result.safety or result.liveness:
         result.trace = sim.trace[-60:]
     return result

@@ -536,7 +536,6 @@ class _Player:
 
 @dataclass(slots=True)
 class SwarmResult(ScheduleResult):
-    orphan_spans: list[tuple[float, float]] = field(default_factory=list)
     orphan_bound_s: float = 0.0
 
 

@@ -82,3 +82,19 @@ def test_nodes_and_config_are_exclusive(tmp_path) -> None:  # type: ignore[no-un
     assert res.exit_code == 2 and "exclusive" in res.output
     res = CliRunner().invoke(sim, ["--node-name", "a"])
     assert res.exit_code == 2 and "--node-name needs --config" in res.output
+
+
+def test_orphan_overlaps_are_reported_with_their_lengths(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The plain schedules' JSON carries the L1 overlaps' lengths, not only their count."""
+    from gossipha.sim import command
+    from gossipha.sim.scenarios import ScheduleResult
+
+    def fake(config, seed, **kw):  # type: ignore[no-untyped-def]
+        return ScheduleResult(seed, sim_s=1.0, orphans=1, orphan_spans=[(2.5, 0.25)])
+
+    monkeypatch.setattr(command, "random_schedule", fake)
+    res = CliRunner().invoke(sim, ["--nodes", "3", "--schedules", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["orphan_overlaps"] == 2
+    assert report["orphan_overlap_s"] == {"total": 5.0, "max": 2.5, "max_outlived": 0.25}
