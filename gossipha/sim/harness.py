@@ -4,6 +4,8 @@ Each host has a clock (drift within the bound), an agent (a `Node`, absent while
 killed) and the groups it runs at host level: a group runs from StartGroup until StopGroup,
 and survives `kill -9` of the agent (the VIP stays up) but not a host crash. The safety
 checker runs after every step: never two hosts running one group at the same real instant.
+A paused agent learns of its pause (`Stalled`) only past the runtime's stall threshold, as
+the runtime tells it; a shorter pause goes unreported, so the core is checked without it.
 
 The one overlap that is not a violation is limit L1 (docs/design.md): a VIP left up by an
 agent that is not executing, unseen across a cut service network, *and* whose lease, as the
@@ -59,6 +61,7 @@ from gossipha.core.types import (
     VipProbeResult,
     message_from_wire,
 )
+from gossipha.runtime.clock import StallDetector, next_wakeup_s, stall_threshold_s
 from gossipha.sim.clock import Clock
 from gossipha.sim.net import FakeNet, PathOptions
 
@@ -141,6 +144,8 @@ class Host:
     # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
     stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)  # orphaned groups before the last step
+    # The runtime's stall rule on this host's clock: a pause is reported only past it.
+    stall: StallDetector = field(default_factory=lambda: StallDetector(0.0))
 
 
 @dataclass(slots=True)
@@ -217,12 +222,15 @@ class Sim:
         self._overlaps: dict[str, Overlap] = {}
         self._on_grant: dict[str, Callable[[], None]] = {}  # host -> armed fault
         self._on_notice: dict[tuple[str, NoticeKind], Callable[[], None]] = {}
+        self._on_probe: dict[str, Callable[[], None]] = {}
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
         for n in config.nodes:
             rate = 1.0 + (self.rng.uniform(-rho, rho) if drift else 0.0)
             clock = Clock(rate, self.rng.uniform(0.0, 1000.0) if drift else 0.0)
-            self.hosts[n.name] = Host(n.name, clock)
+            t = config.timings
+            stall = StallDetector(stall_threshold_s(t.keepalive_s, t.lease_s))
+            self.hosts[n.name] = Host(n.name, clock, stall=stall)
         for name in self.hosts:
             self.start_agent(name)
 
@@ -266,6 +274,7 @@ class Sim:
         )
         h.leaving = False
         h.executing_since_s = self.now_s
+        h.stall = StallDetector(h.stall.threshold_s)
         h.stopping.clear()  # the old agent's unfinished stops never finish
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
         if h.up:
@@ -332,6 +341,9 @@ class Sim:
                     self._probes.setdefault(g, []).append((h.name, self.now_s, self.now_s + dur))
                     name, t0 = h.name, self.now_s
                     self.at(self.now_s + dur, partial(self._probe_done, name, g, t0))
+                    armed_probe = self._on_probe.pop(h.name, None)
+                    if armed_probe is not None:
+                        self.at(self.now_s, armed_probe)  # after this step
         for n in out.notices:
             if n.kind is NoticeKind.PEER_DEAD and n.peer is not None:
                 self.stats.dead_notices.append((self.now_s, h.name, n.peer))
@@ -346,6 +358,9 @@ class Sim:
             self._send(h.name, s.to, s.message)
         token = h.wake_token = h.wake_token + 1
         wake_real = max(self.now_s, h.clock.real(out.next_wakeup_s))
+        local = h.clock.local(self.now_s)
+        keepalive_s = self.config.timings.keepalive_s
+        h.stall.armed(local, next_wakeup_s(local, out.next_wakeup_s, keepalive_s))
         name = h.name
         self.at(wake_real, lambda: self._wake(name, token))
         if h.leaving and h.node.done:
@@ -398,6 +413,11 @@ class Sim:
         """Call `fn` once, right after a step in which `name` gives a notice of `kind`:
         faults timed against a decision (a ping node lost just as a claim begins)."""
         self._on_notice[(name, kind)] = fn
+
+    def on_probe(self, name: str, fn: Callable[[], None]) -> None:
+        """Call `fn` once, right after `name` next sends a VIP probe: faults timed against
+        a probe (a pause that holds its answer back)."""
+        self._on_probe[name] = fn
 
     def on_grant(self, name: str, fn: Callable[[], None]) -> None:
         """Call `fn` once, right after `name` next receives a granted lease reply: faults
@@ -642,8 +662,12 @@ class Sim:
         duration = self.now_s - h.paused_at_s
         h.paused_until_s = None
         h.executing_since_s = self.now_s
-        self.log(f"{name} RESUME")
-        self.deliver(name, Stalled(duration))
+        # The runtime tells the core of a pause only past its stall threshold: a shorter
+        # one leaves the agent unaware that it did not run (runtime/clock.py).
+        stalled_s = h.stall.check(h.clock.local(self.now_s))
+        self.log(f"{name} RESUME after {duration:.3f}s, stalled={stalled_s is not None}")
+        if stalled_s is not None:
+            self.deliver(name, Stalled(stalled_s))
         for ev in backlog:
             self.deliver(name, ev)
         self.deliver(name, Tick())
@@ -674,6 +698,7 @@ class Sim:
         self.log("HEAL")
         self._on_grant.clear()
         self._on_notice.clear()
+        self._on_probe.clear()
         self.net.heal()
         for name, h in self.hosts.items():
             if not h.ping_ok:

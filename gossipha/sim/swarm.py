@@ -1,8 +1,9 @@
 """Swarm schedules: each draws its own cluster, timings and fault mix (swarm testing, Groce
 et al. 2012), so the random search reaches the states where the lease rules alone keep the
 cluster safe: leases from shorter than detection to many times longer, clocks at the edges
-of the drift band, slow and very late lease messages, pauses timed against grants, voters
-restarted, one-way and symmetric partitions, loss bursts.
+of the drift band, slow and very late lease messages, pauses timed against grants and
+probes (often too short for the runtime to report a stall), voters restarted, one-way and
+symmetric partitions, loss bursts.
 
 A schedule is an explicit fault script (`Schedule`: the cluster, the timings, the network,
 every fault with its time): `draw(seed)` makes one, `run(schedule)` plays it, and its JSON
@@ -27,6 +28,7 @@ from typing import Any
 from gossipha.config.model import Config, Timings
 from gossipha.core.lease import STOP_GUARD_FRACTION, holder_span_s
 from gossipha.core.types import NoticeKind
+from gossipha.runtime.clock import stall_threshold_s
 from gossipha.sim.harness import Sim, make_config
 from gossipha.sim.net import Pair, PathOptions
 from gossipha.sim.scenarios import ScheduleResult, liveness_bound_s, run_until_settled
@@ -44,6 +46,7 @@ FAULT_KINDS = (
     "delay",
     "pause",
     "pause_after_grant",
+    "pause_at_probe",
     "kill",
     "crash",
     "graceful",
@@ -259,6 +262,13 @@ def _draw_fault(
             "after_s": round(after, 6),
             "for_s": round(rng.uniform(0.5, 3.0) * lease, 6),
         }
+    elif kind == "pause_at_probe":
+        # Paused as it sends a VIP probe, so the answer is read late: often shorter than
+        # the runtime's stall threshold (no Stalled reaches the core), sometimes longer.
+        probe_s = t["vip_probe_count"] * t["vip_probe_interval_s"]
+        stall_s = stall_threshold_s(t["keepalive_s"], lease)
+        d = rng.choice((rng.uniform(1.0, 6.0) * probe_s, rng.uniform(0.3, 1.5) * stall_s))
+        args |= {"node": rng.choice(members), "for_s": round(d, 6)}
     elif kind in ("kill", "crash"):
         args |= {"node": victim}  # witnesses too: a voter that restarts
     elif kind == "graceful" or kind == "ping":
@@ -438,6 +448,9 @@ class _Player:
                 sim.on_grant(
                     node, lambda: self.later(sim.now_s + after, lambda: sim.pause(node, d))
                 )
+            case "pause_at_probe":
+                node, d = a["node"], float(a["for_s"])
+                sim.on_probe(node, lambda: sim.pause(node, d))
             case "kill" | "crash" | "graceful":
                 down = {"kill": sim.kill_agent, "crash": sim.crash_host}
                 down.get(f.kind, sim.graceful_stop)(a["node"])

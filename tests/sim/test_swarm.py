@@ -171,3 +171,46 @@ def test_safety_is_checked_after_every_step_not_only_at_starts() -> None:
     sim.hosts["n2"].up.add("g0")
     sim.run_until(sim.now_s + 0.5)
     assert [v.kind for v in sim.violations] == ["safety"]
+
+
+def test_a_pause_reaches_the_core_as_a_stall_only_past_the_runtime_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As in the runtime (runtime/clock.py): a pause shorter than the stall threshold goes
+    unreported, so the core must be safe without knowing of it; a longer one is Stalled."""
+    from gossipha.core.node import Node
+    from gossipha.core.types import Stalled
+    from gossipha.runtime.clock import stall_threshold_s
+
+    stalls: list[float] = []
+    step = Node.step
+
+    def spy(self: Node, now_s: float, event: object) -> object:
+        if isinstance(event, Stalled):
+            stalls.append(event.duration_s)
+        return step(self, now_s, event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Node, "step", spy)
+    sim = Sim(make_config(3, timings=CI_TIMINGS), 1, drift=False)
+    sim.run_until(4.0)
+    threshold_s = stall_threshold_s(CI_TIMINGS.keepalive_s, CI_TIMINGS.lease_s)
+    sim.pause("n1", 0.5 * threshold_s)
+    sim.run_until(sim.now_s + 1.0)
+    assert stalls == []
+    sim.pause("n1", 3 * threshold_s)
+    sim.run_until(sim.now_s + 1.0)
+    # Counted from the last step before the pause, as the runtime counts it.
+    assert len(stalls) == 1
+    assert 3 * threshold_s <= stalls[0] <= 3 * threshold_s + CI_TIMINGS.keepalive_s
+
+
+def test_pause_at_probe_holds_the_probe_answer_back() -> None:
+    """The fault kind pause_at_probe pauses a node as it sends its next VIP probe."""
+    sim = Sim(make_config(2, timings=CI_TIMINGS), 1)
+    sim.run_until(4.0)
+    sim.on_probe("n1", lambda: sim.pause("n1", 0.05))
+    sim.crash_host("n0")
+    sim.run_until(sim.now_s + 5 * CI_TIMINGS.lease_s + 3.0)
+    assert any("n1 PAUSE" in line for line in sim.trace)
+    assert sim.holders("g0") == ["n1"] and not sim.violations
+    assert "pause_at_probe" in FAULT_KINDS
