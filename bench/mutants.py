@@ -50,7 +50,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "voter_grants_over_running_promise",
         "core/lease.py",
-        "if renew or ((free or p.holder == sender) and fresh):",
+        "if renew or ((free or ours) and fresh):",
         "if renew or fresh:",
         "a voter promises a group while its promise to another node still runs",
     ),
@@ -94,13 +94,39 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "release_of_any_epoch",
         "core/lease.py",
-        "if p.holder != sender or p.epoch != epoch:",
-        "if p.holder != sender:",
+        "if p.holder != sender or p.epoch != epoch or p.inc != inc:",
+        "if p.holder != sender or p.inc != inc:",
         "a late release of an older epoch ends the holder's newer promise",
+    ),
+    Mutant(
+        "release_of_other_run",
+        "core/lease.py",
+        "if p.holder != sender or p.epoch != epoch or p.inc != inc:",
+        "if p.holder != sender or p.epoch != epoch:",
+        "a release delayed across the holder's restart ends the promise its new run got at the "
+        "same epoch (swarm seed 1536)",
+    ),
+    Mutant(
+        "reply_of_other_run_counted",
+        "core/lease.py",
+        "if reply.inc != self.inc and reply.inc != 0:",
+        "if False:",
+        "a claimant counts a late grant to its earlier run (same epoch and seq) as its own",
         gap=(
-            "a release of the holder's older epoch delivered after its next grant, then a claimant "
-            "asking that voter inside the new promise with the probe blind; 600 schedules with "
-            "releases held back up to three leases did not reach it (test_guards.py does)"
+            "a run killed young (its seq numbers still low) with a grant in flight, restarted at "
+            "the same epoch, the grant held back until the new run sent that seq; kills land at "
+            "random times, long after a run's first requests"
+        ),
+    ),
+    Mutant(
+        "late_request_of_other_run_renews",
+        "core/lease.py",
+        "ours = p.holder == sender and req.inc >= p.inc",
+        "ours = p.holder == sender",
+        "a late request from the holder's earlier run takes the promise back to that run",
+        gap=(
+            "two late copies across a restart at the same epoch: the earlier run's request after "
+            "the new run's grant, then that run's release before the new run renews"
         ),
     ),
     Mutant(

@@ -65,8 +65,10 @@ class _Promise:
     # The node that max_epoch belongs to (promised to it, or it said it runs at it): that
     # node alone may be promised max_epoch again; everyone else needs a higher one.
     max_owner: NodeId | None = None
+    # The run (incarnation) of `holder` it was promised to: only that run's release ends it.
+    inc: int = 0
     # The lapsed promise a new one replaced, restored if the new claimant never used it.
-    prev: tuple[NodeId | None, int, int, NodeId | None] | None = None
+    prev: tuple[NodeId | None, int, int, NodeId | None, int] | None = None
 
 
 class Voter:
@@ -84,40 +86,62 @@ class Voter:
     def on_request(self, now_s: float, sender: NodeId, req: LeaseRequest) -> LeaseReply:
         p = self._get(req.group)
         if now_s < self._quiet_until_s:
+            quiet_s = self._quiet_until_s - now_s
             return LeaseReply(
-                req.group, req.epoch, req.seq, False, "", p.max_epoch, self._quiet_until_s - now_s
+                req.group, req.epoch, req.seq, False, "", p.max_epoch, quiet_s, req.inc
             )
-        renew = p.holder == sender and p.epoch == req.epoch
+        # A late request from an earlier run of the node we promised: that run is gone.
+        ours = p.holder == sender and req.inc >= p.inc
+        renew = ours and p.epoch == req.epoch
         free = p.holder is None or now_s >= p.expires_s
         fresh = req.epoch > p.max_epoch or (req.epoch == p.max_epoch and p.max_owner == sender)
-        # A holder may also move its own running promise to a higher epoch (it re-asked).
-        if renew or ((free or p.holder == sender) and fresh):
+        # A holder may also move its own running promise to a higher epoch (it re-asked);
+        # a restarted holder renews its earlier run's promise, which is its own from now.
+        if renew or ((free or ours) and fresh):
             if not renew:
-                p.prev = (p.holder, p.epoch, p.max_epoch, p.max_owner)
-            p.holder, p.epoch = sender, req.epoch
+                p.prev = (p.holder, p.epoch, p.max_epoch, p.max_owner, p.inc)
+            p.holder, p.epoch, p.inc = sender, req.epoch, req.inc
             p.expires_s = now_s + self._span_s
             if req.epoch >= p.max_epoch:
                 p.max_epoch, p.max_owner = req.epoch, sender
-            return LeaseReply(req.group, req.epoch, req.seq, True, sender, p.max_epoch, 0.0)
+            return LeaseReply(
+                req.group, req.epoch, req.seq, True, sender, p.max_epoch, 0.0, req.inc
+            )
         busy_s = max(0.0, p.expires_s - now_s) if p.holder is not None else 0.0
         return LeaseReply(
-            req.group, req.epoch, req.seq, False, p.holder or "", p.max_epoch, min(busy_s, 3600.0)
+            req.group,
+            req.epoch,
+            req.seq,
+            False,
+            p.holder or "",
+            p.max_epoch,
+            min(busy_s, 3600.0),
+            req.inc,
         )
 
     def on_release(
-        self, now_s: float, sender: NodeId, group: GroupName, epoch: int, unused: bool = False
+        self,
+        now_s: float,
+        sender: NodeId,
+        group: GroupName,
+        epoch: int,
+        unused: bool = False,
+        inc: int = 0,
     ) -> None:
         """The holder stopped (or, `unused`, never started): the promise ends now.
 
-        An unused promise gives back the lapsed one it replaced, so a holder that kept its
-        group on the two-node tie-break can renew here again at its own epoch.
+        Only a release of the promise itself: its holder, its epoch and the holder's run
+        (`inc`), so a release delayed across a restart of the holder, which may claim the
+        same epoch again, ends nothing. An unused promise gives back the lapsed one it
+        replaced, so a holder that kept its group on the two-node tie-break can renew here
+        again at its own epoch.
         """
         p = self._get(group)
-        if p.holder != sender or p.epoch != epoch:
+        if p.holder != sender or p.epoch != epoch or p.inc != inc:
             return
         p.expires_s = now_s
         if unused and p.prev is not None:
-            p.holder, p.epoch, p.max_epoch, p.max_owner = p.prev
+            p.holder, p.epoch, p.max_epoch, p.max_owner, p.inc = p.prev
             if p.epoch > p.max_epoch:
                 p.max_epoch, p.max_owner = p.epoch, p.holder
         else:
@@ -196,6 +220,7 @@ class Claim:
     _round_s: float | None = None  # when the current narrow renewal round began
     max_seen_epoch: int = 0
     stale: bool = False  # a voter refused our epoch as not new: ask again, higher
+    inc: int = 0  # our run (incarnation): replies to an earlier run's requests are not ours
 
     def __post_init__(self) -> None:
         assert self.voters, "a lease needs voters"
@@ -284,7 +309,7 @@ class Claim:
             oldest = min(self._sent_s)
             del self._sent_s[oldest]
         self._views[voter].last_sent_s = now_s
-        return LeaseRequest(self.group, self.epoch, self._seq)
+        return LeaseRequest(self.group, self.epoch, self._seq, self.inc)
 
     def on_reply(self, now_s: float, voter: NodeId, reply: LeaseReply) -> Refusal:
         view = self._views.get(voter)
@@ -293,6 +318,8 @@ class Claim:
         self.max_seen_epoch = max(self.max_seen_epoch, reply.max_epoch)
         if reply.epoch != self.epoch:
             return Refusal.NONE
+        if reply.inc != self.inc and reply.inc != 0:  # 0: a voter before protocol 1.2
+            return Refusal.NONE  # an answer to our earlier run, whose seq may equal ours
         sent_s = self._sent_s.get(reply.seq)
         if reply.granted:
             if sent_s is not None:

@@ -434,7 +434,7 @@ class Node:
                 return True
             case LeaseRelease(group=gname, epoch=epoch):
                 if self._voter is not None:
-                    self._voter.on_release(now_s, sender, gname, epoch, message.unused)
+                    self._voter.on_release(now_s, sender, gname, epoch, message.unused, message.inc)
                 self._on_release(now_s, sender, gname, epoch, message.unused)
         return False
 
@@ -903,6 +903,7 @@ class Node:
             self.timings.max_drift,
             now_s,
             local=self.name if self._voter is not None else None,
+            inc=self._incarnation,
         )
         if not keep_running:  # else _refresh_status tells the peers the new epoch
             g.phase, g.since_s = Phase.ACQUIRING, now_s
@@ -980,11 +981,13 @@ class Node:
         self._to_idle(now_s, g, backoff_leases)
 
     def _release(self, claim: Claim, out: _Out, *, unused: bool) -> None:
-        msg = LeaseRelease(claim.group, claim.epoch, unused)
+        msg = LeaseRelease(claim.group, claim.epoch, unused, claim.inc)
         for v in claim.voters:
             if v == self.name:
                 assert self._voter is not None
-                self._voter.on_release(self._now_s, self.name, claim.group, claim.epoch, unused)
+                self._voter.on_release(
+                    self._now_s, self.name, claim.group, claim.epoch, unused, claim.inc
+                )
             else:
                 out.sends.append(Send(v, msg))
         self._push_status = True

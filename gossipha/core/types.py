@@ -98,6 +98,11 @@ def _int(raw: Mapping[str, Any], key: str, low: int = 0, high: int = MAX_EPOCH) 
     return value
 
 
+def _inc(raw: Mapping[str, Any]) -> int:
+    """The optional incarnation of a lease message (absent from peers before 1.2: 0)."""
+    return _int(raw, "i") if "i" in raw else 0
+
+
 def _float(raw: Mapping[str, Any], key: str, high: float = MAX_DURATION_S) -> float:
     value = raw.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -237,25 +242,30 @@ class Heartbeat:
 class LeaseRequest:
     """Ask a voter to promise `group` to the sender at `epoch` (new holder: a higher epoch).
 
-    `seq` lets the sender time the promise from when it SENT this request.
+    `seq` lets the sender time the promise from when it SENT this request. `inc` is the
+    sender's incarnation (the run of its agent): a promise, its replies and its release
+    belong to one run, so nothing late from an earlier run of the same node is taken for
+    the current one (0: a peer from before protocol 1.2, which does not send it).
     """
 
     group: GroupName
     epoch: int
     seq: int
+    inc: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {"t": "lreq", "g": self.group, "e": self.epoch, "q": self.seq}
+        return {"t": "lreq", "g": self.group, "e": self.epoch, "q": self.seq, "i": self.inc}
 
     @staticmethod
     def from_wire(raw: Mapping[str, Any]) -> LeaseRequest:
-        return LeaseRequest(_str(raw, "g"), _int(raw, "e", 1), _int(raw, "q"))
+        return LeaseRequest(_str(raw, "g"), _int(raw, "e", 1), _int(raw, "q"), _inc(raw))
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseReply:
     """A voter's answer. Refused: `holder` is who it promised (may be ""), `busy_s` how long
-    its promise still runs on its clock, `max_epoch` the highest epoch it has promised."""
+    its promise still runs on its clock, `max_epoch` the highest epoch it has promised.
+    `inc` echoes the request's: the claimant's run it answers."""
 
     group: GroupName
     epoch: int
@@ -264,6 +274,7 @@ class LeaseReply:
     holder: NodeId = ""
     max_epoch: int = 0
     busy_s: float = 0.0
+    inc: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -275,6 +286,7 @@ class LeaseReply:
             "h": self.holder,
             "m": self.max_epoch,
             "b": self.busy_s,
+            "i": self.inc,
         }
 
     @staticmethod
@@ -287,23 +299,26 @@ class LeaseReply:
             holder=_str(raw, "h", empty=True),
             max_epoch=_int(raw, "m"),
             busy_s=_float(raw, "b"),
+            inc=_inc(raw),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseRelease:
-    """The holder stopped `group`: voters may promise it to someone else at once."""
+    """The holder stopped `group`: voters may promise it to someone else at once. It ends
+    only the promise given to the sender's run `inc` (see LeaseRequest)."""
 
     group: GroupName
     epoch: int
     unused: bool = False  # the promise was never used to start anything
+    inc: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {"t": "lrel", "g": self.group, "e": self.epoch, "u": self.unused}
+        return {"t": "lrel", "g": self.group, "e": self.epoch, "u": self.unused, "i": self.inc}
 
     @staticmethod
     def from_wire(raw: Mapping[str, Any]) -> LeaseRelease:
-        return LeaseRelease(_str(raw, "g"), _int(raw, "e", 1), _bool(raw, "u"))
+        return LeaseRelease(_str(raw, "g"), _int(raw, "e", 1), _bool(raw, "u"), _inc(raw))
 
 
 Message: TypeAlias = Heartbeat | LeaseRequest | LeaseReply | LeaseRelease

@@ -45,6 +45,7 @@ from gossipha.core.node import Node, Phase
 from gossipha.core.types import (
     FoundRunning,
     Input,
+    LeaseRelease,
     LeaseReply,
     MessageReceived,
     NoticeKind,
@@ -223,6 +224,10 @@ class Sim:
         self._on_grant: dict[str, Callable[[], None]] = {}  # host -> armed fault
         self._on_notice: dict[tuple[str, NoticeKind], Callable[[], None]] = {}
         self._on_probe: dict[str, Callable[[], None]] = {}
+        # sender -> its LeaseReleases held back by a fault (hold_releases), and who still
+        # has new ones captured
+        self._held_releases: dict[str, list[tuple[str, LeaseRelease]]] = {}
+        self._capturing: set[str] = set()
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
         for n in config.nodes:
@@ -401,6 +406,9 @@ class Sim:
                 assert message_from_wire(json.loads(json.dumps(wire))) == message
         if dst not in self.hosts:
             return
+        if src in self._capturing and isinstance(message, LeaseRelease):
+            self._held_releases.setdefault(src, []).append((dst, message))
+            return
         for delay in self.net.deliveries(src, dst):
             self.at(self.now_s + delay, lambda: self._arrive(src, dst, message))
 
@@ -418,6 +426,21 @@ class Sim:
         """Call `fn` once, right after `name` next sends a VIP probe: faults timed against
         a probe (a pause that holds its answer back)."""
         self._on_probe[name] = fn
+
+    def hold_releases(self, name: str, capture: bool = True) -> None:
+        """Hold back every LeaseRelease `name` sends from now (`capture=False`: from now on
+        send them again, still holding the ones caught) until `let_go_releases`."""
+        if capture:
+            self._capturing.add(name)
+        else:
+            self._capturing.discard(name)
+
+    def let_go_releases(self, name: str) -> None:
+        """Deliver the releases held back from `name` now: very late, past newer grants."""
+        self._capturing.discard(name)
+        for dst, message in self._held_releases.pop(name, []):
+            self.log(f"{name} -> {dst} late {message}")
+            self._arrive(name, dst, message)
 
     def on_grant(self, name: str, fn: Callable[[], None]) -> None:
         """Call `fn` once, right after `name` next receives a granted lease reply: faults
@@ -699,6 +722,9 @@ class Sim:
         self._on_grant.clear()
         self._on_notice.clear()
         self._on_probe.clear()
+        for name in sorted(self._held_releases):
+            self.let_go_releases(name)
+        self._capturing.clear()
         self.net.heal()
         for name, h in self.hosts.items():
             if not h.ping_ok:

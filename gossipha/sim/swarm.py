@@ -27,7 +27,7 @@ from typing import Any
 
 from gossipha.config.model import Config, Timings
 from gossipha.core.lease import STOP_GUARD_FRACTION, holder_span_s
-from gossipha.core.types import NoticeKind
+from gossipha.core.types import AdminCommand, AdminKind, NoticeKind
 from gossipha.runtime.clock import stall_threshold_s
 from gossipha.sim.harness import Sim, make_config
 from gossipha.sim.net import Pair, PathOptions
@@ -53,6 +53,7 @@ FAULT_KINDS = (
     "ping",
     "isolate_ping",
     "voter_restart",
+    "stale_release",
     "ping_mid_claim",
     "rate",
 )
@@ -196,11 +197,18 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
         _draw_fault(rng, warm + rng.uniform(0, window), names, members_, even, ping, timings)
         for _ in range(rng.randint(1, 8))
     ]
+    # Half the stale releases come first, at the first holder's first epoch: the epoch a
+    # restarted agent, which knows of no other, asks for again.
+    faults = [
+        replace(f, at_s=round(warm, 6)) if f.kind == "stale_release" and rng.random() < 0.5 else f
+        for f in faults
+    ]
     faults.sort(key=lambda f: f.at_s)
     settle = timings["deadping_s"] + timings["ping_interval_s"] + 3 * timings["keepalive_s"]
     end = max(
         f.at_s
         + max(float(f.args.get("for_s", 0.0)), float(f.args.get("cut_holder_s", 0.0)))
+        + (float(f.args["down_s"]) + 3 * max(lease, deadtime) if "down_s" in f.args else 0.0)
         + (settle if f.kind == "isolate_ping" else 0.0)
         for f in faults
     )
@@ -290,6 +298,19 @@ def _draw_fault(
             "for_s": round(rng.uniform(0.02, 0.6) * lease, 6),
             "pick": round(rng.random(), 6),
             "cut_holder_s": round(rng.uniform(1.0, 3.0) * span, 6) if rng.random() < 0.5 else 0.0,
+            "service": not even,
+        }
+    elif kind == "stale_release":
+        # The holder gives the group up (a graceful restart of its agent, or standby then
+        # takeover in the same run); its releases are held back past its next grant and
+        # delivered while it is cut off: a voter must not end the newer promise. (It is
+        # cut off `cut_after_s` after it next starts the group.)
+        args = {
+            "how": rng.choice(("restart", "standby")),
+            "down_s": round(rng.uniform(0.0, 0.5) * lease, 6),
+            "cut_after_s": round(rng.uniform(0.0, 1.0) * lease, 6),
+            "for_s": round(rng.uniform(1.0, 3.0) * span, 6),
+            "late_s": round(rng.uniform(0.1, 1.0) * deadtime + rng.uniform(0.0, 0.5) * lease, 6),
             "service": not even,
         }
     elif kind == "isolate_ping":
@@ -460,6 +481,15 @@ class _Player:
                 self.later(end_s, lambda: self._regain_ping(a["node"]))
             case "isolate_ping":
                 self._isolate_ping(a["node"], float(a["for_s"]))
+            case "stale_release":
+                self._stale_release(
+                    str(a["how"]),
+                    float(a["down_s"]),
+                    float(a["cut_after_s"]),
+                    float(a["for_s"]),
+                    float(a["late_s"]),
+                    bool(a["service"]),
+                )
             case "ping_mid_claim":
                 self._ping_mid_claim(a["node"], float(a["for_s"]))
             case "voter_restart":
@@ -473,6 +503,47 @@ class _Player:
                 sim.set_rate(a["node"], float(a["rate"]))
             case _:
                 raise ValueError(f"unknown fault kind {f.kind!r}")
+
+    def _stale_release(
+        self, how: str, down_s: float, cut_after_s: float, for_s: float, late_s: float, svc: bool
+    ) -> None:
+        sim = self.sim
+        holder = self.holder()
+        if holder is None or not sim.executing(holder):
+            sim.log("FAULT stale_release: nobody holds, skipped")
+            return
+        g = sim.config.groups[0].name
+        sim.hold_releases(holder)
+        if how == "standby":
+            sim.deliver(holder, AdminCommand(AdminKind.STANDBY))
+        else:
+            sim.graceful_stop(holder)
+
+        def back() -> None:
+            sim.hold_releases(holder, capture=False)
+            if how == "standby":
+                sim.deliver(holder, AdminCommand(AdminKind.TAKEOVER))
+            else:
+                sim.restart(holder)
+
+        def cut() -> None:
+            if g not in sim.hosts[holder].up or not sim.executing(holder):
+                sim.log(f"FAULT stale_release: {holder} holds nothing now, releases let go")
+                sim.let_go_releases(holder)
+                return
+            pairs = self._links(holder)
+            service = pairs if svc else []
+            sim.log(f"FAULT stale_release: {holder} cut off, its old releases late")
+            sim.net.hold(pairs, service)
+            self.later(sim.now_s + late_s, lambda: sim.let_go_releases(holder))
+            self.later(sim.now_s + for_s, lambda: sim.net.release(pairs, service))
+
+        self.later(sim.now_s + down_s, back)
+        sim.on_notice(
+            holder,
+            NoticeKind.FAILOVER_COMPLETED,
+            lambda: self.later(sim.now_s + cut_after_s, cut),
+        )
 
     def _follower(self) -> str | None:
         """A member that runs no group now and whose agent executes."""

@@ -28,9 +28,9 @@ from gossipha.wire.replay import DEFAULT_WINDOW, ReplayGuard
 
 MAGIC = b"GSHA"
 MAJOR = 1  # a different major is rejected: the header layout may differ
-# 1.1 added the heartbeat's `lq` (docs/protocol.md). Any minor of our major is accepted;
-# unknown body fields and flags are ignored.
-MINOR = 1
+# 1.1 added the heartbeat's `lq`, 1.2 the lease messages' `i` (docs/protocol.md). Any
+# minor of our major is accepted; unknown body fields and flags are ignored.
+MINOR = 2
 MAX_PACKET_BYTES = 1400  # one datagram fits a 1500-byte MTU with IPv6 + UDP + tunnel room
 MAX_SENDER_BYTES = 64  # HOST_NAME_MAX on Linux
 UNSIGNED_KEY_ID = 0  # key id of a packet with a CRC32 trailer instead of a MAC

@@ -254,7 +254,55 @@ def test_a_release_from_another_node_or_epoch_ends_nothing() -> None:
     assert not v.on_request(0.2, B, LeaseRequest(G, 4, 1)).granted
 
 
+def test_a_release_from_an_earlier_run_of_the_holder_ends_nothing() -> None:
+    """A restarted holder may claim the very epoch its earlier run held (it remembers
+    nothing): that run's release, delayed across the restart, must not end the promise
+    the new run got (swarm seed 1536: two holders for 5 ms)."""
+    v = _voter()
+    assert v.on_request(0.0, A, LeaseRequest(G, 3, 1, inc=1)).granted
+    assert v.on_request(0.5, A, LeaseRequest(G, 3, 1, inc=2)).granted  # the new run
+    v.on_release(0.6, A, G, 3, inc=1)  # the old run's release, late
+    assert v.promised(0.7, G) == A
+    assert not v.on_request(0.7, B, LeaseRequest(G, 4, 1, inc=5)).granted
+    v.on_release(0.8, A, G, 3, inc=2)  # the new run's own release does end it
+    assert v.promised(0.9, G) is None
+
+
+def test_a_late_request_from_an_earlier_run_does_not_take_the_promise_back() -> None:
+    """Else the promise would belong to the dead run again, and its late release end it."""
+    v = _voter()
+    v.on_request(0.0, A, LeaseRequest(G, 3, 1, inc=1))
+    v.on_request(0.5, A, LeaseRequest(G, 3, 1, inc=2))
+    assert not v.on_request(0.6, A, LeaseRequest(G, 3, 7, inc=1)).granted
+    v.on_release(0.7, A, G, 3, inc=1)
+    assert v.promised(0.8, G) == A
+
+
+def test_lease_messages_carry_the_run_and_read_without_it_as_zero() -> None:
+    """Protocol 1.2 adds `i` to lreq, lrep and lrel; a peer before it sends none (0)."""
+    req = LeaseRequest(G, 3, 9, inc=1_765_000_000_000_000)
+    rep = LeaseReply(G, 3, 9, True, A, 3, 0.0, inc=req.inc)
+    rel = LeaseRelease(G, 3, False, inc=req.inc)
+    for msg in (req, rep, rel):
+        wire = msg.to_wire()
+        assert wire["i"] == req.inc and type(msg).from_wire(wire) == msg
+        del wire["i"]
+        assert type(msg).from_wire(wire) == replace(msg, inc=0)
+
+
 # ------------------------------------------------------------------ the claimant
+
+
+def test_a_grant_to_an_earlier_run_is_not_counted() -> None:
+    """A new run numbers its requests from 1 again: a late grant to the earlier run's
+    request of the same epoch and seq was given earlier than ours was sent, so counting
+    it from our send time would outlast the voter's promise."""
+    claim = Claim(G, 3, (A, B), LEASE, RHO, started_s=0.0, inc=2)
+    req = claim.request(0.0, B, seq=1)
+    claim.on_reply(0.01, B, LeaseReply(G, 3, req.seq, True, A, 3, 0.0, inc=1))
+    assert claim.granting(0.1) == ()
+    claim.on_reply(0.02, B, LeaseReply(G, 3, req.seq, True, A, 3, 0.0, inc=2))
+    assert claim.granting(0.1) == (B,)
 
 
 def test_a_reply_for_another_group_counts_nothing() -> None:

@@ -82,7 +82,7 @@ def test_header_layout_matches_docs_protocol() -> None:
     """The byte offsets below are the diagram in docs/protocol.md; change both or neither."""
     data = encoder().encode({"a": 1})
     assert data[0:4] == b"GSHA"
-    assert data[4] == 1 and data[5] == 1  # major, minor (1.1: the heartbeat's `lq`)
+    assert data[4] == 1 and data[5] == 2  # major, minor (1.2: the lease messages' `i`)
     assert data[6] == 0  # flags
     assert data[7] == 1  # key id
     assert data[8:16] == CLUSTER
