@@ -591,8 +591,12 @@ class _Player:
         settle_s = t.deadping_s + t.ping_interval_s + 2 * t.keepalive_s + t.keepalive_s
 
         def cut() -> None:
-            if node == "follower" and (sim.hosts[target].up or not sim.executing(target)):
-                sim.log(f"FAULT isolate_ping: {target} holds a group now, skipped")
+            agent = sim.hosts[target].node
+            busy = sim.hosts[target].up or (agent is not None and bool(agent.claiming()))
+            if node == "follower" and (busy or not sim.executing(target)):
+                # A claim under way may get its grant just before the cut and start a group
+                # cut off on the service network: limit L2 again (swarm soak seed 3104).
+                sim.log(f"FAULT isolate_ping: {target} holds or claims a group now, skipped")
                 self._regain_ping(target)
                 return
             pairs = self._links(target)

@@ -214,3 +214,22 @@ def test_pause_at_probe_holds_the_probe_answer_back() -> None:
     assert any("n1 PAUSE" in line for line in sim.trace)
     assert sim.holders("g0") == ["n1"] and not sim.violations
     assert "pause_at_probe" in FAULT_KINDS
+
+
+def test_isolate_ping_never_cuts_off_a_follower_mid_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Soak seed 3104: a follower that had lost its ping node claimed on a majority (its
+    peer just back) as isolate_ping cut it off; the grant came in after the cut and it
+    started the group cut off on the service network, which is limit L2, read as two
+    holders. The fault skips a claiming follower now, as ping_mid_claim does."""
+    lines: list[str] = []
+    log = Sim.log
+
+    def keep(self: Sim, text: str) -> None:
+        lines.append(text)
+        log(self, text)
+
+    monkeypatch.setattr(Sim, "log", keep)
+    script = Path(__file__).parent / "scripts" / "isolate_ping_mid_claim.json"
+    r = run(Schedule.from_json(json.loads(script.read_text())))
+    assert "FAULT isolate_ping: n0 holds or claims a group now, skipped" in lines
+    assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
