@@ -315,8 +315,8 @@ def _draw_fault(
         }
     elif kind == "isolate_ping":
         # Tutorial test 3: a node loses its only interface, ping node included. With two
-        # voters only a node that holds nothing (resolved when the fault begins): a holder
-        # cut off on the service network is limit L2.
+        # voters only a node that holds and claims nothing (picked when the fault begins,
+        # checked again at the cut): a holder cut off on the service network is limit L2.
         args |= {"node": "follower" if even else rng.choice(members)}
     else:  # rate
         rho = t["max_drift"]
