@@ -112,11 +112,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "if reply.inc != self.inc and reply.inc != 0:",
         "if False:",
         "a claimant counts a late grant to its earlier run (same epoch and seq) as its own",
-        gap=(
-            "a run killed young (its seq numbers still low) with a grant in flight, restarted at "
-            "the same epoch, the grant held back until the new run sent that seq; kills land at "
-            "random times, long after a run's first requests"
-        ),
     ),
     Mutant(
         "late_request_of_other_run_renews",
@@ -124,10 +119,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "ours = p.holder == sender and req.inc >= p.inc",
         "ours = p.holder == sender",
         "a late request from the holder's earlier run takes the promise back to that run",
-        gap=(
-            "two late copies across a restart at the same epoch: the earlier run's request after "
-            "the new run's grant, then that run's release before the new run renews"
-        ),
     ),
     Mutant(
         "majority_of_even_is_half",
@@ -367,7 +358,7 @@ def main() -> int:
             save = None
             if args.save_scripts is not None:
                 args.save_scripts.mkdir(parents=True, exist_ok=True)
-                save = args.save_scripts / f"{m.name}.json"
+                save = args.save_scripts.resolve() / f"{m.name}.json"
             t0 = time.perf_counter()
             if args.no_swarm:
                 swarm = {"killed": False, "schedules": 0, "seed": None, "violation": None}

@@ -22,7 +22,7 @@ import click
 from gossipha.config.model import Config, Timings
 from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import ScheduleResult, percentiles, random_schedule
-from gossipha.sim.swarm import Schedule, SwarmResult, draw
+from gossipha.sim.swarm import FAULT_KINDS, Schedule, SwarmResult, draw
 from gossipha.sim.swarm import run as run_schedule
 
 
@@ -109,22 +109,32 @@ def _orphan_spans(spans: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
-def _swarm_batch(args: tuple[int, int, int | None]) -> list[tuple[Schedule, SwarmResult]]:
-    first, count, members = args
+def _swarm_batch(
+    args: tuple[int, int, int | None, frozenset[str]],
+) -> list[tuple[int, Schedule, SwarmResult]]:
+    first, count, members, kinds = args
     out = []
     for seed in range(first, first + count):
         schedule = draw(seed, members=members)
-        out.append((schedule, run_schedule(schedule)))
+        if kinds and not any(f.kind in kinds for f in schedule.faults):
+            continue
+        out.append((seed, schedule, run_schedule(schedule)))
     return out
 
 
 def swarm_results(
-    first_seed: int, schedules: int, members: int | None, workers: int = 1
+    first_seed: int,
+    schedules: int,
+    members: int | None,
+    workers: int = 1,
+    kinds: frozenset[str] = frozenset(),
 ) -> list[tuple[int, Schedule, SwarmResult]]:
-    """(seed, schedule, result) of `schedules` swarm schedules from `first_seed`."""
+    """(seed, schedule, result) of `schedules` swarm schedules from `first_seed`; with
+    `kinds`, only those whose draw has a fault of one of these kinds (the rest are drawn,
+    not run: a soak of a new kind, beside an earlier soak of the schedules without it)."""
     chunk = 25
     jobs = [
-        (s, min(chunk, first_seed + schedules - s), members)
+        (s, min(chunk, first_seed + schedules - s), members, kinds)
         for s in range(first_seed, first_seed + schedules, chunk)
     ]
     if workers <= 1:
@@ -132,10 +142,7 @@ def swarm_results(
     else:
         with ProcessPoolExecutor(workers) as pool:
             batches = list(pool.map(_swarm_batch, jobs))
-    out = []
-    for (first, _, _), batch in zip(jobs, batches, strict=True):
-        out += [(first + i, sch, r) for i, (sch, r) in enumerate(batch)]
-    return out
+    return [run for batch in batches for run in batch]
 
 
 def swarm_report(
@@ -144,13 +151,15 @@ def swarm_report(
     members: int | None,
     wall_s: float,
     replay_file: Path | None = None,
+    drawn: int | None = None,
+    kinds: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, object], tuple[int, Schedule, SwarmResult] | None]:
     """The JSON of a swarm run (today's keys of `gossipha sim`, plus the swarm's)."""
     results = [r for _, _, r in runs]
     bad = next(((s, sch, r) for s, sch, r in runs if r.safety or r.liveness), None)
     spans = [span for r in results for span in r.orphan_spans]
     nodes: Counter[int] = Counter(sch.members for _, sch, _ in runs)
-    kinds: Counter[str] = Counter(f.kind for _, sch, _ in runs for f in sch.faults)
+    faults: Counter[str] = Counter(f.kind for _, sch, _ in runs for f in sch.faults)
     ratio = [sch.timings["lease_s"] / sch.timings["deadtime_s"] for _, sch, _ in runs]
     node_s = sum(r.sim_s * (sch.members + sch.witnesses) for _, sch, r in runs) or 1.0
     first: dict[str, Any] | None = None
@@ -184,11 +193,14 @@ def swarm_report(
         "swarm": {
             "nodes": {str(k): v for k, v in sorted(nodes.items())},
             "with_witness": sum(1 for _, sch, _ in runs if sch.witnesses),
-            "faults": dict(sorted(kinds.items())),
+            "faults": dict(sorted(faults.items())),
             "lease_over_deadtime": {
                 "min": round(min(ratio, default=0.0), 3),
                 "max": round(max(ratio, default=0.0), 3),
             },
+            # Seeds drawn, and the fault kinds a schedule needed to be run (--with-fault).
+            "drawn": len(runs) if drawn is None else drawn,
+            "with_fault": sorted(kinds) or None,
         },
     }
     return report, bad
@@ -227,6 +239,13 @@ def swarm_report(
     default=None,
     help="with --swarm: write the first violating schedule's fault script here",
 )
+@click.option(
+    "--with-fault",
+    "with_faults",
+    multiple=True,
+    type=click.Choice(FAULT_KINDS),
+    help="with --swarm: run only the schedules whose draw has this fault kind (repeatable)",
+)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def sim(
@@ -240,10 +259,13 @@ def sim(
     swarm: bool,
     replay_path: Path | None,
     save_path: Path | None,
+    with_faults: tuple[str, ...],
     workers: int,
     as_json: bool,
 ) -> None:
     """Run random fault schedules of the real cluster core in a simulator."""
+    if with_faults and not swarm:
+        raise click.UsageError("--with-fault needs --swarm")
     if swarm or replay_path is not None:
         if config_path is not None or node_name is not None:
             raise click.UsageError("--swarm and --replay draw their own clusters: no --config")
@@ -253,7 +275,9 @@ def sim(
             )
         if swarm and replay_path is not None:
             raise click.UsageError("--swarm and --replay are exclusive")
-        _swarm(nodes, schedules, seed, replay_path, save_path, workers, as_json)
+        _swarm(
+            nodes, schedules, seed, replay_path, save_path, frozenset(with_faults), workers, as_json
+        )
         return
     if save_path is not None:
         raise click.UsageError("--save-violation needs --swarm")
@@ -305,6 +329,7 @@ def _swarm(
     seed: int,
     replay_path: Path | None,
     save_path: Path | None,
+    kinds: frozenset[str],
     workers: int,
     as_json: bool,
 ) -> None:
@@ -314,9 +339,10 @@ def _swarm(
         runs = [(schedule.seed, schedule, run_schedule(schedule))]
         nodes = schedule.members
     else:
-        runs = swarm_results(seed, schedules, nodes, workers)
+        runs = swarm_results(seed, schedules, nodes, workers, kinds)
     wall = time.perf_counter() - started
-    report, bad = swarm_report(runs, seed, nodes, wall, replay_path)
+    drawn = 1 if replay_path is not None else schedules
+    report, bad = swarm_report(runs, seed, nodes, wall, replay_path, drawn, kinds)
     if bad is not None and save_path is not None:
         save_path.write_text(bad[1].dumps() + "\n")
     _emit(report, as_json)

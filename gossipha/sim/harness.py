@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import json
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -47,6 +48,7 @@ from gossipha.core.types import (
     Input,
     LeaseRelease,
     LeaseReply,
+    LeaseRequest,
     MessageReceived,
     NoticeKind,
     Output,
@@ -68,6 +70,10 @@ from gossipha.sim.net import FakeNet, PathOptions
 
 PING = "ping"
 HEADER_BYTES = 35 + 8 + 32  # codec header, a short sender name, HMAC-SHA256
+# A stale grant lands this long after the request whose seq it matches (hold_stale_copies).
+STALE_GRANT_LAG_S = 0.0005
+# How many of a voter's latest grants to one node a stale_run fault holds copies of.
+STALE_GRANTS_KEPT = 32
 
 
 def native_timings() -> Timings:
@@ -226,8 +232,14 @@ class Sim:
         self._on_probe: dict[str, Callable[[], None]] = {}
         # sender -> its LeaseReleases held back by a fault (hold_releases), and who still
         # has new ones captured
-        self._held_releases: dict[str, list[tuple[str, LeaseRelease]]] = {}
+        self._held_releases: dict[str, list[tuple[str, LeaseRequest | LeaseRelease]]] = {}
         self._capturing: set[str] = set()
+        # The latest lease request each node sent each voter, and the latest grants each
+        # voter sent each node: a fault's copies of an earlier run's messages (stale_run).
+        self._last_request: dict[tuple[str, str], LeaseRequest] = {}
+        self._last_grants: dict[tuple[str, str], deque[LeaseReply]] = {}
+        # node -> seq -> (voter, a grant to its earlier run): delivered as it sends that seq
+        self._stale_grants: dict[str, dict[int, list[tuple[str, LeaseReply]]]] = {}
         rho = config.timings.max_drift
         self.hosts: dict[str, Host] = {}
         for n in config.nodes:
@@ -406,7 +418,17 @@ class Sim:
                 assert message_from_wire(json.loads(json.dumps(wire))) == message
         if dst not in self.hosts:
             return
-        if src in self._capturing and isinstance(message, LeaseRelease):
+        kind = type(message)
+        if kind is LeaseRequest:
+            self._last_request[(src, dst)] = message
+            if src in self._stale_grants:
+                self._stale_grant_due(src, message.seq)
+        elif kind is LeaseReply and message.granted:
+            grants = self._last_grants.get((src, dst))
+            if grants is None:
+                grants = self._last_grants[(src, dst)] = deque(maxlen=STALE_GRANTS_KEPT)
+            grants.append(message)
+        if src in self._capturing and kind is LeaseRelease:
             self._held_releases.setdefault(src, []).append((dst, message))
             return
         for delay in self.net.deliveries(src, dst):
@@ -441,6 +463,29 @@ class Sim:
         for dst, message in self._held_releases.pop(name, []):
             self.log(f"{name} -> {dst} late {message}")
             self._arrive(name, dst, message)
+
+    def hold_stale_copies(self, name: str) -> None:
+        """Late copies of the lease messages of `name`'s current run, for when it has run
+        again: its last request to each voter, held with its releases (`let_go_releases`
+        delivers them first), and each voter's last grants to it (STALE_GRANTS_KEPT per
+        voter), each delivered as the new run sends a request of that seq or a later one
+        (its seq numbers start again from 1, and it asks itself without a message)."""
+        held = [(dst, req) for (src, dst), req in sorted(self._last_request.items()) if src == name]
+        self._held_releases[name] = held + self._held_releases.get(name, [])
+        stale = self._stale_grants.setdefault(name, {})
+        for (voter, dst), grants in sorted(self._last_grants.items()):
+            if dst == name:
+                for reply in grants:
+                    stale.setdefault(reply.seq, []).append((voter, reply))
+
+    def _stale_grant_due(self, name: str, seq: int) -> None:
+        stale = self._stale_grants[name]
+        due = [g for k in sorted(stale) if k <= seq for g in stale.pop(k)]
+        if not stale:
+            del self._stale_grants[name]
+        for voter, reply in due:
+            self.log(f"{voter} -> {name} late {reply} (a grant to its earlier run)")
+            self.at(self.now_s + STALE_GRANT_LAG_S, partial(self._arrive, voter, name, reply))
 
     def on_grant(self, name: str, fn: Callable[[], None]) -> None:
         """Call `fn` once, right after `name` next receives a granted lease reply: faults
@@ -722,6 +767,7 @@ class Sim:
         self._on_grant.clear()
         self._on_notice.clear()
         self._on_probe.clear()
+        self._stale_grants.clear()
         for name in sorted(self._held_releases):
             self.let_go_releases(name)
         self._capturing.clear()

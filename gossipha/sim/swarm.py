@@ -9,7 +9,9 @@ A schedule is an explicit fault script (`Schedule`: the cluster, the timings, th
 every fault with its time): `draw(seed)` makes one, `run(schedule)` plays it, and its JSON
 (`to_json`/`from_json`) replays it (`gossipha sim --replay FILE`) even after the code that
 draws schedules has changed. The simulator's own randomness (loss draws, back-off jitter)
-comes from `Schedule.seed`.
+comes from `Schedule.seed`. A fault kind added later (LATER_KINDS) draws from its own
+stream of the seed, so every schedule without it stays as it was: a soak of the earlier
+draw still stands for those, and `gossipha sim --swarm --with-fault KIND` runs the rest.
 
 Faults keep to the guarantee under test (docs/design.md): with an even number of voters the
 service network stays connected (limit L2), and the VIP probe's own channel never loses
@@ -38,7 +40,8 @@ NODE_WEIGHTS = {2: 0.34, 3: 0.22, 4: 0.14, 5: 0.12, 6: 0.09, 7: 0.09}
 # A VIP goes down up to this share of the stop guard after StopGroup (limit L4).
 STOP_DELAY_OF_GUARD = 0.9
 DRIFTS = (0.0, 0.01, 0.01, 0.05, 0.1, 0.15)
-FAULT_KINDS = (
+# Drawn with the schedule's own stream, one of these per fault.
+DRAWN_KINDS = (
     "partition",
     "cut",
     "isolate",
@@ -57,6 +60,10 @@ FAULT_KINDS = (
     "ping_mid_claim",
     "rate",
 )
+# Kinds added after a soak ran: each from its own stream of the seed, with this share of
+# schedules, so a schedule that does not draw one is exactly the one the soak ran.
+LATER_KINDS = {"stale_run": 0.2}
+FAULT_KINDS = DRAWN_KINDS + tuple(LATER_KINDS)
 # Faults that may name "holder": whoever runs g0 when the fault begins. Half the time: a
 # random victim is the holder only one time in N, and the holder is where the leases bite.
 AT_HOLDER = ("partition", "isolate", "loss", "delay", "pause", "kill", "crash")
@@ -203,6 +210,11 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
         replace(f, at_s=round(warm, 6)) if f.kind == "stale_release" and rng.random() < 0.5 else f
         for f in faults
     ]
+    for kind, share in LATER_KINDS.items():
+        own = random.Random(f"{seed}:{kind}")
+        if own.random() < share:
+            at_s = warm if own.random() < 0.5 else warm + own.uniform(0, window)
+            faults.append(_draw_later(own, kind, at_s, even, timings))
     faults.sort(key=lambda f: f.at_s)
     settle = timings["deadping_s"] + timings["ping_interval_s"] + 3 * timings["keepalive_s"]
     end = max(
@@ -225,7 +237,7 @@ def _draw_fault(
     t: dict[str, float],
 ) -> Fault:
     lease, deadtime = t["lease_s"], t["deadtime_s"]
-    kind = rng.choice(FAULT_KINDS)
+    kind = rng.choice(DRAWN_KINDS)
     if kind == "isolate_ping" and even and not ping:
         kind = "ping"  # no ping node to tell the cut-off node: that would be limit L2
     span = max(lease, deadtime)
@@ -321,6 +333,30 @@ def _draw_fault(
     else:  # rate
         rho = t["max_drift"]
         args = {"node": victim, "rate": round(1 + rng.uniform(-rho, rho), 9)}
+    return Fault(round(at_s, 6), kind, args)
+
+
+def _draw_later(
+    rng: random.Random, kind: str, at_s: float, even: bool, t: dict[str, float]
+) -> Fault:
+    lease, deadtime = t["lease_s"], t["deadtime_s"]
+    span = max(lease, deadtime)
+    assert kind == "stale_run", kind
+    # The holder's agent runs again (a graceful restart, or kill -9 and start), cut off
+    # soon after it starts the group, while copies of its earlier run's lease messages
+    # are late: its last requests and its releases land together at one voter moment,
+    # and each voter's last grant to it lands as the new run sends a request of the same
+    # seq. A voter must not give the earlier run the promise back, a claimant must count
+    # no grant to its earlier run. Half of them at the first holder's first epoch (the
+    # epoch its new run asks for again, with seq numbers that soon come round again).
+    args = {
+        "how": rng.choice(("restart", "kill")),
+        "down_s": round(rng.uniform(0.0, 0.5) * lease, 6),
+        "cut_after_s": round(rng.uniform(0.0, 1.0) * lease, 6),
+        "for_s": round(rng.uniform(1.0, 3.0) * span, 6),
+        "late_s": round(rng.uniform(0.1, 1.0) * deadtime + rng.uniform(0.0, 0.5) * lease, 6),
+        "service": not even,
+    }
     return Fault(round(at_s, 6), kind, args)
 
 
@@ -481,7 +517,7 @@ class _Player:
                 self.later(end_s, lambda: self._regain_ping(a["node"]))
             case "isolate_ping":
                 self._isolate_ping(a["node"], float(a["for_s"]))
-            case "stale_release":
+            case "stale_release" | "stale_run":
                 self._stale_release(
                     str(a["how"]),
                     float(a["down_s"]),
@@ -489,6 +525,7 @@ class _Player:
                     float(a["for_s"]),
                     float(a["late_s"]),
                     bool(a["service"]),
+                    copies=f.kind == "stale_run",
                 )
             case "ping_mid_claim":
                 self._ping_mid_claim(a["node"], float(a["for_s"]))
@@ -505,17 +542,32 @@ class _Player:
                 raise ValueError(f"unknown fault kind {f.kind!r}")
 
     def _stale_release(
-        self, how: str, down_s: float, cut_after_s: float, for_s: float, late_s: float, svc: bool
+        self,
+        how: str,
+        down_s: float,
+        cut_after_s: float,
+        for_s: float,
+        late_s: float,
+        svc: bool,
+        *,
+        copies: bool = False,
     ) -> None:
+        """The holder gives its group up (`how`: standby, a graceful restart, kill -9 and
+        start) with its releases held back, and, `copies`, late copies of its run's lease
+        messages (Sim.hold_stale_copies); all of them land once it is cut off again."""
         sim = self.sim
         holder = self.holder()
         if holder is None or not sim.executing(holder):
             sim.log("FAULT stale_release: nobody holds, skipped")
             return
         g = sim.config.groups[0].name
+        if copies:
+            sim.hold_stale_copies(holder)
         sim.hold_releases(holder)
         if how == "standby":
             sim.deliver(holder, AdminCommand(AdminKind.STANDBY))
+        elif how == "kill":
+            sim.kill_agent(holder)
         else:
             sim.graceful_stop(holder)
 

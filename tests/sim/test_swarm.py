@@ -14,10 +14,11 @@ from click.testing import CliRunner
 
 from gossipha.core import lease
 from gossipha.core.types import LeaseReply, LeaseRequest, NodeId
+from gossipha.sim import swarm
 from gossipha.sim.command import sim as sim_command
 from gossipha.sim.command import swarm_report, swarm_results
 from gossipha.sim.harness import Sim, make_config
-from gossipha.sim.swarm import FAULT_KINDS, Schedule, draw, run
+from gossipha.sim.swarm import FAULT_KINDS, LATER_KINDS, Schedule, draw, run
 from tests.sim.test_random import CI_TIMINGS
 
 # GOSSIPHA_SWARM_SCHEDULES=100000 (and GOSSIPHA_SWARM_SEED) for a soak.
@@ -233,3 +234,59 @@ def test_isolate_ping_never_cuts_off_a_follower_mid_claim(monkeypatch: pytest.Mo
     r = run(Schedule.from_json(json.loads(script.read_text())))
     assert "FAULT isolate_ping: n0 holds or claims a group now, skipped" in lines
     assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+
+
+def test_a_later_fault_kind_leaves_every_other_schedule_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LATER_KINDS draw from their own streams: a schedule that does not draw one is the
+    one drawn before the kind existed (so a soak of those schedules still stands), and
+    one that does keeps every other fault."""
+    with_later = {s: draw(s) for s in range(400)}
+    monkeypatch.setattr(swarm, "LATER_KINDS", {})
+    drew = 0
+    for s, schedule in with_later.items():
+        before = draw(s)
+        later = [f for f in schedule.faults if f.kind in LATER_KINDS]
+        if not later:
+            assert schedule == before
+            continue
+        drew += 1
+        assert tuple(f for f in schedule.faults if f.kind not in LATER_KINDS) == before.faults
+    share = sum(LATER_KINDS.values())
+    assert 0.5 * share * 400 < drew < 1.5 * share * 400
+
+
+def test_with_fault_runs_only_the_schedules_that_draw_it() -> None:
+    seeds = range(20, 50)
+    expected = [s for s in seeds if any(f.kind == "stale_run" for f in draw(s).faults)]
+    args = ["--swarm", "--seed", "20", "--schedules", "30", "--with-fault", "stale_run"]
+    res = CliRunner().invoke(sim_command, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["schedules"] == len(expected) > 0
+    assert report["swarm"]["drawn"] == 30 and report["swarm"]["with_fault"] == ["stale_run"]
+    assert report["swarm"]["faults"]["stale_run"] >= len(expected)
+    res = CliRunner().invoke(sim_command, ["--with-fault", "stale_run"])
+    assert res.exit_code == 2 and "--with-fault needs --swarm" in res.output
+    res = CliRunner().invoke(sim_command, ["--swarm", "--with-fault", "nosuch"])
+    assert res.exit_code == 2
+
+
+def test_stale_run_lands_an_earlier_runs_grants_on_its_new_run() -> None:
+    """The fault kind stale_run: the holder's agent is killed young and starts again cut
+    off; its voters' grants to the earlier run arrive as the new run sends requests of the
+    same seq. The landed claimant counts none of them, so its VIP goes when its lease runs
+    out (a claimant that counted them kept running inside n1's lease: mutant
+    reply_of_other_run_counted)."""
+    sim = Sim(make_config(3, timings=CI_TIMINGS), 2)
+    sim.run_until(1.0)
+    assert sim.holders("g0") == ["n0"]
+    sim.hold_stale_copies("n0")
+    sim.kill_agent("n0")
+    sim.run_until(sim.now_s + 0.1)
+    sim.net.partition(["n0"], ["n1", "n2"], service=True)
+    sim.restart("n0")
+    sim.run_until(sim.now_s + 10 * CI_TIMINGS.lease_s)
+    assert any("a grant to its earlier run" in line for line in sim.trace), sim.trace[-30:]
+    assert sim.holders("g0") == ["n1"] and not sim.violations, sim.trace[-30:]
