@@ -203,9 +203,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "        if claim.valid_until_s() <= now_s:\n            return False  # majority only",
         "        if claim.half_until_s() <= now_s:\n            return False  # majority only",
         "the handover fast path skips the probe on the two-node half rule",
-        gap=(
-            "a fresh release of the latest epoch, every member alive, and still a VIP up that only "
-            "the probe would see (an orphan of a later epoch); the swarm has not built one"
+        masked_by=(
+            "the live-voter clause of the two-node rule: the fast path needs every member "
+            "alive and the half rule every missing voter dead, so every member grants and "
+            "only witnesses are missing, which needs at least as many witnesses as members "
+            "(the swarm draws at most one); and a member with a VIP up promises itself, "
+            "not us"
         ),
     ),
     Mutant(
