@@ -180,13 +180,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "PROBE_FRESH_PROBES = 1.5",
         "PROBE_FRESH_PROBES = 1000.0",
         "a probe answer from before a stall or a slow loop is trusted (seed 1037)",
-        gap=(
-            "a late 'silent' answer that is also wrong: pause_at_probe now holds a prober's "
-            "answer back, below the runtime's stall threshold too (no Stalled, as on a real "
-            "host), but the other node must bring the VIP up inside that pause, which takes both "
-            "nodes claiming on the two-node half rule at once; at native timings no pause below "
-            "the threshold (0.15 s) holds an answer past 1.5 probes (0.225 s) at all"
-        ),
     ),
     Mutant(
         "holder_keeps_lost_lease",

@@ -62,7 +62,8 @@ DRAWN_KINDS = (
 )
 # Kinds added after a soak ran: each from its own stream of the seed, with this share of
 # schedules, so a schedule that does not draw one is exactly the one the soak ran.
-LATER_KINDS = {"stale_run": 0.2}
+# probe_race is drawn only with two voters: the share is of those schedules.
+LATER_KINDS = {"stale_run": 0.2, "probe_race": 0.5}
 FAULT_KINDS = DRAWN_KINDS + tuple(LATER_KINDS)
 # Faults that may name "holder": whoever runs g0 when the fault begins. Half the time: a
 # random victim is the holder only one time in N, and the holder is where the leases bite.
@@ -210,9 +211,10 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
         replace(f, at_s=round(warm, 6)) if f.kind == "stale_release" and rng.random() < 0.5 else f
         for f in faults
     ]
+    two_voters = len(schedule.config().voters) == 2
     for kind, share in LATER_KINDS.items():
         own = random.Random(f"{seed}:{kind}")
-        if own.random() < share:
+        if own.random() < share and (kind != "probe_race" or two_voters):
             at_s = warm if own.random() < 0.5 else warm + own.uniform(0, window)
             faults.append(_draw_later(own, kind, at_s, even, timings))
     faults.sort(key=lambda f: f.at_s)
@@ -341,6 +343,25 @@ def _draw_later(
 ) -> Fault:
     lease, deadtime = t["lease_s"], t["deadtime_s"]
     span = max(lease, deadtime)
+    if kind == "probe_race":
+        # Two voters, the heartbeat link cut both ways (the service network up): each
+        # takes the other for dead. The holder goes to standby; as the other node next
+        # probes its VIP it is paused, mostly for less than the runtime's stall threshold
+        # (no Stalled), and the first holder takes over just after that probe's end, so
+        # its own probe sees nothing and it starts. The paused node's silent answer is
+        # then late and wrong: it must probe again, not start.
+        probe_s = t["vip_probe_count"] * t["vip_probe_interval_s"]
+        stall_s = stall_threshold_s(t["keepalive_s"], lease)
+        return Fault(
+            round(at_s, 6),
+            kind,
+            {
+                "settle_s": round(deadtime * rng.uniform(1.5, 3.0) + t["keepalive_s"], 6),
+                "pause_s": round(rng.uniform(0.3, 1.2) * stall_s, 6),
+                "gap_s": round(rng.uniform(0.0, 1.0) * probe_s, 6),
+                "for_s": round(rng.uniform(2.0, 4.0) * span, 6),
+            },
+        )
     assert kind == "stale_run", kind
     # The holder's agent runs again (a graceful restart, or kill -9 and start), cut off
     # soon after it starts the group, while copies of its earlier run's lease messages
@@ -527,6 +548,10 @@ class _Player:
                     bool(a["service"]),
                     copies=f.kind == "stale_run",
                 )
+            case "probe_race":
+                self._probe_race(
+                    float(a["settle_s"]), float(a["pause_s"]), float(a["gap_s"]), float(a["for_s"])
+                )
             case "ping_mid_claim":
                 self._ping_mid_claim(a["node"], float(a["for_s"]))
             case "voter_restart":
@@ -596,6 +621,48 @@ class _Player:
             NoticeKind.FAILOVER_COMPLETED,
             lambda: self.later(sim.now_s + cut_after_s, cut),
         )
+
+    def _probe_race(self, settle_s: float, pause_s: float, gap_s: float, for_s: float) -> None:
+        """Two claims on the half rule one just after the other, the first paused as it
+        probes (the fault kind's story is at _draw_later)."""
+        sim = self.sim
+        holder = self.holder()
+        others = [v.name for v in sim.config.voters if v.name != holder]
+        if holder is None or len(others) != 1 or not sim.executing(holder):
+            sim.log("FAULT probe_race: no holder of two voters, skipped")
+            return
+        other = others[0]
+        pairs = [(holder, other), (other, holder)]
+        sim.net.hold(pairs, [])
+        t = sim.config.timings
+        probe_s = t.vip_probe_count * t.vip_probe_interval_s
+        raced: list[bool] = []
+
+        def race() -> None:
+            if self.healed:
+                return
+            raced.append(True)
+            sim.pause(other, pause_s)
+            self.later(
+                sim.now_s + probe_s + gap_s,
+                lambda: sim.deliver(holder, AdminCommand(AdminKind.TAKEOVER)),
+            )
+
+        def standby() -> None:
+            if not (sim.executing(holder) and sim.executing(other)):
+                sim.log("FAULT probe_race: a node is down, no race")
+                return
+            sim.log(f"FAULT probe_race: {holder} to standby, {other} paused as it probes")
+            sim.on_probe(other, race)
+            sim.deliver(holder, AdminCommand(AdminKind.STANDBY))
+
+        def end() -> None:
+            sim.net.release(pairs, [])
+            if not raced and sim.executing(holder):
+                sim.deliver(holder, AdminCommand(AdminKind.TAKEOVER))  # out of standby
+
+        self.later(sim.now_s + settle_s, standby)
+        self.later(sim.now_s + for_s, end)
 
     def _follower(self) -> str | None:
         """A member that runs no group now and whose agent executes."""

@@ -244,17 +244,20 @@ def test_a_later_fault_kind_leaves_every_other_schedule_as_it_was(
     one that does keeps every other fault."""
     with_later = {s: draw(s) for s in range(400)}
     monkeypatch.setattr(swarm, "LATER_KINDS", {})
-    drew = 0
+    drew: dict[str, int] = {kind: 0 for kind in LATER_KINDS}
     for s, schedule in with_later.items():
         before = draw(s)
         later = [f for f in schedule.faults if f.kind in LATER_KINDS]
         if not later:
             assert schedule == before
             continue
-        drew += 1
+        for f in later:
+            drew[f.kind] += 1
         assert tuple(f for f in schedule.faults if f.kind not in LATER_KINDS) == before.faults
-    share = sum(LATER_KINDS.values())
-    assert 0.5 * share * 400 < drew < 1.5 * share * 400
+        if any(f.kind == "probe_race" for f in later):
+            assert len(schedule.config().voters) == 2
+    assert 0.5 * 0.2 * 400 < drew["stale_run"] < 1.5 * 0.2 * 400
+    assert drew["probe_race"] > 20
 
 
 def test_with_fault_runs_only_the_schedules_that_draw_it() -> None:
@@ -290,3 +293,31 @@ def test_stale_run_lands_an_earlier_runs_grants_on_its_new_run() -> None:
     sim.run_until(sim.now_s + 10 * CI_TIMINGS.lease_s)
     assert any("a grant to its earlier run" in line for line in sim.trace), sim.trace[-30:]
     assert sim.holders("g0") == ["n1"] and not sim.violations, sim.trace[-30:]
+
+
+def test_probe_race_pauses_the_second_claimant_as_it_probes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fault kind probe_race: with the heartbeat link cut, the holder goes to standby,
+    the other node is paused as it probes, and the first takes over just after that probe
+    ends: its start makes the paused node's silent answer wrong, which must not be trusted
+    (mutant stale_probe_trusted, tests/sim/regressions/stale_probe_trusted.json)."""
+    lines: list[str] = []
+    log = Sim.log
+
+    def keep(self: Sim, text: str) -> None:
+        lines.append(text)
+        log(self, text)
+
+    monkeypatch.setattr(Sim, "log", keep)
+    raced = 0
+    for seed in range(200):
+        schedule = draw(seed)
+        if not any(f.kind == "probe_race" for f in schedule.faults):
+            continue
+        lines.clear()
+        r = run(schedule)
+        assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+        assert len(schedule.config().voters) == 2
+        raced += any("paused as it probes" in line for line in lines)
+    assert raced >= 5
