@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -261,3 +262,55 @@ def test_wire_measures_a_short_run_and_refuses_empty_ones() -> None:
     with pytest.raises(SystemExit) as exc:
         wire.main(["--packets", "0"])
     assert exc.value.code == 2
+
+
+# ---- swarm_soak.py ----
+
+
+def _chunk(seed: int, drawn: int, run: int, safety: int = 0) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "schedules": run,
+        "safety_violations": safety,
+        "liveness_violations": 0,
+        "orphan_overlaps": 1,
+        "orphan_overlap_s": {"total": 2.0, "max": 2.0, "max_outlived": 1.0},
+        "first_violation": {"seed": seed} if safety else None,
+        "wall_s": 1.0,
+        "swarm": {"nodes": {"2": run}, "faults": {"kill": run}, "drawn": drawn},
+    }
+
+
+def _soak_dir(tmp: Path, name: str, chunks: list[dict[str, Any]]) -> Path:
+    d = tmp / name
+    d.mkdir()
+    for c in chunks:
+        (d / f"chunk-{c['seed']}.json").write_text(json.dumps(c))
+    return d
+
+
+def test_swarm_soak_sum_adds_up_parts_and_refuses_gaps_overlaps_violations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    soak = _load("swarm_soak")
+    old = _soak_dir(tmp_path, "old", [_chunk(0, 10, 10), _chunk(10, 10, 10)])
+    new = _soak_dir(tmp_path, "new", [_chunk(0, 20, 3)])
+    monkeypatch.setattr(sys, "argv", ["swarm_soak.py", "sum", str(old), str(new)])
+    assert soak.main() == 0
+    part = soak.sum_dir(old)
+    assert part["seeds"] == [[0, 19]] and part["schedules"] == 20 and not part["problems"]
+    assert soak.sum_dir(new)["drawn"] == 20
+    gap = _soak_dir(tmp_path, "gap", [_chunk(0, 10, 10), _chunk(20, 10, 10)])
+    twice = _soak_dir(tmp_path, "twice", [_chunk(0, 10, 10), _chunk(5, 10, 10)])
+    bad = _soak_dir(tmp_path, "bad", [_chunk(0, 10, 10, safety=1)])
+    empty = _soak_dir(tmp_path, "empty", [])
+    for d, why in (
+        (gap, "not contiguous"),
+        (twice, "twice"),
+        (bad, "violations"),
+        (empty, "nothing"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["swarm_soak.py", "sum", str(d)])
+        capsys.readouterr()
+        assert soak.main() == 1
+        assert why in capsys.readouterr().err
