@@ -62,10 +62,9 @@ TABLES: dict[KeyPath, tuple[str, ...] | None] = {
 }
 TOP = native._TOP_KEYS
 ALL_KEYS = frozenset(k for keys in TABLES.values() if keys for k in keys)
-# `name = value` in inline code that is not about gossipha.toml (no table says so).
-NOT_CONFIG = {
-    "source": 'the Prometheus external label source="prometheus" (observability.md)',
-}
+# `name = value` in inline code that is not about gossipha.toml, with the reason (none
+# today: Prometheus labels and systemd settings are written without blanks around `=`).
+NOT_CONFIG: dict[str, str] = {}
 
 BASE = REPO / "docs" / "examples" / "native" / "gossipha.toml"
 BASE_NODE = "masternginx"
@@ -79,7 +78,8 @@ _TOP = "|".join(TOP)
 # Only names that start with a top-level table count: `[standby]` is a status marker.
 _HEADER = re.compile(rf"^\[(\[?)\s*((?:{_TOP})(?:\s*\.\s*{_KEY})*)\s*\]\1(.*)$")
 _DOTTED = re.compile(rf"^((?:{_TOP})(?:\.{_KEY})+)(?::({_IDENT}))?$")
-_ASSIGN = re.compile(rf"^({_IDENT})\s*=")
+# `key = value` with blanks, as TOML is written here; `Nice=-10`, `a=b` are systemd, shell.
+_ASSIGN = re.compile(rf"^({_IDENT}) +=(?: |$)")
 _CODE = re.compile(r"(`+)(.+?)\1")
 _LIST_END = re.compile(r"[);]")
 _PLAIN_DOTTED = re.compile(rf"(?<![\w./$-])((?:{_TOP})(?:\.{_IDENT})+)(?::({_IDENT}))?(?![\w(])")
