@@ -62,3 +62,19 @@ def test_rules_name_only_defined_metrics() -> None:
     # the agent-pushed alerts share names with the rules where they mean the same thing
     pushed = {rule.name for rule in _FIRE.values()}
     assert {"GossiphaPeerWarn", "GossiphaPeerDead", "GossiphaNoHolder"} <= pushed & alerts
+
+
+def alert_rules() -> dict[str, str]:
+    """Each alert rule's name and its text, up to the next rule (the file is one group)."""
+    text = (DEPLOY / "gossipha-rules.yml").read_text()
+    chunks = re.split(r"(?m)^ +- alert: ", text)[1:]
+    return {chunk.split("\n", 1)[0].strip(): chunk for chunk in chunks}
+
+
+def test_split_brain_waits_out_scrape_skew_and_counts_nodes_across_targets() -> None:
+    """Separately scraped targets show a handover as two holders for up to a scrape
+    interval, so the rule needs `for:`; and it counts nodes, not series (promtool tests the
+    behaviour in gossipha-rules.test.yml)."""
+    rule = alert_rules()["GossiphaSplitBrain"]
+    assert re.search(r"(?m)^ +for: [1-9]", rule), "GossiphaSplitBrain has no `for:`"
+    assert "on (instance, job)" in rule and "count by (cluster, group)" in rule
