@@ -67,8 +67,8 @@ def test_rules_name_only_defined_metrics() -> None:
 # --- runbooks ----------------------------------------------------------------------------
 
 OPERATIONS = DEPLOY.parents[1] / "docs" / "operations.md"
-# where the rules say the docs are served; the rules' header says to replace it
-RUNBOOK_BASE = "https://gossipha.example.org/docs/operations.md#"
+# the project's repository, as in deploy/systemd/gossipha.service's Documentation=
+RUNBOOK_BASE = "https://github.com/gossipha/gossipha/blob/main/docs/operations.md#"
 
 
 def heading_anchors(markdown: str) -> set[str]:
