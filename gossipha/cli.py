@@ -176,8 +176,7 @@ def _runtime_options(command: Callable[..., None]) -> Callable[..., None]:
             "--listen",
             metavar="HOST:PORT",
             callback=_parse_listen,
-            help="Serve /metrics, /status, /healthz here instead of "
-            "observe.listen_address:listen_port.",
+            help="Serve /metrics, /status, /healthz here instead of observe.listen.",
         ),
         click.option(
             "--admin-socket",
