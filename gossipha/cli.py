@@ -130,17 +130,22 @@ def migrate(path: Path, node_name: str | None, allow_unauthenticated: bool) -> N
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path),
-    default=Path("authkeys"),
+    # A str, not a Path: Path("./-") is Path("-"), and `./-` must stay a file named -.
+    type=click.Path(allow_dash=True),
+    default="authkeys",
     show_default=True,
-    help="File to create (mode 600); an existing file is never overwritten.",
+    help="File to create (mode 600); an existing file is never overwritten. "
+    "`-` writes the key file to stdout.",
 )
-def keygen(output: Path) -> None:
+def keygen(output: str) -> None:
     """Create a new authkeys file with a random sha256 key (copy it to every node)."""
-    from gossipha.config.authkeys import write_new_keyfile
+    from gossipha.config.authkeys import new_keyfile_text, write_new_keyfile
 
+    if output == "-":
+        click.echo(new_keyfile_text(), nl=False)
+        return
     try:
-        write_new_keyfile(output)
+        write_new_keyfile(Path(output))
     except FileExistsError:
         click.echo(f"gossipha: error: {output}: already exists; not overwriting keys", err=True)
         sys.exit(1)

@@ -123,6 +123,31 @@ def test_keygen_writes_a_mode_600_sha256_keyfile(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_keygen_dash_writes_the_keyfile_to_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keygen", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+    out = tmp_path / "piped"
+    out.write_text(result.stdout)
+    out.chmod(0o600)
+    auth, _ = parse_authkeys(out)
+    assert auth.active_key.method is AuthMethod.SHA256
+    assert len(auth.active_key.secret) == 64
+    assert "wrote" not in result.stdout  # only the key file, so it can be piped
+
+
+def test_keygen_dot_slash_dash_is_still_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keygen", "-o", "./-"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "-").stat().st_mode) == 0o600
+
+
 def test_keygen_keys_differ(tmp_path: Path) -> None:
     run("keygen", "-o", str(tmp_path / "a"))
     run("keygen", "-o", str(tmp_path / "b"))
