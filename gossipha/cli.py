@@ -20,6 +20,7 @@ from gossipha.config.load import Loaded, load
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
+from gossipha.runtime.logs import LEVELS
 
 EXIT_CONFIG = 2
 
@@ -178,6 +179,13 @@ def _runtime_options(command: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option("--no-mlock", is_flag=True, help="Do not lock memory (mlockall)."),
         click.option(
+            "--log-level",
+            type=click.Choice(list(LEVELS), case_sensitive=False),
+            envvar="GOSSIPHA_LOG_LEVEL",
+            help="Log this level and up, wherever the configuration sends logs "
+            "[default: info, or debug with the configuration's debug] (env GOSSIPHA_LOG_LEVEL).",
+        ),
+        click.option(
             "--listen",
             metavar="HOST:PORT",
             callback=_parse_listen,
@@ -270,6 +278,7 @@ def _agent_options(
         listen=kw["listen"],
         admin_socket=kw["admin_socket"],
         witness=witness,
+        log_level=None if kw["log_level"] is None else LEVELS[kw["log_level"].lower()],
     )
 
 
