@@ -1,6 +1,8 @@
 """The `gossipha` command: parse arguments, load configuration, hand over to the parts.
 
-Configuration errors print one line (file:line: message) and exit with status 2.
+Configuration errors print one line (file:line: message) and exit with status 78
+(EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1. docs/operations.md
+lists them.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ import click
 import orjson
 
 from gossipha import __version__
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
 from gossipha.config.load import Loaded, load
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
 from gossipha.runtime.logs import LEVELS
-
-EXIT_CONFIG = 2
 
 
 def _config_failure(exc: ConfigError) -> NoReturn:
