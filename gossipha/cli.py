@@ -18,7 +18,7 @@ import orjson
 
 from gossipha import __version__
 from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
-from gossipha.config.load import Loaded, load
+from gossipha.config.load import DEFAULT_PATH, Loaded, load
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
@@ -224,7 +224,7 @@ def _run(loaded: Loaded, options: AgentOptions) -> NoReturn:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=Path("/etc/ha.d"),
+    default=DEFAULT_PATH,
     show_default=True,
     help="/etc/ha.d (Heartbeat's files, as they are) or a gossipha.toml.",
 )
