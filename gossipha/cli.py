@@ -1,6 +1,8 @@
 """The `gossipha` command: parse arguments, load configuration, hand over to the parts.
 
-Configuration errors print one line (file:line: message) and exit with status 2.
+Configuration errors print one line (file:line: message) and exit with status 78
+(EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1. docs/operations.md
+lists them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ import click
 import orjson
 
 from gossipha import __version__
-from gossipha.config.errors import ConfigError, ConfigWarning
-from gossipha.config.load import Loaded, load
+from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
+from gossipha.config.load import DEFAULT_PATH, Loaded, load
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
-
-EXIT_CONFIG = 2
+from gossipha.runtime.logs import LEVELS
 
 
 def _config_failure(exc: ConfigError) -> NoReturn:
@@ -130,17 +131,22 @@ def migrate(path: Path, node_name: str | None, allow_unauthenticated: bool) -> N
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path),
-    default=Path("authkeys"),
+    # A str, not a Path: Path("./-") is Path("-"), and `./-` must stay a file named -.
+    type=click.Path(allow_dash=True),
+    default="authkeys",
     show_default=True,
-    help="File to create (mode 600); an existing file is never overwritten.",
+    help="File to create (mode 600); an existing file is never overwritten. "
+    "`-` writes the key file to stdout.",
 )
-def keygen(output: Path) -> None:
+def keygen(output: str) -> None:
     """Create a new authkeys file with a random sha256 key (copy it to every node)."""
-    from gossipha.config.authkeys import write_new_keyfile
+    from gossipha.config.authkeys import new_keyfile_text, write_new_keyfile
 
+    if output == "-":
+        click.echo(new_keyfile_text(), nl=False)
+        return
     try:
-        write_new_keyfile(output)
+        write_new_keyfile(Path(output))
     except FileExistsError:
         click.echo(f"gossipha: error: {output}: already exists; not overwriting keys", err=True)
         sys.exit(1)
@@ -172,6 +178,13 @@ def _runtime_options(command: Callable[..., None]) -> Callable[..., None]:
             help="Seconds a graceful stop may take before resources are stopped anyway.",
         ),
         click.option("--no-mlock", is_flag=True, help="Do not lock memory (mlockall)."),
+        click.option(
+            "--log-level",
+            type=click.Choice(list(LEVELS), case_sensitive=False),
+            envvar="GOSSIPHA_LOG_LEVEL",
+            help="Log this level and up, wherever the configuration sends logs "
+            "[default: info, or debug with the configuration's debug] (env GOSSIPHA_LOG_LEVEL).",
+        ),
         click.option(
             "--listen",
             metavar="HOST:PORT",
@@ -210,7 +223,7 @@ def _run(loaded: Loaded, options: AgentOptions) -> NoReturn:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=Path("/etc/ha.d"),
+    default=DEFAULT_PATH,
     show_default=True,
     help="/etc/ha.d (Heartbeat's files, as they are) or a gossipha.toml.",
 )
@@ -264,6 +277,7 @@ def _agent_options(
         listen=kw["listen"],
         admin_socket=kw["admin_socket"],
         witness=witness,
+        log_level=None if kw["log_level"] is None else LEVELS[kw["log_level"].lower()],
     )
 
 

@@ -129,10 +129,17 @@ def active_line(path: Path) -> int | None:
     return None
 
 
+def new_keyfile_text() -> str:
+    """A fresh sha256 authkeys as text (for a pipe: `gossipha keygen -o -`)."""
+    secret = secrets.token_hex(32)
+    return (
+        "# made by gossipha keygen; keep it mode 600, same file on every node\n"
+        f"auth 1\n1 sha256 {secret}\n"
+    )
+
+
 def write_new_keyfile(path: Path) -> None:
     """Create a fresh sha256 authkeys (mode 600 from the first byte; never overwrite)."""
-    secret = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write("# made by gossipha keygen; keep it mode 600, same file on every node\n")
-        out.write(f"auth 1\n1 sha256 {secret}\n")
+        out.write(new_keyfile_text())

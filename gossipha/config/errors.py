@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The exit status of a command its configuration stops: sysexits.h's EX_CONFIG, which
+# systemd shows as `status=78/CONFIG`. Usage errors (click's) stay 2, failures at run time 1.
+EXIT_CONFIG = 78
+
 
 class ConfigError(Exception):
     """A configuration the agent must not start with; shown as `file:line: message`."""

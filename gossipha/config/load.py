@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gossipha.config.errors import ConfigError, ConfigWarning
-from gossipha.config.model import Config, IPAddress
+from gossipha.config.model import Config, IPAddress, Observe
 from gossipha.config.services import ServiceResolver
 from gossipha.config.validate import validate
+
+# `gossipha agent --config`'s default; commands that look for the agent read the same.
+DEFAULT_PATH = Path("/etc/ha.d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +84,27 @@ def load(
     addresses = local_addresses() if host_addresses is None else host_addresses
     warnings = [*warnings, *validate(config, locations, addresses, allow_witness=allow_witness)]
     return Loaded(config, tuple(warnings))
+
+
+def load_observe(path: Path) -> Observe:
+    """Where the agent configured by `path` serves /status, for `gossipha status`.
+
+    Only that part is read: a status check must work for users who cannot read authkeys,
+    and after the file was edited under a running agent. ha.cf cannot name an address, so
+    an /etc/ha.d gets the defaults once its ha.cf is readable. ConfigError names the file.
+    """
+    path = Path(path).absolute()
+    if path.is_dir():
+        from gossipha.config.hacf import read_config_text
+
+        read_config_text(path / "ha.cf", "ha.cf")
+        return Observe()
+    if path.is_file():
+        from gossipha.config.native import read_observe
+
+        return read_observe(path)
+    if path.exists():
+        raise ConfigError(path, None, "not a file or directory; expected /etc/ha.d or a .toml")
+    raise ConfigError(
+        path, None, "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml"
+    )

@@ -986,6 +986,13 @@ def _read_text(path: Path) -> tuple[str, dict[str, Any]]:
         raise ConfigError(path, line, f"TOML syntax error: {exc}") from None
 
 
+def read_observe(path: Path) -> Observe:
+    """Only the `[observe]` table of the gossipha.toml at `path`, for `gossipha status`: it
+    needs no node name, keys or services, so any user who can read the file can use it."""
+    text, data = _read_text(path)
+    return _observe(_Reader(path, _key_lines(text)), data.get("observe", {}))
+
+
 def _flag(r: _Reader, cluster: Mapping[str, Any], key: str, default: bool) -> bool:
     return r.boolean(cluster[key], ("cluster", key)) if key in cluster else default
 

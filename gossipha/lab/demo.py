@@ -63,7 +63,9 @@ def preflight() -> str | None:
     metavar="NAME",
     help="Run only this scenario (repeatable). Names: see --list.",
 )
-@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@click.option(
+    "--list", "list_only", is_flag=True, help="List the scenarios and exit (with --json: as JSON)."
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object at the end (progress: stderr)."
 )
@@ -95,6 +97,13 @@ def demo(
         raise click.UsageError(f"conflicting profiles: {', '.join(sorted(chosen_profiles))}")
 
     if list_only:
+        if as_json:
+            # One object per scenario: name, title, pending (why it cannot run yet, or null).
+            listing = [
+                {"name": sc.name, "title": sc.title, "pending": sc.pending} for sc in SCENARIOS
+            ]
+            click.echo(orjson.dumps(listing).decode())
+            return
         for sc in SCENARIOS:
             note = f"  (not yet: {sc.pending})" if sc.pending else ""
             click.echo(f"{sc.name:20} {sc.title}{note}")

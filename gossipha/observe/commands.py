@@ -1,13 +1,16 @@
 """`gossipha status|standby|takeover|maintenance`: the operator's commands.
 
-`status` reads the agent's /status over HTTP (loopback by default) and prints it crm_mon
-style, or as JSON. The others send one command on the admin socket. Exit status 1 with a
-one-line error when the agent is not running or refuses.
+`status` reads the agent's /status over HTTP and prints it crm_mon style, or as JSON; it
+finds the agent's address in the agent's configuration (`--config`, default /etc/ha.d, as
+for `gossipha agent`) unless given `--url`. The others send one command on the admin
+socket. Exit status 1 with a one-line error when the agent is not running or refuses, 78
+(EXIT_CONFIG) when the configuration cannot be read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 import time
 import urllib.error
@@ -18,11 +21,12 @@ from typing import Any, NoReturn
 import click
 import orjson
 
+from gossipha.config.errors import EXIT_CONFIG, ConfigError
+from gossipha.config.load import DEFAULT_PATH
 from gossipha.core.types import AdminKind
 from gossipha.observe.admin import AdminError, send_admin
 from gossipha.observe.status import render_text
 
-DEFAULT_URL = "http://127.0.0.1:9694"
 DEFAULT_SOCKET = Path("/run/gossipha/admin.sock")
 FETCH_TIMEOUT_S = 3.0
 
@@ -30,6 +34,34 @@ FETCH_TIMEOUT_S = 3.0
 def _fail(msg: str) -> NoReturn:
     click.echo(f"gossipha: error: {msg}", err=True)
     sys.exit(1)
+
+
+def agent_url(host: str, port: int) -> str:
+    """The URL of an agent listening on host:port, from this host: a wildcard address
+    (0.0.0.0, ::) is reached on loopback; an IPv6 address goes in brackets."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}"  # a host name
+    if addr.is_unspecified:
+        addr = ipaddress.ip_address("::1" if addr.version == 6 else "127.0.0.1")
+    return f"http://[{addr}]:{port}" if addr.version == 6 else f"http://{addr}:{port}"
+
+
+def url_from_config(path: Path) -> str:
+    """The status API the agent configured by `path` serves ([observe] listen)."""
+    from gossipha.config.load import load_observe
+
+    try:
+        observe = load_observe(path)
+    except ConfigError as exc:
+        click.echo(
+            f"gossipha: error: {exc.render()} (read to find the agent's status API; "
+            "give --config PATH or --url URL)",
+            err=True,
+        )
+        sys.exit(EXIT_CONFIG)
+    return agent_url(observe.listen_address, observe.listen_port)
 
 
 def fetch_status(url: str, timeout_s: float = FETCH_TIMEOUT_S) -> dict[str, Any]:
@@ -66,9 +98,25 @@ _socket_opt = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print the /status document as JSON.")
 @click.option("--watch", is_flag=True, help="Refresh until interrupted.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="The agent's status API.")
-def status(as_json: bool, watch: bool, interval: float, url: str) -> None:
+@click.option(
+    "--url",
+    help="The agent's status API, e.g. http://127.0.0.1:9694 [default: from --config].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="The agent's /etc/ha.d or gossipha.toml, to find its status API ([observe] listen) "
+    f"[default: {DEFAULT_PATH}, as for `gossipha agent`].",
+)
+def status(
+    as_json: bool, watch: bool, interval: float, url: str | None, config_path: Path | None
+) -> None:
     """Show the cluster at a glance: nodes, links, phi, groups, holders, recent events."""
+    if url is not None and config_path is not None:
+        raise click.UsageError("give --url or --config, not both")
+    if url is None:
+        url = url_from_config(config_path or DEFAULT_PATH)
     while True:
         try:
             doc = fetch_status(url)

@@ -146,6 +146,8 @@ class AgentOptions:
     # `gossipha witness`: links and the core only (runtime/witness.py); no VIP, services,
     # ping nodes, health checks or respawns.
     witness: bool = False
+    # --log-level (a logging level); None: the configuration's (`debug` means DEBUG).
+    log_level: int | None = None
 
 
 # ---------------------------------------------------------------------- framing
@@ -453,7 +455,7 @@ class Agent:
         assert self._encoder is not None and self._decoder is not None
         self._encoder.keyring = keyring
         self._decoder.keyring = keyring
-        for problem in logs.configure(new.logging):
+        for problem in logs.configure(new.logging, level=opts.log_level):
             log.warning(problem)
         self.config = reloaded(self.config, new)
         log.info(
@@ -701,7 +703,7 @@ async def run_agent(
     metrics: Metrics | None = None,
 ) -> int:
     """Entry point for the CLI: logs configured, agent run, logs closed."""
-    for problem in logs.configure(loaded.config.logging):
+    for problem in logs.configure(loaded.config.logging, level=options.log_level):
         log.warning(problem)
     agent = Agent(loaded, options, registry=registry, metrics=metrics)
     status = 1

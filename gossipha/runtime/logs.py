@@ -4,7 +4,7 @@ Lines are `event key=value ...` so they grep and parse the same in every destina
 `logfile` gets INFO and up, `debugfile` everything, syslog INFO and up with the configured
 facility (via /dev/log when present). Files use WatchedFileHandler, so logrotate works
 without a signal. `configure` may be called again after a reload; it replaces only the
-handlers it installed.
+handlers it installed. The agent's `--log-level` overrides the configuration's level.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ _MARK = "_gossipha_handler"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SYSLOG_FORMAT = "gossipha[%(process)d]: %(levelname)s %(message)s"
 DEV_LOG = "/dev/log"
+# `--log-level` names: the standard ones, lower case as operators type them.
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def kv(event: str, **fields: object) -> str:
@@ -43,8 +50,11 @@ def _mark(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
-def configure(settings: Logging, *, verbose: bool = False) -> list[str]:
-    """(Re)install the handlers for `settings`; returns problems (unwritable files) to log."""
+def configure(settings: Logging, *, level: int | None = None) -> list[str]:
+    """(Re)install the handlers for `settings`; returns problems (unwritable files) to log.
+
+    `level` (--log-level) wins over the configuration's `debug`: nothing below it is logged
+    anywhere, and stderr shows everything from it up. Files and syslog keep their floors."""
     root = logging.getLogger(LOGGER)
     for handler in list(root.handlers):
         if getattr(handler, _MARK, False):
@@ -52,15 +62,18 @@ def configure(settings: Logging, *, verbose: bool = False) -> list[str]:
             with contextlib.suppress(Exception):
                 handler.close()
     problems: list[str] = []
-    debug = verbose or settings.debug > 0 or settings.debugfile is not None
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    debug = settings.debug > 0 or settings.debugfile is not None
+    root.setLevel(level if level is not None else logging.DEBUG if debug else logging.INFO)
     root.propagate = False
     formatter = logging.Formatter(FORMAT)
     stderr = _mark(logging.StreamHandler(sys.stderr))
-    stderr.setLevel(logging.DEBUG if verbose or settings.debug > 0 else logging.INFO)
+    if level is not None:
+        stderr.setLevel(level)
+    else:
+        stderr.setLevel(logging.DEBUG if settings.debug > 0 else logging.INFO)
     stderr.setFormatter(formatter)
     root.addHandler(stderr)
-    for path, level in ((settings.logfile, logging.INFO), (settings.debugfile, logging.DEBUG)):
+    for path, floor in ((settings.logfile, logging.INFO), (settings.debugfile, logging.DEBUG)):
         if path is None:
             continue
         try:
@@ -69,7 +82,7 @@ def configure(settings: Logging, *, verbose: bool = False) -> list[str]:
         except OSError as exc:
             problems.append(kv("log file unusable", path=path, error=exc))
             continue
-        handler.setLevel(level)
+        handler.setLevel(floor)
         handler.setFormatter(formatter)
         root.addHandler(handler)
     if settings.facility is not None and os.path.exists(DEV_LOG):

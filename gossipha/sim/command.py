@@ -210,11 +210,41 @@ def swarm_report(
 @click.option(
     "--nodes", type=click.IntRange(2, 4096), default=None, help="made-up nodes (default 2)"
 )
-@click.option("--schedules", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--loss", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True)
-@click.option("--jitter", "jitter_s", type=click.FloatRange(0.0, 10.0), default=0.0)
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--schedules",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="random fault schedules to run, each from its own seed",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="seed of the first schedule; the next ones use seed+1, seed+2, ...",
+)
+@click.option(
+    "--loss",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="chance that any packet is lost, on every path",
+)
+@click.option(
+    "--jitter",
+    "jitter_s",
+    type=click.FloatRange(0.0, 10.0),
+    default=0.0,
+    help="seconds of random extra delay per packet, up to this",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="simulate the cluster of this /etc/ha.d or gossipha.toml instead of made-up nodes",
+)
 @click.option(
     "--node-name",
     metavar="NAME",
@@ -246,7 +276,13 @@ def swarm_report(
     type=click.Choice(FAULT_KINDS),
     help="with --swarm: run only the schedules whose draw has this fault kind (repeatable)",
 )
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="with --swarm: processes running schedules in parallel",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def sim(
     nodes: int | None,
@@ -303,7 +339,28 @@ def _emit(report: dict[str, object], as_json: bool) -> None:
     else:
         for key, value in report.items():
             if key not in ("first_violation",):
-                click.echo(f"{key}: {value}")
+                for line in _text_lines(key, value):
+                    click.echo(line)
+
+
+def _text_lines(key: str, value: object) -> list[str]:
+    """`key: value` lines for people and grep: nested tables as `a.b: v`, None as `-`
+    (the key stays, so every report has the same lines), no Python reprs."""
+    if isinstance(value, dict) and value:
+        return [line for k, v in value.items() for line in _text_lines(f"{key}.{k}", v)]
+    return [f"{key}: {_text_value(value)}"]
+
+
+def _text_value(value: object) -> str:
+    if value is None or value == {} or value == []:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def load_script(path: Path) -> Schedule:

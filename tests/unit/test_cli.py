@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from gossipha import __version__
 from gossipha.cli import main
 from gossipha.config.authkeys import parse_authkeys
+from gossipha.config.errors import EXIT_CONFIG
 from gossipha.config.model import AuthMethod
+
+EXIT_USAGE = 2  # click's, for every usage error
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -79,9 +82,17 @@ def test_check_config_text_and_warnings(slave_ha_d: Path) -> None:
     assert "only one heartbeat link" in result.stderr
 
 
-def test_unknown_node_is_one_clear_line_and_status_2(master_ha_d: Path) -> None:
+def test_config_and_usage_errors_exit_with_different_documented_codes() -> None:
+    from tests.conftest import REPO
+
+    assert (EXIT_CONFIG, EXIT_USAGE) == (78, 2)
+    table = (REPO / "docs" / "operations.md").read_text()
+    assert "| 78 | " in table and "| 2 | " in table
+
+
+def test_unknown_node_is_one_clear_line_and_the_config_status(master_ha_d: Path) -> None:
     result = run("check-config", str(master_ha_d), "--node-name", "thirdnode")
-    assert result.returncode == 2
+    assert result.returncode == EXIT_CONFIG
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "ha.cf" in lines[0] and "thirdnode" in lines[0]
@@ -93,7 +104,7 @@ def test_bad_value_names_file_and_line(master_ha_d: Path) -> None:
     text = hacf.read_text().replace("deadtime 30", "deadtime 1", 1)
     hacf.write_text(text)
     result = run("check-config", str(master_ha_d), "--node-name", "masternginx")
-    assert result.returncode == 2
+    assert result.returncode == EXIT_CONFIG
     assert f"{hacf}:5:" in result.stderr  # deadtime is on line 5
     assert "deadtime" in result.stderr and "keepalive" in result.stderr
 
@@ -101,14 +112,28 @@ def test_bad_value_names_file_and_line(master_ha_d: Path) -> None:
 def test_authkeys_readable_by_others_is_refused(master_ha_d: Path) -> None:
     (master_ha_d / "authkeys").chmod(0o644)
     result = run("check-config", str(master_ha_d), "--node-name", "masternginx")
-    assert result.returncode == 2
+    assert result.returncode == EXIT_CONFIG
     assert "authkeys" in result.stderr and "0644" in result.stderr and "600" in result.stderr
 
 
 def test_missing_path(tmp_path: Path) -> None:
     result = run("check-config", str(tmp_path / "nope"))
-    assert result.returncode == 2
+    assert result.returncode == EXIT_CONFIG
     assert "not found" in result.stderr
+
+
+def test_usage_errors_exit_2_config_errors_exit_config(master_ha_d: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["check-config"]).exit_code == EXIT_USAGE  # PATH missing
+    assert runner.invoke(main, ["check-config", "--no-such-option", "x"]).exit_code == EXIT_USAGE
+    agent = ["agent", "--config", str(master_ha_d)]
+    assert runner.invoke(main, [*agent, "--listen", "nohost"]).exit_code == EXIT_USAGE
+    bad = runner.invoke(main, [*agent, "--node-name", "nobody"])
+    assert bad.exit_code == EXIT_CONFIG and "nobody" in bad.stderr
+    bad = runner.invoke(main, ["migrate", str(master_ha_d), "--node-name", "nobody"])
+    assert bad.exit_code == EXIT_CONFIG
+    bad = runner.invoke(main, ["witness", "--config", str(master_ha_d)])
+    assert bad.exit_code == EXIT_CONFIG and "gossipha.toml" in bad.stderr
 
 
 def test_keygen_writes_a_mode_600_sha256_keyfile(tmp_path: Path) -> None:
@@ -121,6 +146,31 @@ def test_keygen_writes_a_mode_600_sha256_keyfile(tmp_path: Path) -> None:
     assert len(auth.active_key.secret) == 64
     again = run("keygen", "-o", str(out))
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_keygen_dash_writes_the_keyfile_to_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keygen", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []  # no file named "-"
+    out = tmp_path / "piped"
+    out.write_text(result.stdout)
+    out.chmod(0o600)
+    auth, _ = parse_authkeys(out)
+    assert auth.active_key.method is AuthMethod.SHA256
+    assert len(auth.active_key.secret) == 64
+    assert "wrote" not in result.stdout  # only the key file, so it can be piped
+
+
+def test_keygen_dot_slash_dash_is_still_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keygen", "-o", "./-"])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "-").stat().st_mode) == 0o600
 
 
 def test_keygen_keys_differ(tmp_path: Path) -> None:
@@ -143,7 +193,7 @@ def test_agent_reports_config_errors_first(master_ha_d: Path) -> None:
     result = CliRunner().invoke(
         main, ["agent", "--config", str(master_ha_d), "--node-name", "nobody"]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_CONFIG
 
 
 def test_migrate_output_reads_back_to_the_same_model(master_ha_d: Path, tmp_path: Path) -> None:

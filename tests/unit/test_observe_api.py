@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
 from gossipha.cli import main
+from gossipha.config.errors import EXIT_CONFIG
 from gossipha.core.types import AdminKind
 from gossipha.observe.admin import AdminError, AdminServer, AgentNotRunning, send_admin
 from gossipha.observe.api import ApiServer, make_app
 from gossipha.observe.metrics import Metrics
-from gossipha.observe.status import ClusterStatus
+from gossipha.observe.status import ClusterStatus, to_json
 from tests.unit.test_observe_status import sample_status
 
 
@@ -180,3 +181,100 @@ def test_cli_agent_not_running(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "is it running" in res.output
     res = runner.invoke(main, ["standby", "--socket", str(tmp_path / "x.sock")])
     assert res.exit_code == 1 and "no gossipha agent" in res.output
+
+
+# ------------------------------------------------ status finds the agent from its config
+
+
+def _native_with_listen(tmp_path: Path, listen: str) -> Path:
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "examples" / "native" / "gossipha.toml").read_text()
+    assert 'listen = "127.0.0.1:9694"' in text
+    toml = tmp_path / "gossipha.toml"
+    toml.write_text(text.replace('listen = "127.0.0.1:9694"', f'listen = "{listen}"'))
+    return toml
+
+
+def test_cli_status_finds_the_agent_from_its_config(
+    tmp_path: Path, agent_servers: tuple[str, Path, list[AdminKind]]
+) -> None:
+    url, _sock, _seen = agent_servers
+    port = url.rsplit(":", 1)[1]
+    toml = _native_with_listen(tmp_path, f"127.0.0.1:{port}")
+    res = CliRunner().invoke(main, ["status", "--config", str(toml)])
+    assert res.exit_code == 0, res.output
+    assert "Cluster tutorial" in res.output
+    # A wildcard listen address is reached on loopback.
+    toml = _native_with_listen(tmp_path, f"0.0.0.0:{port}")
+    res = CliRunner().invoke(main, ["status", "--json", "--config", str(toml)])
+    assert res.exit_code == 0 and orjson.loads(res.output)["schema"] == 1
+
+
+def _asked_url(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    asked: list[str] = []
+
+    def fake(url: str, timeout_s: float = 0.0) -> dict[str, object]:
+        asked.append(url)
+        doc: dict[str, object] = orjson.loads(orjson.dumps(to_json(sample_status())))
+        return doc
+
+    monkeypatch.setattr("gossipha.observe.commands.fetch_status", fake)
+    return asked
+
+
+def test_cli_status_of_an_ha_d_is_the_default_address(
+    master_ha_d: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _asked_url(monkeypatch)
+    (master_ha_d / "authkeys").chmod(0o644)  # not read: status needs no keys
+    res = CliRunner().invoke(main, ["status", "--config", str(master_ha_d)])
+    assert res.exit_code == 0, res.output
+    assert asked == ["http://127.0.0.1:9694"]
+
+
+def test_cli_status_reads_the_agent_s_default_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gossipha.observe import commands
+
+    agent_config = next(p for p in main.commands["agent"].params if p.name == "config_path")
+    assert agent_config.default == commands.DEFAULT_PATH  # the same rule as the agent's
+    monkeypatch.setattr(commands, "DEFAULT_PATH", tmp_path / "ha.d")
+    res = CliRunner().invoke(main, ["status"])
+    assert res.exit_code == EXIT_CONFIG
+    assert f"{tmp_path / 'ha.d'}: not found" in res.stderr
+    assert "--config" in res.stderr and "--url" in res.stderr
+
+
+def test_cli_status_names_the_config_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "ha.d").mkdir()
+    res = CliRunner().invoke(main, ["status", "--config", str(tmp_path / "ha.d")])
+    assert res.exit_code == EXIT_CONFIG
+    assert f"{tmp_path / 'ha.d' / 'ha.cf'}: file not found" in res.stderr
+    toml = _native_with_listen(tmp_path, "127.0.0.1:99999")
+    res = CliRunner().invoke(main, ["status", "--config", str(toml)])
+    assert res.exit_code == EXIT_CONFIG
+    assert f"{toml}:84: observe.listen" in res.stderr
+
+
+def test_cli_status_takes_url_or_config_not_both(tmp_path: Path) -> None:
+    args = ["status", "--url", "http://127.0.0.1:9", "--config", str(tmp_path)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "not both" in res.output
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:9694"),
+        ("0.0.0.0", "http://127.0.0.1:9694"),
+        ("::", "http://[::1]:9694"),
+        ("fd00::5", "http://[fd00::5]:9694"),
+        ("node1.example", "http://node1.example:9694"),
+    ],
+)
+def test_agent_url_from_a_listen_address(host: str, url: str) -> None:
+    from gossipha.observe.commands import agent_url
+
+    assert agent_url(host, 9694) == url

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gossipha.cli import main
-from gossipha.config.errors import ConfigError
+from gossipha.config.errors import EXIT_CONFIG, ConfigError
 from gossipha.config.load import Loaded, load
 from gossipha.config.model import NodeRole
 from gossipha.runtime.agent import Agent, AgentOptions
@@ -105,7 +105,7 @@ def test_witness_command_refuses_a_member_node_name(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["witness", "--config", str(path), "--node-name", "web2", "--no-mlock"]
     )
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == EXIT_CONFIG, result.output
     assert (
         "gossipha: error: " in result.output
         and "'web2' is a member node, not a witness; run `gossipha agent` on it" in result.output
@@ -116,7 +116,7 @@ def test_witness_command_refuses_a_heartbeat_directory(master_ha_d: Path) -> Non
     result = CliRunner().invoke(
         main, ["witness", "--config", str(master_ha_d), "--node-name", "masternginx"]
     )
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == EXIT_CONFIG, result.output
     assert "ha.cf) has no way to name a witness" in result.output
     assert "gossipha migrate" in result.output
 
@@ -124,7 +124,7 @@ def test_witness_command_refuses_a_heartbeat_directory(master_ha_d: Path) -> Non
 def test_witness_command_reports_an_unknown_node(tmp_path: Path) -> None:
     path = _write(tmp_path)
     result = CliRunner().invoke(main, ["witness", "--config", str(path), "--node-name", "nope"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == EXIT_CONFIG, result.output
     assert "'nope' is not among the configured nodes" in result.output
 
 
