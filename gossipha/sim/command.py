@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from gossipha.config.errors import EXIT_CONFIG
 from gossipha.config.model import Config, Timings
 from gossipha.sim.harness import make_config, native_timings
 from gossipha.sim.scenarios import ScheduleResult, percentiles, random_schedule
@@ -43,7 +44,7 @@ def _config(nodes: int | None, config_path: Path | None, node_name: str | None) 
         loaded = load_mod.load(config_path, node_name=node_name, host_addresses=frozenset())
     except ConfigError as exc:
         click.echo(f"gossipha: error: {exc.render()}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
     cfg = loaded.config
     return replace(cfg, node_name=cfg.nodes[0].name)
 
@@ -365,7 +366,7 @@ def _text_value(value: object) -> str:
 
 def load_script(path: Path) -> Schedule:
     """A fault script from `path`: a schedule's JSON, or a report whose first_violation
-    holds one. Bad input exits 2 naming the file."""
+    holds one. Bad input exits 78 (a configuration error) naming the file."""
     try:
         data = json.loads(path.read_text())
         if isinstance(data, dict) and isinstance(data.get("first_violation"), dict):
@@ -377,7 +378,7 @@ def load_script(path: Path) -> Schedule:
         return Schedule.from_json(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         click.echo(f"gossipha: error: {path}: not a fault script: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
 
 
 def _swarm(

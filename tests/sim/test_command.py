@@ -67,13 +67,13 @@ def test_config_file_is_simulated_from_any_nodes_view(tmp_path) -> None:  # type
     assert report["nodes"] == 2 and report["safety_violations"] == 0
 
 
-def test_bad_config_file_exits_2_naming_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_config_file_exits_78_naming_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = _native_config(tmp_path)
     res = CliRunner().invoke(sim, ["--config", str(config), "--node-name", "nobody"])
-    assert res.exit_code == 2 and "nobody" in res.stderr, res.stderr
+    assert res.exit_code == 78 and "nobody" in res.stderr, res.stderr
     (tmp_path / "authkeys").unlink()
     res = CliRunner().invoke(sim, ["--config", str(config), "--node-name", "masternginx"])
-    assert res.exit_code == 2
+    assert res.exit_code == 78
     assert f"gossipha: error: {config}:" in res.stderr and "authkeys" in res.stderr
 
 

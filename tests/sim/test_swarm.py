@@ -95,11 +95,11 @@ def test_swarm_violation_exits_1_with_a_script_that_replays_it(
     assert res.exit_code == 1 and json.loads(res.stdout.splitlines()[0])["safety_violations"]
 
 
-def test_replay_of_a_bad_file_exits_2_naming_it(tmp_path: Path) -> None:
+def test_replay_of_a_bad_file_exits_78_naming_it(tmp_path: Path) -> None:
     bad = tmp_path / "x.json"
     bad.write_text('{"seed": 1}')
     res = CliRunner().invoke(sim_command, ["--replay", str(bad)])
-    assert res.exit_code == 2 and f"{bad}: not a fault script" in res.stderr
+    assert res.exit_code == 78 and f"{bad}: not a fault script" in res.stderr
     res = CliRunner().invoke(sim_command, ["--swarm", "--loss", "0.1"])
     assert res.exit_code == 2 and "no --loss" in res.output
 

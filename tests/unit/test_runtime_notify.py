@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gossipha.config.errors import EXIT_CONFIG
 from gossipha.runtime.notify import Notifier
 from tests.ci import cannot_run
 
@@ -72,6 +73,8 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         cannot_run("systemd-analyze not installed (install systemd)")
     text = UNIT.read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text
+    # A configuration error (EX_CONFIG, the agent's exit status for one) is not retried.
+    assert f"RestartPreventExitStatus={EXIT_CONFIG}" in text
     # /usr/bin/gossipha exists only once installed: point ExecStart at this interpreter.
     unit = tmp_path / "gossipha.service"
     unit.write_text(text.replace("/usr/bin/gossipha", f"{sys.executable} -m gossipha"))
