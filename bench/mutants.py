@@ -2,7 +2,7 @@
 the core, and see whether the swarm (and, separately, the tests) find it.
 
     python bench/mutants.py --json [--schedules 2000] [--only NAME ...] [--tests]
-        [--save-scripts DIR]
+        [--save-scripts DIR] [--with-fault KIND ...]
 
 Each mutant is one edit of one line (old text -> new text, unique in its file). The
 swarm runs `gossipha sim --swarm` on the mutated copy, stopping at the first violating
@@ -10,6 +10,9 @@ schedule: `schedules_to_kill` is how many it took. `--tests` also runs the unit 
 simulator tests (not the random sweep) against each mutant. `--save-scripts DIR` writes
 each killing schedule as DIR/<name>.json: tests/sim/test_regressions.py replays those
 fault scripts against the landed code (clean) and against their mutant (caught).
+`--with-fault KIND` runs only the schedules that draw a fault kind added after an earlier
+table (gossipha/sim/swarm.py LATER_KINDS): the mutants that lived through the budget
+then meet just the schedules that changed.
 
 A safety mutant that the swarm does not kill within the budget (unless `masked_by` names
 the rule that covers every case the swarm can build), or landed code that the swarm finds
@@ -265,9 +268,16 @@ def env(root: Path) -> dict[str, str]:
 
 
 def run_swarm(
-    root: Path, schedules: int, seed: int, save: Path | None, workers: int
+    root: Path,
+    schedules: int,
+    seed: int,
+    save: Path | None,
+    workers: int,
+    with_fault: tuple[str, ...] = (),
 ) -> dict[str, object]:
-    """The swarm against the package under `root`, stopped at the first violation."""
+    """The swarm against the package under `root`, stopped at the first violation; with
+    `with_fault`, only the schedules that draw one of those kinds (`schedules` is then
+    the seeds drawn)."""
     batch = 100
     done = 0
     while done < schedules:
@@ -276,6 +286,8 @@ def run_swarm(
         cmd += ["--seed", str(seed + done), "--schedules", str(n), "--workers", str(workers)]
         if save is not None:
             cmd += ["--save-violation", str(save)]
+        for kind in with_fault:
+            cmd += ["--with-fault", kind]
         proc = subprocess.run(
             cmd, cwd=root, env=env(root), capture_output=True, text=True, timeout=3600
         )
@@ -335,6 +347,12 @@ def main() -> int:
     ap.add_argument("--no-swarm", action="store_true", help="only the tests (with --tests)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the landed code's run")
     ap.add_argument("--save-scripts", type=Path, default=None)
+    ap.add_argument(
+        "--with-fault",
+        action="append",
+        default=[],
+        help="only the schedules that draw this fault kind (repeatable): a kind added later",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     chosen = [m for m in MUTANTS if args.only is None or m.name in args.only]
@@ -347,7 +365,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gossipha-mutants-") as tmp:
         if not args.no_baseline and not args.no_swarm:
             root = mutated_copy(None, Path(tmp) / "landed")
-            baseline = run_swarm(root, args.schedules, args.seed, None, args.workers)
+            baseline = run_swarm(
+                root, args.schedules, args.seed, None, args.workers, tuple(args.with_fault)
+            )
             print(f"landed code: {baseline}", file=sys.stderr)
         for m in chosen:
             root = mutated_copy(m, Path(tmp) / m.name)
@@ -359,7 +379,9 @@ def main() -> int:
             if args.no_swarm:
                 swarm = {"killed": False, "schedules": 0, "seed": None, "violation": None}
             else:
-                swarm = run_swarm(root, args.schedules, args.seed, save, args.workers)
+                swarm = run_swarm(
+                    root, args.schedules, args.seed, save, args.workers, tuple(args.with_fault)
+                )
             row: dict[str, object] = {
                 "name": m.name,
                 "kind": m.kind,
@@ -383,6 +405,7 @@ def main() -> int:
     ]
     report = {
         "schedules_budget": args.schedules,
+        "with_fault": args.with_fault or None,
         "seed": args.seed,
         "landed": baseline,
         "mutants": rows,
