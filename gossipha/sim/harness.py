@@ -458,7 +458,9 @@ class Sim:
             self._capturing.discard(name)
 
     def let_go_releases(self, name: str) -> None:
-        """Deliver the releases held back from `name` now: very late, past newer grants."""
+        """Deliver the releases held back from `name` now, very late, past newer grants
+        (and, first, the copies of its earlier run's requests that hold_stale_copies put
+        with them)."""
         self._capturing.discard(name)
         for dst, message in self._held_releases.pop(name, []):
             self.log(f"{name} -> {dst} late {message}")

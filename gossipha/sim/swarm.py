@@ -319,14 +319,7 @@ def _draw_fault(
         # takeover in the same run); its releases are held back past its next grant and
         # delivered while it is cut off: a voter must not end the newer promise. (It is
         # cut off `cut_after_s` after it next starts the group.)
-        args = {
-            "how": rng.choice(("restart", "standby")),
-            "down_s": round(rng.uniform(0.0, 0.5) * lease, 6),
-            "cut_after_s": round(rng.uniform(0.0, 1.0) * lease, 6),
-            "for_s": round(rng.uniform(1.0, 3.0) * span, 6),
-            "late_s": round(rng.uniform(0.1, 1.0) * deadtime + rng.uniform(0.0, 0.5) * lease, 6),
-            "service": not even,
-        }
+        args = _stale_args(rng, ("restart", "standby"), even, t)
     elif kind == "isolate_ping":
         # Tutorial test 3: a node loses its only interface, ping node included. With two
         # voters only a node that holds and claims nothing (picked when the fault begins,
@@ -363,22 +356,29 @@ def _draw_later(
             },
         )
     assert kind == "stale_run", kind
-    # The holder's agent runs again (a graceful restart, or kill -9 and start), cut off
-    # soon after it starts the group, while copies of its earlier run's lease messages
-    # are late: its last requests and its releases land together at one voter moment,
-    # and each voter's last grant to it lands as the new run sends a request of the same
-    # seq. A voter must not give the earlier run the promise back, a claimant must count
-    # no grant to its earlier run. Half of them at the first holder's first epoch (the
-    # epoch its new run asks for again, with seq numbers that soon come round again).
-    args = {
-        "how": rng.choice(("restart", "kill")),
+    # stale_release's story (a holder's agent runs again, cut off soon after it starts
+    # the group), with a graceful restart or kill -9, and late copies of its earlier run's
+    # lease messages too (Sim.hold_stale_copies): its last requests land with its
+    # releases, and its voters' last grants as the new run's seq numbers reach theirs. A
+    # voter must not give the earlier run the promise back, a claimant must count no
+    # grant to its earlier run. Half of them at the first holder's first epoch (the epoch
+    # its new run asks for again, with seq numbers that soon come round again).
+    return Fault(round(at_s, 6), kind, _stale_args(rng, ("restart", "kill"), even, t))
+
+
+def _stale_args(
+    rng: random.Random, hows: tuple[str, ...], even: bool, t: dict[str, float]
+) -> dict[str, Any]:
+    """The arguments of stale_release and stale_run (`how` the holder gives its group up)."""
+    lease, deadtime = t["lease_s"], t["deadtime_s"]
+    return {
+        "how": rng.choice(hows),
         "down_s": round(rng.uniform(0.0, 0.5) * lease, 6),
         "cut_after_s": round(rng.uniform(0.0, 1.0) * lease, 6),
-        "for_s": round(rng.uniform(1.0, 3.0) * span, 6),
+        "for_s": round(rng.uniform(1.0, 3.0) * max(lease, deadtime), 6),
         "late_s": round(rng.uniform(0.1, 1.0) * deadtime + rng.uniform(0.0, 0.5) * lease, 6),
         "service": not even,
     }
-    return Fault(round(at_s, 6), kind, args)
 
 
 class _Player:

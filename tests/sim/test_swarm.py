@@ -217,11 +217,8 @@ def test_pause_at_probe_holds_the_probe_answer_back() -> None:
     assert "pause_at_probe" in FAULT_KINDS
 
 
-def test_isolate_ping_never_cuts_off_a_follower_mid_claim(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Soak seed 3104: a follower that had lost its ping node claimed on a majority (its
-    peer just back) as isolate_ping cut it off; the grant came in after the cut and it
-    started the group cut off on the service network, which is limit L2, read as two
-    holders. The fault skips a claiming follower now, as ping_mid_claim does."""
+def _logged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every line the Sims of this test log (the player's FAULT lines included)."""
     lines: list[str] = []
     log = Sim.log
 
@@ -230,6 +227,15 @@ def test_isolate_ping_never_cuts_off_a_follower_mid_claim(monkeypatch: pytest.Mo
         log(self, text)
 
     monkeypatch.setattr(Sim, "log", keep)
+    return lines
+
+
+def test_isolate_ping_never_cuts_off_a_follower_mid_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Soak seed 3104: a follower that had lost its ping node claimed on a majority (its
+    peer just back) as isolate_ping cut it off; the grant came in after the cut and it
+    started the group cut off on the service network, which is limit L2, read as two
+    holders. The fault skips a claiming follower now, as ping_mid_claim does."""
+    lines = _logged(monkeypatch)
     script = Path(__file__).parent / "scripts" / "isolate_ping_mid_claim.json"
     r = run(Schedule.from_json(json.loads(script.read_text())))
     assert "FAULT isolate_ping: n0 holds or claims a group now, skipped" in lines
@@ -302,14 +308,7 @@ def test_probe_race_pauses_the_second_claimant_as_it_probes(
     the other node is paused as it probes, and the first takes over just after that probe
     ends: its start makes the paused node's silent answer wrong, which must not be trusted
     (mutant stale_probe_trusted, tests/sim/regressions/stale_probe_trusted.json)."""
-    lines: list[str] = []
-    log = Sim.log
-
-    def keep(self: Sim, text: str) -> None:
-        lines.append(text)
-        log(self, text)
-
-    monkeypatch.setattr(Sim, "log", keep)
+    lines = _logged(monkeypatch)
     raced = 0
     for seed in range(200):
         schedule = draw(seed)
