@@ -97,7 +97,8 @@ def test_floor_json_sends_the_native_pairs_packets() -> None:
         master, slave = nodes["master"], nodes["slave"]
         assert 14 <= master["tx_pps"] <= 18 and 19 <= master["rx_pps"] <= 24, (mode, master)
         assert 19 <= slave["tx_pps"] <= 24 and 14 <= slave["rx_pps"] <= 18, (mode, slave)
-        assert all(0 < n["cpu_fraction"] < 0.5 for n in nodes.values()), nodes
+        # CPU time comes in 10 ms clock ticks: a bare sender can use none in 5 s.
+        assert all(0 <= n["cpu_fraction"] < 0.5 for n in nodes.values()), nodes
         top = max(n["cpu_fraction"] for n in nodes.values())
         assert report["modes"][mode]["max_cpu_fraction"] == top
     assert (

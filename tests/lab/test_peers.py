@@ -72,14 +72,20 @@ def test_peer_starts_on_master_and_fails_over_on_a_crash(peer: Cluster) -> None:
     assert peer.holders() == ("master",), peer.state()
     assert peer.nginx_pid("master") is not None and peer.nginx_pid("slave") is None
     result = run_scenario(peer, scenario("crash"), say=print)
-    assert result.error is None, result.error
+    # A peer's own overlap (keepalived-fast preempting back showed one dual-holder
+    # sample in a CI run) is what the benchmark measures, not a lab fault: only
+    # gossipha's tests demand none.
+    assert result.lab_error is None, result.lab_error
+    assert result.error in (None, f"{result.dual_holder_instants} samples with two VIP holders")
     assert [s.ok for s in result.steps] == [True, True]
     assert result.holder_after == "master"
     # The crash moved the service: the client was answered by slave in between.
     assert [(a, b) for _, a, b in result.switches] == [("master", "slave"), ("slave", "master")]
-    assert result.dual_holder_instants == 0
     assert result.outage_s > 0.1, "a crash of the holder must cost the peer some outage"
-    print(f"start-up {took:.1f}s, crash outage {result.outage_s:.2f}s")
+    print(
+        f"start-up {took:.1f}s, crash outage {result.outage_s:.2f}s, "
+        f"dual-holder samples {result.dual_holder_instants}"
+    )
 
 
 def test_one_name_list_for_every_compared_system() -> None:
