@@ -208,6 +208,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "handover_ignores_unreleased",
+        "core/node.py",
+        "        return not g.unreleased and all(self.alive(m) for m in self._roster.order)",
+        "        return all(self.alive(m) for m in self._roster.order)",
+        "the handover fast path skips the probe beside a node we saw hold the group that "
+        "never released it (seed 18,283)",
+    ),
+    Mutant(
         "learned_epoch_owned_by_nobody",
         "core/lease.py",
         "            p.max_epoch, p.max_owner = epoch, holder\n",

@@ -151,6 +151,10 @@ class _Group:
     # (holder, epoch, received_s) of the last LeaseRelease (not unused) for an epoch at
     # least as high as any we knew of: the handover fast path (docs/design.md, "Handover").
     release: tuple[NodeId, int, float] | None = None
+    # Other nodes whose status showed them holding the group (highest epoch shown) and
+    # that have not released that epoch since: their VIP may still be up, even when a
+    # later status drops the group (a status drops it when the stop begins, not ends).
+    unreleased: dict[NodeId, int] = field(default_factory=dict)
     split_backoff: bool = False  # the back-off is the VIP having answered: keep it
 
 
@@ -504,8 +508,12 @@ class Node:
                     self._voter.learn_epoch(h.group, h.epoch, st.name)
             for h in st.holding:
                 held = self._groups.get(h.group)
-                if held is not None and h.epoch >= held.seen_epoch:
+                if held is None:
+                    continue
+                if h.epoch >= held.seen_epoch:
                     held.seen_epoch, held.seen_holder = h.epoch, st.name
+                if h.epoch > held.unreleased.get(st.name, 0):
+                    held.unreleased[st.name] = h.epoch
 
     def _on_release(
         self, now_s: float, sender: NodeId, gname: GroupName, epoch: int, unused: bool
@@ -518,6 +526,8 @@ class Node:
         g = self._groups.get(gname)
         if g is None or sender == self.name:
             return
+        if not unused and epoch >= g.unreleased.get(sender, epoch + 1):
+            del g.unreleased[sender]  # its VIP is down (StopGroup succeeded)
         if (
             not unused
             and (epoch, sender) == (g.seen_epoch, g.seen_holder)
@@ -543,7 +553,9 @@ class Node:
         half rule, whose safety *is* the probe) and a fresh release of the latest epoch:
         the previous holder's VIP is down, and the lease excludes any other executing
         holder; all members alive and the age bound keep a non-executing one (limit L1)
-        out of reach. docs/design.md, "Handover"."""
+        out of reach. A member we saw hold the group that has not released it since may
+        still have its VIP up (an orphan of an earlier epoch that was paused and resumed
+        stopping, while we judged it alive: swarm seed 18,283): probe."""
         claim, rel = g.claim, g.release
         if claim is None or rel is None or g.adopted:
             return False
@@ -554,7 +566,7 @@ class Node:
             return False  # majority only
         if claim.epoch <= epoch or claim.max_seen_epoch > claim.epoch or g.seen_epoch > epoch:
             return False  # someone has (had) a later epoch than the one released
-        return all(self.alive(m) for m in self._roster.order)
+        return not g.unreleased and all(self.alive(m) for m in self._roster.order)
 
     def _probe(self, now_s: float, g: _Group, out: _Out) -> None:
         g.probe_sent_s = now_s

@@ -205,3 +205,43 @@ def test_only_a_used_release_of_the_latest_epoch_is_kept() -> None:
     sim._arrive("n0", "n1", LeaseRelease("g0", epoch))
     kept = n1._groups["g0"].release
     assert kept is not None and kept[:2] == ("n0", epoch)
+
+
+def test_a_holder_stays_unreleased_until_its_own_release_of_that_epoch() -> None:
+    """The record behind the fast path's last clause: a node whose status showed it
+    holding may have its VIP up until it releases that epoch (a status drops the group
+    when the stop begins, not when the VIP is down)."""
+    sim = _sim(18, witnesses=1)
+    n0, n1 = sim.hosts["n0"].node, sim.hosts["n1"].node
+    assert n0 is not None and n1 is not None
+    epoch = n0.epoch("g0")
+    assert n1._groups["g0"].unreleased == {"n0": epoch}
+    for src, msg in (
+        ("n0", LeaseRelease("g0", epoch - 1)),  # an older epoch
+        ("n0", LeaseRelease("g0", epoch, unused=True)),  # never started: proves nothing
+        ("w0", LeaseRelease("g0", epoch)),  # not the node that held it
+    ):
+        sim._arrive(src, "n1", msg)
+        assert n1._groups["g0"].unreleased == {"n0": epoch}, (src, msg)
+    sim._arrive("n0", "n1", LeaseRelease("g0", epoch))
+    assert n1._groups["g0"].unreleased == {}
+
+
+def test_a_node_that_never_released_makes_the_successor_probe() -> None:
+    """Swarm seed 18,283: n1 saw n2 hold the group at an earlier epoch and never release
+    it (n2 paused with its VIP up, then resumed into a slow stop while n1 still judged it
+    alive). On n0's release n1 must probe, not trust the release alone; with n2's VIP
+    down the probe is silent and n1 takes over."""
+    sim = _sim(19, members=3)
+    n1 = sim.hosts["n1"].node
+    assert n1 is not None
+    n1._groups["g0"].unreleased["n2"] = 1
+    seen = _watch(sim)
+    t0 = sim.now_s
+    sim.graceful_stop("n0")
+    sim.run_until(t0 + 3.0)
+    assert sim.holders("g0") == ["n1"]
+    start_s = _first_start(sim, "n1", t0)
+    release_s = next(t for t in seen["release_s"] if t >= t0)
+    assert [p for p in seen["probes"] if p[1] == "n1" and release_s <= p[0] < start_s]
+    assert not sim.violations
