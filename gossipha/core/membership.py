@@ -391,6 +391,7 @@ class _Broadcast:
     transmits: int  # on gossip heartbeats; the change is dropped at the retransmit limit
     seq: int
     ring_sent: str | None = None  # the successor a monitor heartbeat last carried it to
+    ring_sends: int = 0  # monitor heartbeats that carried it to `ring_sent`
 
 
 _CARRIED = (PeerState.ALIVE, PeerState.WARN)
@@ -1015,7 +1016,9 @@ class Membership:
         retransmit limit) and fills up to GOSSIP_ENTRIES with random known entries, which
         keep spreading counters, incarnations and DEAD verdicts after their news is spent.
         A monitor heartbeat takes up to MONITOR_NEWS changes not yet carried to this
-        successor; those sends do not count, so a change still gets its full share of
+        successor as often as the retransmit limit (a lost one comes again: with three
+        nodes and one dead, the monitor heartbeat is all the two survivors send each
+        other); those sends do not count, so a change still gets its full share of
         random targets. In a steady state a monitor heartbeat is our own entry alone.
         """
         own = Entry(self.name, self.incarnation, self.counter, Status.ALIVE, self.health_score)
@@ -1036,12 +1039,14 @@ class Membership:
                 continue
             if key in included or (b.subject == target and b.status is Status.ALIVE):
                 continue
-            if not gossip and b.ring_sent == target:
+            if not gossip and b.ring_sent == target and b.ring_sends >= self._retransmit_limit:
                 continue
             entries.append(peer.entry(b.status, b.accuser))
             included.add(key)
             if not gossip:
-                b.ring_sent = target
+                if b.ring_sent != target:
+                    b.ring_sent, b.ring_sends = target, 0
+                b.ring_sends += 1
                 continue
             b.transmits += 1
             if b.transmits >= self._retransmit_limit:
