@@ -216,6 +216,7 @@ class Sim:
         # budget is the stop guard, g * L (docs/design.md, L4); the swarm uses most of it,
         # so a lease rule that leans on the guard for its own margin is found.
         self.stop_delay_max_s = stop_delay_max_s
+        self._slow_stops: dict[str, float] = {}  # host -> how long its next stop takes
         self._stop_seq = 0
         self.violations: list[Violation] = []
         self.stats = Stats()
@@ -336,9 +337,11 @@ class Sim:
                 case StopGroup(group=g, epoch=e, reason=r):
                     self.stats.stops.append((self.now_s, h.name, g))
                     self.log(f"{h.name} STOP {g} epoch={e} {r.value}")
-                    if self.stop_delay_max_s > 0:
+                    slow = self._slow_stops.pop(h.name, None)
+                    if self.stop_delay_max_s > 0 or slow is not None:
                         # The VIP goes down some time after the decision (limit L4).
                         delay = self.rng.uniform(0.0, self.stop_delay_max_s)
+                        delay = delay if slow is None else slow
                         token = self._stop_seq = self._stop_seq + 1
                         # An orphan VIP (adopted, or its lease ran out while the agent was
                         # not executing) stays one until it is down (limit L1, `orphaned`).
@@ -715,6 +718,11 @@ class Sim:
         h.leaving = True
         self.deliver(name, Shutdown())
 
+    def slow_stop(self, name: str, delay_s: float) -> None:
+        """The next stop on `name` takes its VIP down only after `delay_s` (a service slow
+        to quit, past the stop guard: an orphan's lease is gone anyway)."""
+        self._slow_stops[name] = delay_s
+
     def pause(self, name: str, duration_s: float) -> None:
         h = self.hosts[name]
         if h.node is None or h.paused_until_s is not None:
@@ -766,6 +774,7 @@ class Sim:
 
     def heal(self) -> None:
         self.log("HEAL")
+        self._slow_stops.clear()
         self._on_grant.clear()
         self._on_notice.clear()
         self._on_probe.clear()

@@ -62,8 +62,9 @@ DRAWN_KINDS = (
 )
 # Kinds added after a soak ran: each from its own stream of the seed, with this share of
 # schedules, so a schedule that does not draw one is exactly the one the soak ran.
-# probe_race is drawn only with two voters: the share is of those schedules.
-LATER_KINDS = {"stale_run": 0.2, "probe_race": 0.5}
+# probe_race is drawn only with two voters, orphan_return only with three members or
+# more: the share is of those schedules.
+LATER_KINDS = {"stale_run": 0.2, "probe_race": 0.5, "orphan_return": 0.3}
 FAULT_KINDS = DRAWN_KINDS + tuple(LATER_KINDS)
 # Faults that may name "holder": whoever runs g0 when the fault begins. Half the time: a
 # random victim is the holder only one time in N, and the holder is where the leases bite.
@@ -214,7 +215,8 @@ def draw(seed: int, *, members: int | None = None) -> Schedule:
     two_voters = len(schedule.config().voters) == 2
     for kind, share in LATER_KINDS.items():
         own = random.Random(f"{seed}:{kind}")
-        if own.random() < share and (kind != "probe_race" or two_voters):
+        fits = {"probe_race": two_voters, "orphan_return": n >= 3}.get(kind, True)
+        if own.random() < share and fits:
             at_s = warm if own.random() < 0.5 else warm + own.uniform(0, window)
             faults.append(_draw_later(own, kind, at_s, even, timings))
     faults.sort(key=lambda f: f.at_s)
@@ -353,6 +355,23 @@ def _draw_later(
                 "pause_s": round(rng.uniform(0.3, 1.2) * stall_s, 6),
                 "gap_s": round(rng.uniform(0.0, 1.0) * probe_s, 6),
                 "for_s": round(rng.uniform(2.0, 4.0) * span, 6),
+            },
+        )
+    if kind == "orphan_return":
+        # The first holder goes to standby and the group moves on; its new holder is cut
+        # off (the service network too) and paused past its lease, so a third node takes
+        # over beside its VIP (limit L1). As it runs again, slow to stop, the first holder
+        # takes over on the third one's release: the VIP of the returned orphan is still
+        # up, and only a probe sees it (swarm seed 18,283).
+        keepalive = t["keepalive_s"]
+        return Fault(
+            round(at_s, 6),
+            kind,
+            {
+                "settle_s": round(deadtime * rng.uniform(1.5, 3.0) + keepalive, 6),
+                "pause_s": round(rng.uniform(1.5, 3.0) * span + lease, 6),
+                "give_s": round(rng.uniform(0.0, 2.0) * keepalive, 6),
+                "slow_s": round(rng.uniform(1.0, 4.0) * keepalive, 6),
             },
         )
     assert kind == "stale_run", kind
@@ -548,6 +567,9 @@ class _Player:
                     bool(a["service"]),
                     copies=f.kind == "stale_run",
                 )
+            case "orphan_return":
+                times = (a["settle_s"], a["pause_s"], a["give_s"], a["slow_s"])
+                self._orphan_return(*(float(x) for x in times))
             case "probe_race":
                 self._probe_race(
                     float(a["settle_s"]), float(a["pause_s"]), float(a["gap_s"]), float(a["for_s"])
@@ -663,6 +685,36 @@ class _Player:
 
         self.later(sim.now_s + settle_s, standby)
         self.later(sim.now_s + for_s, end)
+
+    def _orphan_return(self, settle_s: float, pause_s: float, give_s: float, slow_s: float) -> None:
+        """An orphan that returns into a slow stop as the group is handed over (the fault
+        kind's story is at _draw_later)."""
+        sim = self.sim
+        first = self.holder()
+        if first is None or not sim.executing(first) or len(sim.config.members) < 3:
+            sim.log("FAULT orphan_return: no holder of three members, skipped")
+            return
+        sim.deliver(first, AdminCommand(AdminKind.STANDBY))
+
+        def orphan() -> None:
+            holder = self.holder()
+            if holder is None or holder == first or not sim.executing(holder):
+                sim.log("FAULT orphan_return: the group did not move, no orphan")
+                sim.deliver(first, AdminCommand(AdminKind.TAKEOVER))
+                return
+            pairs = self._links(holder)
+            sim.log(f"FAULT orphan_return: {holder} cut off and paused")
+            # Registered before the pause: its links are back as the agent runs again.
+            self.later(sim.now_s + pause_s, lambda: sim.net.release(pairs, pairs))
+            sim.net.hold(pairs, pairs)
+            sim.slow_stop(holder, slow_s)
+            sim.pause(holder, pause_s)
+            self.later(
+                sim.now_s + pause_s + give_s,
+                lambda: sim.deliver(first, AdminCommand(AdminKind.TAKEOVER)),
+            )
+
+        self.later(sim.now_s + settle_s, orphan)
 
     def _follower(self) -> str | None:
         """A member that runs no group now and whose agent executes."""

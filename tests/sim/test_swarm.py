@@ -262,8 +262,11 @@ def test_a_later_fault_kind_leaves_every_other_schedule_as_it_was(
         assert tuple(f for f in schedule.faults if f.kind not in LATER_KINDS) == before.faults
         if any(f.kind == "probe_race" for f in later):
             assert len(schedule.config().voters) == 2
+        if any(f.kind == "orphan_return" for f in later):
+            assert schedule.members >= 3
     assert 0.5 * 0.2 * 400 < drew["stale_run"] < 1.5 * 0.2 * 400
     assert drew["probe_race"] > 20
+    assert drew["orphan_return"] > 40
 
 
 def test_with_fault_runs_only_the_schedules_that_draw_it() -> None:
@@ -320,3 +323,26 @@ def test_probe_race_pauses_the_second_claimant_as_it_probes(
         assert len(schedule.config().voters) == 2
         raced += any("paused as it probes" in line for line in lines)
     assert raced >= 5
+
+
+def test_orphan_return_hands_over_beside_a_returned_orphan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fault kind orphan_return: the group moves off a holder put in standby, its new
+    holder is cut off and paused with its VIP up, a third node takes over (limit L1), and
+    as the orphan runs again, slow to stop, the first holder takes the group back on the
+    third one's release. The orphan never released its epoch, so the first holder probes
+    and waits instead of starting beside it (mutant handover_ignores_unreleased,
+    tests/sim/regressions/handover_ignores_unreleased.json)."""
+    lines = _logged(monkeypatch)
+    orphaned = 0
+    for seed in range(120):
+        schedule = draw(seed)
+        if not any(f.kind == "orphan_return" for f in schedule.faults):
+            continue
+        lines.clear()
+        r = run(schedule)
+        assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+        assert schedule.members >= 3
+        orphaned += any("cut off and paused" in line for line in lines)
+    assert orphaned >= 5
