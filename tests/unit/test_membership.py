@@ -808,9 +808,7 @@ def test_a_lost_death_verdict_still_reaches_the_last_survivor(victim: str) -> No
     c = _LosesFirstVerdict(3, timings=SHORT)
     c.victim = victim
     c.run_until(20 * SHORT.keepalive_s)
-    assert all(
-        c.nodes[a].state(b) is PeerState.ALIVE for a in c.names for b in c.names if a != b
-    )
+    assert all(c.nodes[a].state(b) is PeerState.ALIVE for a in c.names for b in c.names if a != b)
     c.down.add(victim)
     c.run_until(SHORT.deadtime_s + 12 * SHORT.keepalive_s)
     assert c.dropped
