@@ -19,6 +19,7 @@ import orjson
 from gossipha import __version__
 from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
 from gossipha.config.load import DEFAULT_PATH, Loaded, load
+from gossipha.config.numbers import is_digits
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
@@ -64,7 +65,7 @@ def _parse_listen(
         return None
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not is_digits(port) or not 0 <= int(port) <= 65535:
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
 

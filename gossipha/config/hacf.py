@@ -35,6 +35,7 @@ from gossipha.config.model import (
     Respawn,
     Timings,
 )
+from gossipha.config.numbers import is_digits
 
 Where = tuple[Path, int | None]
 
@@ -202,7 +203,7 @@ def _udpport(state: _State, line: _Line) -> None:
 
 
 def _int(line: _Line, text: str, low: int, high: int, expected: str) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not is_digits(text) or not low <= int(text) <= high:
         line.fail(f"found {text!r}; expected {expected}")
     return int(text)
 

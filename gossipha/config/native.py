@@ -46,6 +46,7 @@ from gossipha.config.model import (
     Timings,
     VipResource,
 )
+from gossipha.config.numbers import is_digits
 from gossipha.config.services import ServiceNotFound, ServiceResolver
 
 KeyPath = tuple[str | int, ...]
@@ -713,7 +714,7 @@ def _vip(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> VipResource:
         r.fail((*where, "vip"), f"{text!r}: expected ADDRESS or ADDRESS/PREFIX")
     prefix: int | None = None
     if slash:
-        if not prefix_text.isdigit() or int(prefix_text) > address.max_prefixlen:
+        if not is_digits(prefix_text) or int(prefix_text) > address.max_prefixlen:
             r.fail(
                 (*where, "vip"),
                 f"{text!r}: prefix {prefix_text!r}; expected 0 to {address.max_prefixlen}",
@@ -915,7 +916,7 @@ def _listen(r: _Reader, value: object, where: KeyPath) -> tuple[str, int]:
         host, sep, port = text.rpartition(":")
         if ":" in host:
             r.fail(where, f'{text!r}: write an IPv6 address in brackets, e.g. "[::1]:9694"')
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not host or not is_digits(port) or not 1 <= int(port) <= 65535:
         r.fail(where, f'{text!r}: expected HOST:PORT with a port 1-65535, e.g. "127.0.0.1:9694"')
     return host, int(port)
 

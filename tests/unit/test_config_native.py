@@ -451,6 +451,21 @@ ERRORS = [
         id="vip-prefix",
     ),
     pytest.param(
+        MINIMAL + '[[group]]\nname = "g"\nresources = [{ vip = "10.9.0.1/２４" }]  # <-\n',
+        ["prefix '２４'; expected 0 to 32"],
+        id="vip-prefix-full-width",
+    ),
+    pytest.param(
+        MINIMAL + '[timings]\nkeepalive = "２s"  # <-\n',
+        ["timings.keepalive", "'２s' is not a duration"],
+        id="full-width-duration",
+    ),
+    pytest.param(
+        MINIMAL + '[observe]\nlisten = "127.0.0.1:９６９４"  # <-\n',
+        ["expected HOST:PORT"],
+        id="full-width-listen-port",
+    ),
+    pytest.param(
         MINIMAL + '[[group]]\nname = "g"\nresources = [\n'
         '  { service = "nginx", kind = "systemd", start = ["x"] },  # <-\n]\n',
         ["kind 'systemd' does not take 'start'"],
