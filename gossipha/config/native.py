@@ -574,8 +574,9 @@ def _timings(r: _Reader, data: Mapping[str, Any], failback_delay_s: float) -> Ti
     for key in _TIMING_INTS:
         default = getattr(NATIVE_DEFAULTS, key)
         values[key] = r.integer(table[key], (*where, key), 1) if key in table else default
-    for key in ("keepalive", "deadtime", "warntime", "initdead", "ping_interval", "deadping"):
-        r.locate(key, (*where, key))
+    for key in (*_TIMING_DURATIONS, "phi_window", "vip_probe_count"):
+        if key != "lease":
+            r.locate(key, (*where, key))
     r.locate("lease", (*where, "lease") if "lease" in table else (*where, "max_drift"))
     return Timings(**values)
 
@@ -618,6 +619,8 @@ def _links(r: _Reader, data: object) -> list[_LinkDraft]:
             loop=bool(r.optional(table, "loop", where, r.boolean)),
         )
         r.locate(f"link:{name}", where)
+        r.locate(f"link:{name}:interface", (*where, "interface"))
+        r.locate(f"link:{name}:port", (*where, "port"))
         for j, peer in enumerate(link.peers):
             r.locate(f"link:{name}:peer:{peer}", (*where, "peers", j))
         drafts.append(_LinkDraft(link, "peers" in table))
@@ -702,6 +705,7 @@ def _pings(r: _Reader, data: object) -> tuple[PingGroup, ...]:
         interface = r.optional(table, "interface", where, r.string)
         groups.append(PingGroup(name, addresses, interface))
         r.locate(f"ping:{name}", where)
+        r.locate(f"ping:{name}:interface", (*where, "interface"))
     return tuple(groups)
 
 
@@ -867,6 +871,8 @@ def _groups(r: _Reader, data: object, resolver: ServiceResolver) -> tuple[Resour
             for node, value in table["priorities"].items():
                 priorities.append((node, r.integer(value, (*pwhere, node), -(2**31), 2**31 - 1)))
         checks = r.tables(table.get("check", []), (*where, "check"), _CHECK_KEYS)
+        for j in range(len(checks)):
+            r.locate(f"check:{name}:{j}", (*where, "check", j))
         groups.append(
             ResourceGroup(
                 name=name,
@@ -893,6 +899,8 @@ def _respawns(r: _Reader, data: object) -> tuple[Respawn, ...]:
         if not command:
             r.fail((*where, "command"), "is empty; expected the program and its arguments")
         respawns.append(Respawn(r.string(table["user"], (*where, "user")), command))
+        r.locate(f"respawn:{i}", (*where, "command"))
+        r.locate(f"respawn:{i}:user", (*where, "user"))
     return tuple(respawns)
 
 
@@ -934,10 +942,15 @@ def _observe(r: _Reader, data: object) -> Observe:
         if "path" not in hook:
             r.fail(hwhere, "missing key 'path'; expected the executable to run on events")
         timeout = r.optional(hook, "timeout", hwhere, r.duration)
+        events = r.optional(hook, "events", hwhere, r.strings) or ()
+        r.locate(f"hook:{i}", (*hwhere, "path"))
+        r.locate(f"hook:{i}:timeout", (*hwhere, "timeout"))
+        for j in range(len(events)):
+            r.locate(f"hook:{i}:events:{j}", (*hwhere, "events", j))
         hooks.append(
             Hook(
                 path=r.filepath(hook["path"], (*hwhere, "path")),
-                events=r.optional(hook, "events", hwhere, r.strings) or (),
+                events=events,
                 timeout_s=NATIVE_DEFAULTS.hook_timeout_s if timeout is None else timeout,
             )
         )
@@ -1017,6 +1030,7 @@ def load_toml(
     if "name" not in cluster:
         r.fail(("cluster",), "missing key 'name'; expected the cluster's name, e.g. \"web\"")
     failback = r.optional(cluster, "failback_delay", ("cluster",), r.duration)
+    r.locate("failback_delay", ("cluster", "failback_delay"))
     timings = _timings(
         r,
         top.get("timings", {}),
