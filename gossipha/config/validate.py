@@ -46,7 +46,6 @@ def where(config: Config, locations: Locations, key: str) -> tuple[Path, int | N
     return locations.get(key, (config.source, None))
 
 
-
 # Clock-rate bound ceiling: see _check_timings.
 MAX_DRIFT_LIMIT = 0.2
 # The shortest period a timer may have. The runtime counts a wakeup as late (LoopLag) only
