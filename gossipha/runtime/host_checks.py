@@ -104,7 +104,8 @@ def has_errors(findings: Sequence[Finding]) -> bool:
 
 
 def check_host(config: Config, locations: Locations, view: HostView | None = None) -> list[Finding]:
-    """Every host finding for `config`, errors and warnings in configuration order."""
+    """Every host finding for `config`: interfaces, VIPs, ports, then what the agent runs
+    (`view`: this host as read now unless given)."""
     report = _Report(config, locations)
     host = read_host() if view is None else view
     _interfaces(report, host)
