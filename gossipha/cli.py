@@ -18,10 +18,12 @@ import orjson
 
 from gossipha import __version__
 from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
-from gossipha.config.load import DEFAULT_PATH, Loaded, load
+from gossipha.config.load import DEFAULT_PATH, Loaded, load, local_node_name
+from gossipha.config.numbers import is_digits
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
 from gossipha.runtime.commands import register as register_runtime
+from gossipha.runtime.host_checks import Finding, Severity, check_host, has_errors
 from gossipha.runtime.logs import LEVELS
 
 
@@ -64,7 +66,7 @@ def _parse_listen(
         return None
     host, sep, port = value.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not is_digits(port) or not 0 <= int(port) <= 65535:
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
 
@@ -102,17 +104,65 @@ def main() -> None:
 @_node_name
 @_allow_unauth
 @click.option("--json", "as_json", is_flag=True, help="Print the effective configuration as JSON.")
+@click.option(
+    "--host-checks/--no-host-checks",
+    default=None,
+    help="Also check this host, as `keepalived -t` does: the interfaces named exist, each "
+    "VIP has a subnet to go on, the UDP port can be bound, scripts and hooks are "
+    "executable. --no-host-checks: check the files only, not this host. "
+    "[default: on when the node checked is this host: no --node-name, or uname -n]",
+)
 def check_config(
-    path: Path, node_name: str | None, allow_unauthenticated: bool, as_json: bool
+    path: Path,
+    node_name: str | None,
+    allow_unauthenticated: bool,
+    as_json: bool,
+    host_checks: bool | None,
 ) -> None:
-    """Validate PATH (/etc/ha.d or gossipha.toml) and print the effective configuration."""
+    """Validate PATH (/etc/ha.d or gossipha.toml) and print the effective configuration.
+
+    Exits 78 on an error in the files or, with host checks, on this host.
+    """
     from gossipha.config.render import as_dict, as_text
 
     loaded = _load(path, node_name, allow_unauthenticated)
+    findings = _host_findings(loaded, node_name, host_checks)
     if as_json:
-        click.echo(orjson.dumps(as_dict(loaded.config), option=orjson.OPT_INDENT_2).decode())
+        doc = as_dict(loaded.config)
+        doc["host_checks_ran"] = findings is not None
+        doc["host_checks"] = [f.as_dict() for f in findings or ()]
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(as_text(loaded.config))
+    if findings and has_errors(findings):
+        sys.exit(EXIT_CONFIG)
+
+
+def _host_findings(
+    loaded: Loaded, node_name: str | None, wanted: bool | None
+) -> list[Finding] | None:
+    """Run the host checks (None: not run), printing each finding as config errors are.
+
+    By default they run only when the node checked is this host: the same files are
+    checked for every node, from a workstation or the lab's root namespace, and this
+    host's interfaces say nothing about another node's.
+    """
+    this_host = local_node_name()
+    if wanted is None:
+        wanted = node_name is None or node_name.lower() == this_host.lower()
+        if not wanted:
+            click.echo(
+                f"gossipha: note: host checks skipped: node {node_name!r} is not this host "
+                f"({this_host!r}); --host-checks runs them here",
+                err=True,
+            )
+    if not wanted:
+        return None
+    findings = check_host(loaded.config, loaded.locations)
+    for finding in findings:
+        tag = "error: " if finding.severity is Severity.ERROR else ""
+        click.echo(f"gossipha: {tag}{finding.render()}", err=True)
+    return findings
 
 
 @main.command()

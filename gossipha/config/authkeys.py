@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.model import Auth, AuthKey, AuthMethod
+from gossipha.config.numbers import is_digits
 
 _METHODS = {m.value: m for m in AuthMethod}
 _AUTH_LINE = re.compile(r"^auth\s*(\S*)\s*$")
@@ -64,14 +65,14 @@ def parse_authkeys(
                 raise ConfigError(
                     path, lineno, f"second `auth` line; the first is line {active_line}"
                 )
-            if not auth.group(1).isdigit():
+            if not is_digits(auth.group(1)):
                 raise ConfigError(
                     path, lineno, f"`auth {auth.group(1)}`: expected `auth N` with a key number"
                 )
             active, active_line = int(auth.group(1)), lineno
             continue
         words = line.split()
-        if not words[0].isdigit():
+        if not is_digits(words[0]):
             raise ConfigError(
                 path, lineno, f"found {words[0]!r}; expected `auth N` or `N method secret`"
             )

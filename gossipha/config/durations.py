@@ -6,7 +6,8 @@ import math
 import re
 from decimal import Decimal
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s)?\s*$", re.IGNORECASE)
+# re.ASCII: `\d` alone also matches "２" (full-width), which float() then reads as 2.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s)?\s*$", re.IGNORECASE | re.ASCII)
 _SCALE = {None: 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 

@@ -35,6 +35,7 @@ from gossipha.config.model import (
     Respawn,
     Timings,
 )
+from gossipha.config.numbers import is_digits
 
 Where = tuple[Path, int | None]
 
@@ -126,6 +127,7 @@ class _State:
     link_order: list[tuple[LinkKind, str, int]] = field(default_factory=list)
     pings: dict[str, tuple[PingGroup, int]] = field(default_factory=dict)
     respawns: list[Respawn] = field(default_factory=list)
+    respawn_lines: list[int] = field(default_factory=list)
     ipfail_line: int | None = None
     auto_failback: bool | None = None
     cluster_name: str | None = None
@@ -202,7 +204,7 @@ def _udpport(state: _State, line: _Line) -> None:
 
 
 def _int(line: _Line, text: str, low: int, high: int, expected: str) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not is_digits(text) or not low <= int(text) <= high:
         line.fail(f"found {text!r}; expected {expected}")
     return int(text)
 
@@ -343,6 +345,7 @@ def _respawn(state: _State, line: _Line) -> None:
         state.ipfail_line = line.number
         return
     state.respawns.append(Respawn(user, tuple(command)))
+    state.respawn_lines.append(line.number)
 
 
 def _auto_failback(state: _State, line: _Line) -> None:
@@ -591,6 +594,8 @@ def _finish(state: _State) -> HaCf:
         locations[f"node:{name}"] = (state.path, number)
     for name, (_group, number) in state.pings.items():
         locations[f"ping:{name}"] = (state.path, number)
+    for index, number in enumerate(state.respawn_lines):
+        locations[f"respawn:{index}"] = (state.path, number)
     if state.ipfail_line is not None and not state.pings:
         state.warn(state.ipfail_line, "ipfail without a `ping` line has nothing to watch")
     if state.auto_failback is None:
@@ -662,6 +667,8 @@ def _links(state: _State, locations: dict[str, Where]) -> tuple[Link, ...]:
             name, suffix = f"{base}-{suffix}", suffix + 1
         names.add(name)
         locations[f"link:{name}"] = (state.path, number)
+        if state.udpport is not None and kind is not LinkKind.MCAST:
+            locations[f"link:{name}:port"] = (state.path, state.udpport[1])
         if kind is LinkKind.MCAST:
             template, _ = next(mcasts)
             links.append(

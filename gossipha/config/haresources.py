@@ -23,6 +23,7 @@ from typing import Final, NoReturn
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.hacf import Where, read_config_text
 from gossipha.config.model import IPAddress, Resource, ResourceGroup, VipResource
+from gossipha.config.numbers import is_digits
 from gossipha.config.services import ServiceNotFound, ServiceResolver
 
 # Resource agents whose argument is an address spec, as in Heartbeat's resource.d.
@@ -159,7 +160,7 @@ def _vip(token: _Token, spec: str) -> VipResource:
 
 def _prefix(token: _Token, address: IPAddress, text: str) -> int:
     bits = address.max_prefixlen
-    if text.isdigit() and 1 <= int(text) <= bits:
+    if is_digits(text) and 1 <= int(text) <= bits:
         return int(text)
     if address.version == 4 and "." in text:
         try:  # old IPaddr also took a dotted netmask such as 255.255.255.0

@@ -6,22 +6,29 @@ Parsing is the sources' job; meaning is checked once here by `validate` for both
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from gossipha.config.errors import ConfigError, ConfigWarning
 from gossipha.config.model import Config, IPAddress, Observe
 from gossipha.config.services import ServiceResolver
-from gossipha.config.validate import validate
+from gossipha.config.validate import Locations, validate
 
 # `gossipha agent --config`'s default; commands that look for the agent read the same.
 DEFAULT_PATH = Path("/etc/ha.d")
+
+
+def _no_locations() -> Locations:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
     config: Config
     warnings: tuple[ConfigWarning, ...]
+    # Where each item was written (validate.py's keys), for checks made after loading.
+    locations: Locations = field(default_factory=_no_locations)
 
 
 def local_node_name() -> str:
@@ -83,7 +90,7 @@ def load(
         )
     addresses = local_addresses() if host_addresses is None else host_addresses
     warnings = [*warnings, *validate(config, locations, addresses, allow_witness=allow_witness)]
-    return Loaded(config, tuple(warnings))
+    return Loaded(config, tuple(warnings), MappingProxyType(dict(locations)))
 
 
 def load_observe(path: Path) -> Observe:

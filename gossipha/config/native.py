@@ -46,6 +46,7 @@ from gossipha.config.model import (
     Timings,
     VipResource,
 )
+from gossipha.config.numbers import is_digits
 from gossipha.config.services import ServiceNotFound, ServiceResolver
 
 KeyPath = tuple[str | int, ...]
@@ -573,8 +574,9 @@ def _timings(r: _Reader, data: Mapping[str, Any], failback_delay_s: float) -> Ti
     for key in _TIMING_INTS:
         default = getattr(NATIVE_DEFAULTS, key)
         values[key] = r.integer(table[key], (*where, key), 1) if key in table else default
-    for key in ("keepalive", "deadtime", "warntime", "initdead", "ping_interval", "deadping"):
-        r.locate(key, (*where, key))
+    for key in (*_TIMING_DURATIONS, "phi_window", "vip_probe_count"):
+        if key != "lease":
+            r.locate(key, (*where, key))
     r.locate("lease", (*where, "lease") if "lease" in table else (*where, "max_drift"))
     return Timings(**values)
 
@@ -617,6 +619,8 @@ def _links(r: _Reader, data: object) -> list[_LinkDraft]:
             loop=bool(r.optional(table, "loop", where, r.boolean)),
         )
         r.locate(f"link:{name}", where)
+        r.locate(f"link:{name}:interface", (*where, "interface"))
+        r.locate(f"link:{name}:port", (*where, "port"))
         for j, peer in enumerate(link.peers):
             r.locate(f"link:{name}:peer:{peer}", (*where, "peers", j))
         drafts.append(_LinkDraft(link, "peers" in table))
@@ -701,6 +705,7 @@ def _pings(r: _Reader, data: object) -> tuple[PingGroup, ...]:
         interface = r.optional(table, "interface", where, r.string)
         groups.append(PingGroup(name, addresses, interface))
         r.locate(f"ping:{name}", where)
+        r.locate(f"ping:{name}:interface", (*where, "interface"))
     return tuple(groups)
 
 
@@ -713,7 +718,7 @@ def _vip(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> VipResource:
         r.fail((*where, "vip"), f"{text!r}: expected ADDRESS or ADDRESS/PREFIX")
     prefix: int | None = None
     if slash:
-        if not prefix_text.isdigit() or int(prefix_text) > address.max_prefixlen:
+        if not is_digits(prefix_text) or int(prefix_text) > address.max_prefixlen:
             r.fail(
                 (*where, "vip"),
                 f"{text!r}: prefix {prefix_text!r}; expected 0 to {address.max_prefixlen}",
@@ -866,6 +871,8 @@ def _groups(r: _Reader, data: object, resolver: ServiceResolver) -> tuple[Resour
             for node, value in table["priorities"].items():
                 priorities.append((node, r.integer(value, (*pwhere, node), -(2**31), 2**31 - 1)))
         checks = r.tables(table.get("check", []), (*where, "check"), _CHECK_KEYS)
+        for j in range(len(checks)):
+            r.locate(f"check:{name}:{j}", (*where, "check", j))
         groups.append(
             ResourceGroup(
                 name=name,
@@ -892,6 +899,8 @@ def _respawns(r: _Reader, data: object) -> tuple[Respawn, ...]:
         if not command:
             r.fail((*where, "command"), "is empty; expected the program and its arguments")
         respawns.append(Respawn(r.string(table["user"], (*where, "user")), command))
+        r.locate(f"respawn:{i}", (*where, "command"))
+        r.locate(f"respawn:{i}:user", (*where, "user"))
     return tuple(respawns)
 
 
@@ -915,7 +924,7 @@ def _listen(r: _Reader, value: object, where: KeyPath) -> tuple[str, int]:
         host, sep, port = text.rpartition(":")
         if ":" in host:
             r.fail(where, f'{text!r}: write an IPv6 address in brackets, e.g. "[::1]:9694"')
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not host or not is_digits(port) or not 1 <= int(port) <= 65535:
         r.fail(where, f'{text!r}: expected HOST:PORT with a port 1-65535, e.g. "127.0.0.1:9694"')
     return host, int(port)
 
@@ -933,10 +942,15 @@ def _observe(r: _Reader, data: object) -> Observe:
         if "path" not in hook:
             r.fail(hwhere, "missing key 'path'; expected the executable to run on events")
         timeout = r.optional(hook, "timeout", hwhere, r.duration)
+        events = r.optional(hook, "events", hwhere, r.strings) or ()
+        r.locate(f"hook:{i}", (*hwhere, "path"))
+        r.locate(f"hook:{i}:timeout", (*hwhere, "timeout"))
+        for j in range(len(events)):
+            r.locate(f"hook:{i}:events:{j}", (*hwhere, "events", j))
         hooks.append(
             Hook(
                 path=r.filepath(hook["path"], (*hwhere, "path")),
-                events=r.optional(hook, "events", hwhere, r.strings) or (),
+                events=events,
                 timeout_s=NATIVE_DEFAULTS.hook_timeout_s if timeout is None else timeout,
             )
         )
@@ -1016,6 +1030,7 @@ def load_toml(
     if "name" not in cluster:
         r.fail(("cluster",), "missing key 'name'; expected the cluster's name, e.g. \"web\"")
     failback = r.optional(cluster, "failback_delay", ("cluster",), r.duration)
+    r.locate("failback_delay", ("cluster", "failback_delay"))
     timings = _timings(
         r,
         top.get("timings", {}),

@@ -5,13 +5,19 @@ this module checks meaning (deadtime > keepalive, no overlapping VIPs, ...) once
 both sources, and reports the file and line the parser recorded.
 
 Location keys: "keepalive", "deadtime", "warntime", "initdead", "deadping",
-"ping_interval", "lease", "auth", "node:NAME", "voter:NAME" (a written `voter` key),
-"link:NAME", "link:NAME:peer:ADDR",
-"ping:NAME", "group:NAME", "resource:GROUP:INDEX", "node_name".
+"ping_interval", "lease", "phi_min_std", "phi_acceptable_pause", "phi_window",
+"vip_probe_interval", "vip_probe_count", "failback_delay", "auth", "node:NAME",
+"voter:NAME" (a written `voter` key), "link:NAME", "link:NAME:peer:ADDR",
+"link:NAME:interface", "link:NAME:port", "ping:NAME", "ping:NAME:interface",
+"group:NAME", "resource:GROUP:INDEX", "check:GROUP:INDEX", "respawn:INDEX",
+"respawn:INDEX:user", "hook:INDEX" (its path), "hook:INDEX:timeout",
+"hook:INDEX:events:INDEX", "node_name". A key not recorded falls back to its parent
+("link:hb:port" to "link:hb"), then to the configuration's source without a line.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -23,20 +29,37 @@ from gossipha.config.model import (
     IPAddress,
     LinkKind,
     NodeRole,
+    ServiceResource,
     VipResource,
 )
+from gossipha.core.types import MAX_DURATION_S, NoticeKind
 
 Locations = Mapping[str, tuple[Path, int | None]]
 _Fail = Callable[[str, str], NoReturn]
 _Warn = Callable[[str, str], None]
 
 
-def _where(config: Config, locations: Locations, key: str) -> tuple[Path, int | None]:
+def where(config: Config, locations: Locations, key: str) -> tuple[Path, int | None]:
+    """Where `key` was written, else where its nearest recorded parent key was."""
+    while key not in locations and ":" in key:
+        key = key.rpartition(":")[0]
     return locations.get(key, (config.source, None))
 
 
 # Clock-rate bound ceiling: see _check_timings.
 MAX_DRIFT_LIMIT = 0.2
+# The shortest period a timer may have. The runtime counts a wakeup as late (LoopLag) only
+# from 10 ms on (runtime/clock.py LAG_REPORT_S): shorter periods sit inside the loop's
+# normal jitter, so `keepalive 0.0001` (10,000 heartbeats a second on every link) could
+# only be attempted, never kept, and would spend the CPU the detector needs.
+MIN_PERIOD_S = 0.01
+# The longest detection or lease timing. A voter's lease reply says how long it is still
+# promised (up to a lease), and a peer drops any duration above core/types.MAX_DURATION_S
+# as junk; past an hour a heartbeat timing is a unit slip (ms written as s), not a choice.
+MAX_TIMING_S = MAX_DURATION_S
+# The longest timeout or delay (service actions, hooks, health checks, failback): a day.
+# Longer is a unit slip, and a stuck stop would hold its group that long.
+MAX_TIMEOUT_S = 86_400.0
 
 
 def validate(
@@ -55,19 +78,22 @@ def validate(
     warnings: list[ConfigWarning] = []
 
     def fail(key: str, message: str) -> NoReturn:
-        path, line = _where(config, locations, key)
+        path, line = where(config, locations, key)
         raise ConfigError(path, line, message)
 
     def warn(key: str, message: str) -> None:
-        path, line = _where(config, locations, key)
+        path, line = where(config, locations, key)
         warnings.append(ConfigWarning(path, line, message))
 
     _check_timings(config, fail, warn)
+    _check_timing_bounds(config, fail)
     _check_nodes(config, fail, allow_witness)
     _check_voters(config, warn)
     _check_links(config, fail, warn, set(local_addresses))
     _check_auth(config, fail, warn)
     _check_groups(config, fail)
+    _check_timeouts(config, fail)
+    _check_hook_events(config, fail)
     return warnings
 
 
@@ -131,6 +157,91 @@ def _check_timings(config: Config, fail: _Fail, warn: _Warn) -> None:
         )
     if t.phi_warn >= t.phi_dead:
         fail("deadtime", f"phi_warn {t.phi_warn:g} must be below phi_dead {t.phi_dead:g}")
+
+
+def _check_timing_bounds(config: Config, fail: _Fail) -> None:
+    """Refuse timings no runtime can keep (too short) or no peer accepts (too long)."""
+    t = config.timings
+    for key, value, low in (
+        ("keepalive", t.keepalive_s, MIN_PERIOD_S),
+        ("ping_interval", t.ping_interval_s, MIN_PERIOD_S),
+        ("lease", t.lease_s, MIN_PERIOD_S),
+        ("vip_probe_interval", t.vip_probe_interval_s, MIN_PERIOD_S),
+        ("deadtime", t.deadtime_s, 0.0),
+        ("warntime", t.warntime_s, 0.0),
+        ("initdead", t.initdead_s, 0.0),
+        ("deadping", t.deadping_s, 0.0),
+        ("phi_acceptable_pause", t.phi_acceptable_pause_s, 0.0),
+    ):
+        if low and value < low:
+            fail(
+                key,
+                f"{key} is {value:g}s; expected at least {low:g}s (10 ms): a shorter period "
+                "is within the event loop's own jitter, so it could not be kept",
+            )
+        if value > MAX_TIMING_S:
+            fail(key, f"{key} is {value:g}s; expected at most {MAX_TIMING_S:g}s (an hour)")
+    # The detector divides by the standard deviation and needs two samples (core/detector.py).
+    if not 0 < t.phi_min_std_s <= MAX_TIMING_S:
+        fail(
+            "phi_min_std",
+            f"phi_min_std is {t.phi_min_std_s:g}s; expected more than 0 and at most "
+            f"{MAX_TIMING_S:g}s",
+        )
+    if t.phi_window < 2:
+        fail("phi_window", f"phi_window is {t.phi_window}; expected 2 or more arrival samples")
+    if not 0 <= t.failback_delay_s <= MAX_TIMEOUT_S:
+        fail(
+            "failback_delay",
+            f"failback_delay is {t.failback_delay_s:g}s; expected 0 to {MAX_TIMEOUT_S:g}s (a day)",
+        )
+
+
+def _bounded_timeout(fail: _Fail, key: str, what: str, value: float, low: float = 0.0) -> None:
+    if value <= low or value > MAX_TIMEOUT_S:
+        fail(
+            key,
+            f"{what} is {value:g}s; expected more than {low:g}s and at most "
+            f"{MAX_TIMEOUT_S:g}s (a day)",
+        )
+
+
+def _check_timeouts(config: Config, fail: _Fail) -> None:
+    """Service, health check and hook timeouts: 0 fails every run, a year is a unit slip."""
+    for group in config.groups:
+        for index, resource in enumerate(group.resources):
+            if isinstance(resource, ServiceResource):
+                key = f"resource:{group.name}:{index}"
+                _bounded_timeout(fail, key, f"service {resource.name} timeout", resource.timeout_s)
+        for index, check in enumerate(group.health_checks):
+            key = f"check:{group.name}:{index}"
+            _bounded_timeout(fail, key, f"check {check.name} timeout", check.timeout_s)
+            if not MIN_PERIOD_S <= check.interval_s <= MAX_TIMEOUT_S:
+                fail(
+                    key,
+                    f"check {check.name} interval is {check.interval_s:g}s; expected "
+                    f"{MIN_PERIOD_S:g}s to {MAX_TIMEOUT_S:g}s",
+                )
+    for index, hook in enumerate(config.observe.hooks):
+        _bounded_timeout(fail, f"hook:{index}:timeout", "hook timeout", hook.timeout_s)
+
+
+# What a hook's `events` may name: the notice kinds hooks are run for (observe/alerts.py).
+HOOK_EVENTS = tuple(kind.value for kind in NoticeKind)
+
+
+def _check_hook_events(config: Config, fail: _Fail) -> None:
+    """An unknown event name (`peer_wran`) would silently never run its hook."""
+    for index, hook in enumerate(config.observe.hooks):
+        for j, event in enumerate(hook.events):
+            if event not in HOOK_EVENTS:
+                close = difflib.get_close_matches(event, HOOK_EVENTS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                fail(
+                    f"hook:{index}:events:{j}",
+                    f"hook event {event!r} is not an event; {hint}expected one of: "
+                    + ", ".join(HOOK_EVENTS),
+                )
 
 
 def _check_nodes(config: Config, fail: _Fail, allow_witness: bool = False) -> None:

@@ -113,12 +113,18 @@ def _configured(
         )
 
 
-def _place(ipr: Rtnl, vip: VipResource) -> VipPlacement:
-    family = _family(vip.address)
-    configured = list(_configured(ipr, family))
+def plan_placement(
+    vip: VipResource,
+    configured: Iterable[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]],
+    index_of: Callable[[str], int | None],
+) -> VipPlacement:
+    """Where `vip` goes, given this host's (interface, address) pairs of its family and its
+    interface indexes by name (pure: `check-config` asks the same question). VipError
+    when the runtime could not place it: no subnet holds it (findif), no prefix, no
+    such interface, a bad label."""
     interface, prefix = vip.interface, vip.prefix
     if interface is None or prefix is None:
-        found = find_interface(vip.address, ((name, iface) for _i, name, iface in configured))
+        found = find_interface(vip.address, configured)
         if found is None and interface is None:
             raise VipError(f"{vip.address}: no interface has a subnet holding it (findif)")
         if interface is None:
@@ -128,7 +134,7 @@ def _place(ipr: Rtnl, vip: VipResource) -> VipPlacement:
             prefix = found[1] if found is not None and found[0] == interface else None
         if prefix is None:
             raise VipError(f"{vip.address}: no prefix given and none found on {interface}")
-    index = ipr.link_index(interface)
+    index = index_of(interface)
     if index is None:
         raise VipError(f"{vip.address}: no interface {interface}")
     label = vip.label
@@ -142,6 +148,11 @@ def _place(ipr: Rtnl, vip: VipResource) -> VipPlacement:
     return VipPlacement(vip.address, prefix, interface, index, label, broadcast)
 
 
+def _place(ipr: Rtnl, vip: VipResource) -> VipPlacement:
+    configured = [(name, iface) for _i, name, iface in _configured(ipr, _family(vip.address))]
+    return plan_placement(vip, configured, ipr.link_index)
+
+
 def _held_on(ipr: Rtnl, address: IPAddress, index: int | None = None) -> list[tuple[int, int]]:
     """(index, prefixlen) of each interface holding `address` (only `index` if given)."""
     found: list[tuple[int, int]] = []
@@ -149,6 +160,19 @@ def _held_on(ipr: Rtnl, address: IPAddress, index: int | None = None) -> list[tu
         if iface.ip == address and (index is None or idx == index):
             found.append((idx, iface.network.prefixlen))
     return found
+
+
+def configured_addresses(
+    netns: str | None = None,
+) -> list[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
+    """(interface, address/prefix) of every IPv4 and IPv6 address here, as `plan_placement`
+    takes them (blocking)."""
+    with _open(netns) as ipr:
+        return [
+            (name, iface)
+            for family in (socket.AF_INET, socket.AF_INET6)
+            for _index, name, iface in _configured(ipr, family)
+        ]
 
 
 def place_sync(vip: VipResource, netns: str | None = None) -> VipPlacement:

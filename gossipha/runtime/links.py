@@ -83,8 +83,15 @@ def _family(link: Link) -> int:
     return socket.AF_INET6 if addrs and addrs[0].version == 6 else socket.AF_INET
 
 
-def open_socket(link: Link) -> socket.socket:
-    """A non-blocking UDP socket on `link.port`, bound to `link.interface` (blocking setup)."""
+def bind_socket(link: Link, *, unbound_ok: bool = True) -> socket.socket:
+    """A UDP socket bound as the agent binds `link` (SO_REUSEADDR, SO_BINDTODEVICE, the
+    wildcard address on `link.port`), not joined to a group: binding sends nothing, so
+    `check-config` uses this to see that the agent could open the link.
+
+    Raises LinkError for a missing interface and OSError for any other refusal (the socket
+    is closed). Without CAP_NET_RAW the socket is left unbound to its interface, with a
+    warning, unless `unbound_ok` is false (then that EPERM is raised too).
+    """
     family = _family(link)
     sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
@@ -96,7 +103,7 @@ def open_socket(link: Link) -> socket.socket:
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 raise LinkError(f"link {link.name}: no interface {link.interface}") from exc
-            if exc.errno != errno.EPERM:
+            if exc.errno != errno.EPERM or not unbound_ok:
                 raise
             log.warning(
                 "link not bound to its interface (needs CAP_NET_RAW) link=%s interface=%s",
@@ -108,12 +115,22 @@ def open_socket(link: Link) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", link.port))
-        if link.kind is LinkKind.MCAST:
-            _join(sock, link, family)
-        sock.setblocking(False)
-    except LinkError:
+    except BaseException:
         sock.close()
         raise
+    return sock
+
+
+def open_socket(link: Link) -> socket.socket:
+    """A non-blocking UDP socket on `link.port`, bound to `link.interface` (blocking setup)."""
+    try:
+        sock = bind_socket(link)
+    except OSError as exc:
+        raise LinkError(f"link {link.name} ({link.interface} port {link.port}): {exc}") from exc
+    try:
+        if link.kind is LinkKind.MCAST:
+            _join(sock, link, _family(link))
+        sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise LinkError(f"link {link.name} ({link.interface} port {link.port}): {exc}") from exc

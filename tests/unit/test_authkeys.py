@@ -72,6 +72,10 @@ def test_readable_by_group_or_others_is_refused(tmp_path: Path, mode: int) -> No
     [
         ("auth 9\n1 sha256 k\n", 1, ["auth 9", "undefined", "defined: 1"]),
         ("auth x\n", 1, ["auth N"]),
+        # Unicode digits: int() reads "２" as 2 and raises on "²"; Heartbeat reads neither.
+        ("auth ２\n２ sha256 k\n", 1, ["auth N"]),
+        ("auth ²\n", 1, ["auth N"]),
+        ("auth 1\n1 sha256 k\n² md5 k\n", 3, ["'²'", "expected"]),
         ("auth 1\nauth 1\n1 sha256 k\n", 2, ["second", "line 1"]),
         ("auth 1\n1 rot13 k\n", 2, ["rot13", "sha256"]),
         ("auth 1\n1 sha256\n", 2, ["needs a secret"]),

@@ -128,6 +128,9 @@ def test_usage_errors_exit_2_config_errors_exit_config(master_ha_d: Path) -> Non
     assert runner.invoke(main, ["check-config", "--no-such-option", "x"]).exit_code == EXIT_USAGE
     agent = ["agent", "--config", str(master_ha_d)]
     assert runner.invoke(main, [*agent, "--listen", "nohost"]).exit_code == EXIT_USAGE
+    # A full-width port is refused, not read as 9694 (str.isdigit() takes it; int() too).
+    wide = runner.invoke(main, [*agent, "--listen", "127.0.0.1:９６９４"])
+    assert wide.exit_code == EXIT_USAGE and "expected HOST:PORT" in wide.stderr
     bad = runner.invoke(main, [*agent, "--node-name", "nobody"])
     assert bad.exit_code == EXIT_CONFIG and "nobody" in bad.stderr
     bad = runner.invoke(main, ["migrate", str(master_ha_d), "--node-name", "nobody"])

@@ -381,6 +381,13 @@ REJECTED = [
     ("mcast eth1 225.0.0.1 0 1 0", "UDP port"),
     ("udpport 70000", "UDP port (1-65535)"),
     ("udpport http", "UDP port"),
+    # Unicode digits: int() reads "６９４" as 694 and raises on "²"; Heartbeat reads neither.
+    ("udpport ６９４", "expected a UDP port"),
+    ("udpport ²", "expected a UDP port"),
+    ("keepalive ２", "is not a duration"),
+    ("deadtime ３0", "is not a duration"),
+    ("debug ¹", "from 0 to 255"),
+    ("mcast eth1 225.0.0.1 694 ¹ 0", "TTL from 1 to 255"),
     ("baud 19200", "serial links are not supported; use a second network link"),
     ("serial /dev/ttyS0", "serial links are not supported; use a second network link"),
     ("crm on", "crm on means Pacemaker manages resources; gossipha runs haresources itself"),
@@ -506,6 +513,8 @@ HARESOURCES_REJECTED = [
     ("masternginx 192.168.171.100/33", "prefix length from 1 to 32"),
     ("masternginx 2001:db8::1/129/eth0", "prefix length from 1 to 128"),
     ("masternginx 192.168.171.100/0", "prefix length from 1 to 32"),
+    ("masternginx 192.168.171.100/２４", "prefix length from 1 to 32"),
+    ("masternginx 192.168.171.100/²", "prefix length from 1 to 32"),
     ("masternginx 192.168.171.100/24/eth0/1.2.3.255/x", "at most IP/prefix/interface/broadcast"),
     ("masternginx 192.168.171.100/24/eth0:", "expected an interface such as eth0"),
     ("masternginx 192.168.171.100/24/averyveryverylongiface", "at most 15 characters"),
@@ -605,6 +614,16 @@ def test_crc_is_refused_by_validate_at_the_auth_line(
         (BASE_HACF.replace("deadtime 30", "deadtime 2"), "ha.cf", 2, "must exceed keepalive"),
         (BASE_HACF.replace("warntime 10", "warntime 30"), "ha.cf", 3, "warntime 30s must be less"),
         (BASE_HACF.replace("deadping", "x") + "deadping 1\n", "ha.cf", NEXT, "deadping 1s"),
+        # 10,000 heartbeats a second: below what the event loop can keep (MIN_PERIOD_S).
+        (BASE_HACF.replace("keepalive 2", "keepalive 0.0001"), "ha.cf", 1, "at least 0.01s"),
+        (BASE_HACF.replace("keepalive 2", "keepalive 5ms"), "ha.cf", 1, "at least 0.01s"),
+        # ms written as s: longer than any duration a peer accepts on the wire.
+        (
+            BASE_HACF.replace("deadtime 30", "deadtime 30000").replace("initdead 60", "initdead 0"),
+            "ha.cf",
+            2,
+            "deadtime is 30000s; expected at most 3600s",
+        ),
     ],
 )
 def test_validate_timing_errors_point_at_ha_cf_lines(
@@ -615,6 +634,13 @@ def test_validate_timing_errors_point_at_ha_cf_lines(
         validate(config, locations)
     assert (info.value.path, info.value.line) == (tmp_path / "ha.d" / file, line)
     assert message in info.value.message
+
+
+def test_keepalive_at_the_floor_is_accepted(tmp_path: Path, resolver: ServiceResolver) -> None:
+    hacf = BASE_HACF.replace("keepalive 2", "keepalive 10ms").replace("warntime 10", "warntime 1")
+    config, locations, _ = load(tmp_path, resolver, hacf=hacf)
+    validate(config, locations)
+    assert config.timings.keepalive_s == 0.01
 
 
 def test_validate_ucast_to_own_address_points_at_that_line(

@@ -34,7 +34,9 @@ from gossipha.config.model import (
 )
 from gossipha.config.native import NATIVE_DEFAULTS, KeyLines, load_toml
 from gossipha.config.services import ServiceResolver
-from gossipha.config.validate import validate
+from gossipha.config.validate import MIN_PERIOD_S, validate
+from gossipha.core.types import NoticeKind
+from gossipha.runtime.clock import LAG_REPORT_S
 
 REPO = Path(__file__).resolve().parents[2]
 ip = ipaddress.ip_address
@@ -451,6 +453,21 @@ ERRORS = [
         id="vip-prefix",
     ),
     pytest.param(
+        MINIMAL + '[[group]]\nname = "g"\nresources = [{ vip = "10.9.0.1/２４" }]  # <-\n',
+        ["prefix '２４'; expected 0 to 32"],
+        id="vip-prefix-full-width",
+    ),
+    pytest.param(
+        MINIMAL + '[timings]\nkeepalive = "２s"  # <-\n',
+        ["timings.keepalive", "'２s' is not a duration"],
+        id="full-width-duration",
+    ),
+    pytest.param(
+        MINIMAL + '[observe]\nlisten = "127.0.0.1:９６９４"  # <-\n',
+        ["expected HOST:PORT"],
+        id="full-width-listen-port",
+    ),
+    pytest.param(
         MINIMAL + '[[group]]\nname = "g"\nresources = [\n'
         '  { service = "nginx", kind = "systemd", start = ["x"] },  # <-\n]\n',
         ["kind 'systemd' does not take 'start'"],
@@ -536,6 +553,94 @@ def test_max_drift_from_0_2_is_refused(tmp_path: Path, drift: float, ok: bool) -
         return
     with pytest.raises(ConfigError, match=r"outside \[0, 0\.2\).*no VIP probe answer"):
         validate(config, locations)
+
+
+BOUNDS = [
+    pytest.param('[timings]\nkeepalive = "0.1ms"  # <-\n', "keepalive is 0.0001s", id="keepalive"),
+    pytest.param("[timings]\nping_interval = 0.001  # <-\n", "at least 0.01s", id="ping"),
+    pytest.param('[timings]\nlease = "1ms"  # <-\n', "lease is 0.001s", id="lease-short"),
+    pytest.param(
+        '[timings]\nkeepalive = "2s"\ndeadtime = "3s"\ninitdead = "3s"\nwarntime = "2.5s"\n'
+        "lease = 7200  # <-\n",
+        "expected at most 3600s",
+        id="lease-long",
+    ),
+    pytest.param("[timings]\nvip_probe_interval = 0  # <-\n", "at least 0.01s", id="probe"),
+    pytest.param("[timings]\nphi_min_std = 0  # <-\n", "more than 0", id="phi-min-std"),
+    pytest.param("[timings]\nphi_window = 1  # <-\n", "2 or more", id="phi-window"),
+    pytest.param(
+        '[timings]\nphi_acceptable_pause = "2h"  # <-\n',
+        "is not a duration",  # no hours in Heartbeat's syntax: refused while parsing
+        id="hours",
+    ),
+    pytest.param(
+        "[timings]\nphi_acceptable_pause = 7200.0  # <-\n", "at most 3600s", id="pause-long"
+    ),
+    pytest.param(
+        MINIMAL.replace("[cluster]\n", "[cluster]\nfailback_delay = 1e9  # <-\n"),
+        "failback_delay is 1e+09s",
+        id="failback",
+    ),
+    pytest.param(
+        '[[group]]\nname = "g"\nresources = [\n  { service = "nginx", timeout = 0 },  # <-\n]\n',
+        "service nginx timeout is 0s",
+        id="service-timeout",
+    ),
+    pytest.param(
+        '[[group]]\nname = "g"\nresources = [{ service = "nginx" }]\n'
+        '[[group.check]]  # <-\nname = "h"\nkind = "command"\ncommand = ["true"]\ninterval = 0\n',
+        "check h interval is 0s",
+        id="check-interval",
+    ),
+    pytest.param(
+        '[[observe.hook]]\npath = "/bin/true"\ntimeout = 0  # <-\n',
+        "hook timeout is 0s",
+        id="hook-timeout",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "fragment"), BOUNDS)
+def test_absurd_timings_are_refused_at_their_line(
+    tmp_path: Path, extra: str, fragment: str
+) -> None:
+    text = extra if extra.startswith("[cluster]") else MINIMAL + extra
+    marked = [i for i, line in enumerate(text.splitlines(), start=1) if "# <-" in line]
+    try:
+        config, locations = _load(tmp_path, text)
+        with pytest.raises(ConfigError) as caught:
+            validate(config, locations)
+        error = caught.value
+    except ConfigError as exc:  # refused by the parser already
+        error = exc
+    assert fragment in error.message
+    assert (error.path, error.line) == (tmp_path / "gossipha.toml", marked[0])
+
+
+def test_hook_event_names_are_checked_at_their_element(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '[[observe.hook]]\npath = "/bin/true"\nevents = [\n  "peer_dead",\n'
+        '  "peer_wran",  # <-\n]\n'
+    )
+    config, locations = _load(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        validate(config, locations)
+    assert caught.value.line == text.splitlines().index('  "peer_wran",  # <-') + 1
+    assert "'peer_wran' is not an event; did you mean 'peer_warn'?" in caught.value.message
+    assert "peer_dead, peer_recovered" in caught.value.message
+
+
+def test_every_notice_kind_is_a_hook_event(tmp_path: Path) -> None:
+    events = ", ".join(f'"{kind.value}"' for kind in NoticeKind)
+    text = MINIMAL + f'[[observe.hook]]\npath = "/bin/true"\nevents = [{events}]\n'
+    config, locations = _load(tmp_path, text)
+    validate(config, locations)
+    assert config.observe.hooks[0].events == tuple(kind.value for kind in NoticeKind)
+
+
+def test_the_period_floor_is_the_loops_lag_threshold() -> None:
+    """MIN_PERIOD_S is argued from runtime/clock.py: keep the two in step."""
+    assert MIN_PERIOD_S == LAG_REPORT_S
 
 
 def test_validate_reports_a_self_addressed_peer_at_its_array_element(tmp_path: Path) -> None:

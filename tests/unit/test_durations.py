@@ -17,7 +17,11 @@ def test_heartbeat_time_syntax(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "two", "2m", "-1", "1e3", "2 s s", "nan"])
+@pytest.mark.parametrize(
+    "text",
+    # Full-width, Arabic-Indic and superscript digits: float() would read the first two.
+    ["", "two", "2m", "-1", "1e3", "2 s s", "nan", "２", "２s", "0.٥", "²", "1\u00a0s"],
+)
 def test_rejects_with_what_was_expected(text: str) -> None:
     with pytest.raises(ValueError, match="expected seconds"):
         parse_duration(text)
