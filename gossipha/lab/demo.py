@@ -43,6 +43,20 @@ def preflight() -> str | None:
     return None
 
 
+def tutorial_missing() -> str | None:
+    """Which of the tutorial's files the installed package lacks (a wheel built without its
+    package data), or None; checked before the lab is built, so it is one line, not a trace."""
+    from gossipha.lab.scenarios import NODES, tutorial_source
+    from gossipha.lab.topology import LabError
+
+    try:
+        for node in NODES:
+            tutorial_source(node)
+    except LabError as exc:
+        return f"{exc} (reinstall gossipha)"
+    return None
+
+
 @click.command()
 @click.option("--fast", is_flag=True, help="Scaled-down timings (keepalive 200ms, deadtime 2s).")
 @click.option(
@@ -88,7 +102,7 @@ def demo(
     loss_seconds: float | None,
 ) -> None:
     """Run the tutorial's failure tests against two real agents in network namespaces."""
-    from gossipha.lab.scenarios import PROFILES, SCENARIO_NAMES, SCENARIOS, run_all
+    from gossipha.lab.scenarios import NATIVE, PROFILES, SCENARIO_NAMES, SCENARIOS, run_all
 
     chosen_profiles = {
         n for n, on in (("fast", fast), ("native", native), (profile_name, True)) if on and n
@@ -114,14 +128,15 @@ def demo(
             f"{', '.join(unknown)}; expected one of {', '.join(SCENARIO_NAMES)}",
             param_hint="--scenario",
         )
-    why = preflight()
+    profile = PROFILES[chosen_profiles.pop() if chosen_profiles else "tutorial"]
+    # The native profile renders its own gossipha.toml; the others copy the tutorial's files.
+    why = (None if profile is NATIVE else tutorial_missing()) or preflight()
     if why is not None:
         click.echo(f"gossipha demo: error: {why}", err=True)
         sys.exit(EXIT_UNUSABLE)
 
     from gossipha.lab.topology import Lab, LabError, sweep_stale
 
-    profile = PROFILES[chosen_profiles.pop() if chosen_profiles else "tutorial"]
     if loss_seconds is not None:
         profile = dataclasses.replace(profile, loss_s=loss_seconds)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,7 +50,10 @@ HOSTNAMES = {"master": "masternginx", "slave": "slavenginx"}
 PEER = {"master": "slave", "slave": "master"}
 VIP = str(TUTORIAL_VIP.ip)
 VIP_LABEL = "eth0:0"
-TUTORIAL_DIR = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tutorial"
+# The tutorial's /etc/ha.d per node is package data (gossipha/examples/tutorial), not read
+# from a checkout, so an installed `gossipha demo` has it; docs/examples/tutorial holds the
+# same bytes for readers (tests/unit/test_packaging.py keeps the two equal).
+TUTORIAL_FILES = ("ha.cf", "authkeys", "haresources")
 # The core's defaults for what ha.cf cannot set (config/model.py Timings).
 LEASE_S = 2.0
 FAILBACK_DELAY_S = 5.0
@@ -195,21 +199,32 @@ root="{nginx_root}"
 {NGINX_ACTIONS}"""
 
 
+def tutorial_source(node: str) -> Traversable:
+    """The tutorial's files for `node` as installed with the package; a broken install
+    (files left out of the wheel) is a LabError naming them, not a traceback mid-run."""
+    source = files("gossipha") / "examples" / "tutorial" / node
+    missing = [name for name in TUTORIAL_FILES if not (source / name).is_file()]
+    if missing:
+        names = ", ".join(f"gossipha/examples/tutorial/{node}/{name}" for name in missing)
+        raise LabError(f"the tutorial's files are missing from the gossipha package: {names}")
+    return source
+
+
 def write_ha_d(
     node: str, dest: Path, profile: Profile, *, second_link: bool = False
 ) -> tuple[Path, Path]:
     """/etc/ha.d for `node` under `dest`; returns (its directory, its nginx root)."""
-    source = TUTORIAL_DIR / node
-    if not (source / "ha.cf").is_file():
-        raise LabError(f"the tutorial's files are missing: {source} (run from the repository)")
+    source = tutorial_source(node)
     ha_d = dest / node / "ha.d"
     nginx_root = dest / node / "nginx"
     ha_d.mkdir(parents=True, exist_ok=True)
     nginx_root.mkdir(parents=True, exist_ok=True)
-    hacf = render_hacf((source / "ha.cf").read_text(), node, profile, dest / node, second_link)
-    (ha_d / "ha.cf").write_text(hacf)
+    hacf = render_hacf(
+        (source / "ha.cf").read_text(encoding="utf-8"), node, profile, dest / node, second_link
+    )
+    (ha_d / "ha.cf").write_text(hacf, encoding="utf-8")
     for name in ("authkeys", "haresources"):
-        shutil.copyfile(source / name, ha_d / name)
+        (ha_d / name).write_bytes((source / name).read_bytes())
     (ha_d / "authkeys").chmod(0o600)
     prepare(nginx_root, TUTORIAL_PAGES[node], daemon=True)
     script = ha_d / "resource.d" / "nginx"
