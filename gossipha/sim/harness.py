@@ -148,6 +148,9 @@ class Host:
     wake_token: int = 0
     leaving: bool = False  # graceful stop in progress: removed once node.done
     executing_since_s: float = 0.0  # the agent's last start or resume
+    # Groups whose VIP was up when the agent resumed and whose lease had run out by then:
+    # their stop is an orphan's until the VIP is down or the group starts again.
+    stale_up: set[str] = field(default_factory=set)
     # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
     stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)  # orphaned groups before the last step
@@ -164,6 +167,9 @@ class Overlap:
     orphans: tuple[str, ...]  # not executing (Sim.orphaned) now
     orphan: bool  # counted as limit L1; False: a safety violation
     outlived_s: float = 0.0  # the most an orphan stayed one after its agent's return
+    # When each orphan became one inside this overlap (its time past its return counts
+    # from then, not from the overlap's start).
+    orphan_since_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -292,6 +298,7 @@ class Sim:
         )
         h.leaving = False
         h.executing_since_s = self.now_s
+        h.stale_up.clear()  # an adopted VIP is an orphan by its phase (`orphaned`)
         h.stall = StallDetector(h.stall.threshold_s)
         h.stopping.clear()  # the old agent's unfinished stops never finish
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
@@ -329,6 +336,7 @@ class Sim:
                             h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
                         )
                     h.up.add(g)
+                    h.stale_up.discard(g)
                     self.stats.starts.append((self.now_s, h.name, g, e))
                     self.log(f"{h.name} START {g} epoch={e}")
                     self._later(
@@ -345,12 +353,16 @@ class Sim:
                         token = self._stop_seq = self._stop_seq + 1
                         # An orphan VIP (adopted, or its lease ran out while the agent was
                         # not executing) stays one until it is down (limit L1, `orphaned`).
-                        stale = g in h.orphans or self.lease_ran_out(g, h.name, h.executing_since_s)
+                        # Not a holder that lost its lease while it ran (seed 9255 of the
+                        # soak at f72ab5d: its lease "ran out" at its agent's start, before
+                        # it had any, and its stop was taken for an orphan's).
+                        stale = g in h.orphans or g in h.stale_up
                         h.stopping[g] = (token, stale)
                         name, inc = h.name, h.incarnation
                         self.at(self.now_s + delay, partial(self._stopped, name, inc, g, token))
                     else:
                         h.up.discard(g)
+                        h.stale_up.discard(g)
                         self._later(
                             h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
                         )
@@ -395,6 +407,7 @@ class Sim:
             return
         del h.stopping[group]
         h.up.discard(group)
+        h.stale_up.discard(group)
         self.log(f"{name} VIP down {group}")
         self._later(h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True))
 
@@ -528,9 +541,13 @@ class Sim:
             return False
         if h.node is None or h.paused_until_s is not None:
             return True
-        if h.stopping.get(group, (0, False))[1]:
-            return True  # stopping a VIP whose lease ran out while the agent was stalled
-        return h.node.phase(group) is Phase.ACQUIRING
+        stop = h.stopping.get(group)
+        if stop is not None:
+            # Stopping a VIP whose lease ran out while the agent was stalled; a holder that
+            # lost its lease as it ran may claim again while its stop is under way, and is
+            # no orphan for it (seed 9255 of the soak at f72ab5d).
+            return stop[1]
+        return h.node.phase(group) is Phase.ACQUIRING  # adopted, no lease yet
 
     def _note_promises(self, h: Host) -> None:
         """Copy `h`'s voter promises into the ledger, in real time, as granted: a promise
@@ -582,6 +599,7 @@ class Sim:
         orphans = tuple(sorted(n for n in holders if self.orphaned(n, group)))
         if ov is None:
             ov = Overlap(holders, self.now_s, orphans, self._is_l1(group, holders, orphans))
+            ov.orphan_since_s = dict.fromkeys(orphans, self.now_s)
             self._overlaps[group] = ov
             if ov.orphan:
                 self.stats.orphan_overlaps += 1
@@ -606,12 +624,15 @@ class Sim:
                 ov.orphan = False
                 self._violate(group, holders)
             ov.orphans = orphans
+            for o in orphans:
+                ov.orphan_since_s.setdefault(o, self.now_s)
 
     def _outlived(self, ov: Overlap, orphan: str) -> float:
         """How long `orphan` has stayed one since its agent executed again (0: it has not)."""
         if not self.executing(orphan):
             return 0.0
-        return self.now_s - max(ov.begin_s, self.hosts[orphan].executing_since_s)
+        since_s = ov.orphan_since_s.get(orphan, ov.begin_s)
+        return self.now_s - max(since_s, self.hosts[orphan].executing_since_s)
 
     def _is_l1(self, group: str, holders: frozenset[str], orphans: tuple[str, ...]) -> bool:
         """When the overlap begins: at most one executing holder, every orphan cut off from
@@ -740,6 +761,7 @@ class Sim:
         duration = self.now_s - h.paused_at_s
         h.paused_until_s = None
         h.executing_since_s = self.now_s
+        h.stale_up = {g for g in h.up if self.lease_ran_out(g, name, self.now_s)}
         # The runtime tells the core of a pause only past its stall threshold: a shorter
         # one leaves the agent unaware that it did not run (runtime/clock.py).
         stalled_s = h.stall.check(h.clock.local(self.now_s))

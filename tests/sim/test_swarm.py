@@ -346,3 +346,16 @@ def test_orphan_return_hands_over_beside_a_returned_orphan(
         assert schedule.members >= 3
         orphaned += any("cut off and paused" in line for line in lines)
     assert orphaned >= 5
+
+
+def test_a_holder_that_claims_again_while_its_stop_runs_is_no_orphan() -> None:
+    """Seed 9255 of the soak at f72ab5d: n0 started beside n1's paused orphan (L1), lost
+    its own lease while it ran (cut off by voter_restart) and claimed again while its VIP
+    was still going down. The checker took the claimant for an orphan (its phase was
+    acquiring, and its lease "ran out" at its agent's start, before it had any) and
+    counted 1.66 s past a return it never had. A holder that lost its lease while running
+    is a live holder until its VIP is down."""
+    script = Path(__file__).parent / "scripts" / "stopping_holder_claims_again.json"
+    r = run(Schedule.from_json(json.loads(script.read_text())))
+    assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+    assert r.orphans >= 1 and all(outlived == 0.0 for _, outlived in r.orphan_spans)
