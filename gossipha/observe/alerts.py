@@ -3,7 +3,8 @@
 `AlertState` is pure: notices in, firing/resolved `Alert`s out. `HookRunner` runs the
 configured executables with the event in GOSSIPHA_* variables: `submit()` only queues
 (bounded, drops the oldest and counts it), `run()` drains the queue with at most
-`max_concurrent` children, each killed by PID at its timeout. `AlertmanagerClient`
+`max_concurrent` children (started with ordinary scheduling by `gossipha.child`), each
+killed by PID at its timeout. `AlertmanagerClient`
 pushes to /api/v2/alerts: `update()` only queues (latest state per alert wins, bounded),
 `run()` delivers with backoff retries while Alertmanager is down and re-sends firing
 alerts every `resend_s`. Neither ever blocks the caller or raises into the loop.
@@ -26,6 +27,7 @@ from typing import Any, Final
 import aiohttp
 
 from gossipha.aio import within
+from gossipha.child import start_child
 from gossipha.config.model import Hook
 from gossipha.core.types import Notice, NoticeKind
 from gossipha.observe.metrics import Metrics
@@ -319,13 +321,12 @@ class HookRunner:
         path = str(job.hook.path)
         event = job.env["GOSSIPHA_EVENT"]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                path,
-                env=dict(job.env),
-                stdin=asyncio.subprocess.DEVNULL,
+            # Its own session (process group): a timeout kills it all.
+            proc = await start_child(
+                [path],
+                env=job.env,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: a timeout kills it all
             )
         except OSError as exc:
             log.warning("hook failed to start hook=%s event=%s error=%s", path, event, exc)

@@ -1,10 +1,11 @@
 """Services on this host: start, stop and status for Heartbeat, LSB, systemd, OCF and plain ones.
 
-Every action is a child process in its own session (process group), run with asyncio so the
-loop never blocks, bounded by the resource's `timeout_s`. On timeout or cancellation the whole
-process group is killed by PID (SIGKILL), so a hung script cannot leave helpers behind. Output
-(stdout and stderr together) is kept to the last `OUTPUT_LIMIT_BYTES` for logs. Children that a
-start script leaves running (the daemon itself) are not waited for and never killed after a
+Every action is a child process in its own session (process group), started with ordinary
+scheduling (`gossipha.child`) and run with asyncio so the loop never blocks, bounded by the
+resource's `timeout_s`. On timeout or cancellation the whole process group is killed by PID
+(SIGKILL), so a hung script cannot leave helpers behind. Output (stdout and stderr
+together) is kept to the last `OUTPUT_LIMIT_BYTES` for logs. Children that a start script
+leaves running (the daemon itself) are not waited for and never killed after a
 normal exit, even if they still hold the output pipe.
 
 Stop is idempotent: stopping a stopped service is success (LSB and OCF semantics; for scripts
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gossipha.aio import within
+from gossipha.child import start_child
 from gossipha.config.model import Resource, ServiceKind, ServiceResource
 
 OUTPUT_LIMIT_BYTES = 4096
@@ -180,15 +182,7 @@ async def run_process(
         raise
     try:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                env=dict(env),
-                cwd=cwd,
-                start_new_session=True,
-            )
+            proc = await start_child(argv, env=env, cwd=cwd, stdout=write_fd, stderr=write_fd)
         except OSError as exc:
             return ProcessResult(
                 None, "", loop.time() - started, error=f"cannot run {argv[0]}: {exc}"

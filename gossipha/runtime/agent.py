@@ -41,6 +41,7 @@ from typing import Any, assert_never
 
 from prometheus_client import CollectorRegistry
 
+from gossipha.child import check_reset
 from gossipha.config.load import Loaded
 from gossipha.config.model import Config
 from gossipha.core.node import Node
@@ -127,6 +128,18 @@ _ADMIN_DETAIL = {
 
 class _Stop(Exception):
     """Raised inside the TaskGroup body to leave it (cancels every task)."""
+
+
+async def warn_if_children_keep_priority() -> list[str]:
+    """Once, at start: can a child drop the agent's realtime priority and OOM protection?
+    If not, services still start, with them: one warning now, not one per child."""
+    try:
+        failures = await check_reset()
+    except OSError as exc:
+        failures = [f"check: {exc}"]
+    if failures:
+        log.warning(kv("children keep the agent's priority", detail="; ".join(failures)))
+    return failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +273,7 @@ class Agent:
             log.warning(kv("weak authentication", detail=weakness))
         if self.options.mlock:
             log.info(kv("memory lock", result=lock_memory()))
+        await warn_if_children_keep_priority()
         inc_path = incarnation_path(self.options.state_dir, cfg.cluster_name, cfg.node_name)
         self.incarnation = await asyncio.to_thread(new_incarnation, inc_path)
         cid = cluster_id(cfg.cluster_name)

@@ -1,7 +1,8 @@
 """Heartbeat's `respawn USER COMMAND`: keep a helper program running, restart it with backoff.
 
-Each program runs as USER (when we are root), in its own session so it can be signalled as
-a process group... but we only ever signal its PID. On shutdown it gets SIGTERM, then
+Each program runs as USER (when we are root), with ordinary scheduling (`gossipha.child`),
+in its own session so it can be signalled as a process group... but we only ever signal
+its PID. On shutdown it gets SIGTERM, then
 SIGKILL after a bound. Restarts back off from 1 s doubling to 60 s, reset after a minute
 of uptime, so a crashing helper costs at most one start a minute.
 """
@@ -15,6 +16,7 @@ import os
 import signal
 
 from gossipha.aio import within
+from gossipha.child import start_child
 from gossipha.config.model import Respawn
 from gossipha.runtime.logs import kv
 
@@ -49,12 +51,10 @@ class Respawner:
             while True:
                 started_s = loop.time()
                 try:
-                    self.proc = await asyncio.create_subprocess_exec(
-                        *self.spec.command,
-                        stdin=asyncio.subprocess.DEVNULL,
+                    self.proc = await start_child(
+                        self.spec.command,
                         user=self.spec.user if os.geteuid() == 0 else None,
                         env=self.env,
-                        start_new_session=True,
                     )
                 except (OSError, ValueError, KeyError) as exc:
                     log.error(kv("respawn start failed", command=self.spec.command[0], error=exc))
