@@ -89,6 +89,7 @@ from gossipha.runtime.reload import (
 )
 from gossipha.runtime.respawn import Respawner
 from gossipha.runtime.signals import AgentSignals
+from gossipha.runtime.stop_bound import stop_bound_s
 from gossipha.runtime.witness import witness_config
 from gossipha.wire.codec import Decoder, Encoder, PacketTooLarge, cluster_id
 from gossipha.wire.reject import Reject, RejectCounter, RejectLogLimiter, RejectReason
@@ -295,6 +296,7 @@ class Agent:
                 node=cfg.node_name,
                 role="witness" if self.options.witness else "member",
                 incarnation=self.incarnation,
+                stop_bound_s=f"{self.stop_bound_s:g}",
                 links=",".join(f"{lk.name}:{lk.kind.value}" for lk in cfg.links),
                 groups=",".join(self.groups.runs),
             )
@@ -327,6 +329,10 @@ class Agent:
                 self.notifier.ready(f"node {cfg.node_name} running")
                 log.info(kv("agent ready", node=cfg.node_name))
                 await self._exit.wait()
+                # Leaving the TaskGroup cancels every task, and a cancelled stop SIGKILLs
+                # the service it is stopping: a stop under way ends first, within its
+                # services' timeouts (a start under way is cancelled, then stopped).
+                await self.groups.finish_stops()
                 raise _Stop
         except* _Stop:
             pass
@@ -350,6 +356,12 @@ class Agent:
             log.info(kv("rejected packets", **counts))
         self.notifier.stopping("stopped")
         log.info(kv("agent stopped", node=self.config.node_name, status=self._exit_status))
+
+    @property
+    def stop_bound_s(self) -> float:
+        """The longest a stop of this agent can take: TimeoutStopSec must be above it."""
+        runs = [run.config for run in self.groups.runs.values()]  # none for a witness
+        return stop_bound_s(runs, self.config.respawns, self.options.shutdown_timeout_s)
 
     @property
     def _pidfile(self) -> Path:

@@ -267,6 +267,18 @@ class GroupRunner:
             run.active = False
         return not failures, "; ".join(failures)
 
+    async def finish_stops(self) -> None:
+        """Wait for the stops under way (each service within its own timeout): on the way
+        out, a stop is never cancelled, which would SIGKILL a service in mid-stop."""
+        stops = [
+            run.task
+            for run in self.runs.values()
+            if run.task is not None and not run.task.done() and not run.starting
+        ]
+        if stops:
+            log.info(kv("waiting for stops under way", groups=len(stops)))
+            await asyncio.wait(stops)
+
     async def release_all(self) -> None:
         """On the way out: stop every group this process may run (idempotent)."""
         for run in self.runs.values():
