@@ -1,13 +1,17 @@
-"""deploy/systemd: the properties of the unit that matter, so a change to them is deliberate.
+"""deploy/systemd: the properties of the unit and its storage drop-in that matter, so a change
+to them is deliberate.
 
-The unit is read as systemd reads it (sections, `Key=value`, a key may repeat); what is
-checked is what the agent and the services it starts rely on.
+The files are read as systemd reads them (sections, `Key=value`, a key may repeat, a
+drop-in adds to or resets the unit); what is checked is what the agent and the services it
+starts rely on. systemd-analyze verifies both.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,35 +21,41 @@ from gossipha.config.model import Config
 from gossipha.config.services import ServiceResolver
 from gossipha.runtime.agent import SHUTDOWN_TIMEOUT_S
 from gossipha.runtime.stop_bound import stop_bound_s
+from tests.ci import cannot_run
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = SYSTEMD / "gossipha.service"
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
+DROP_IN = SYSTEMD / "gossipha.service.d" / "storage.conf"
+
 Unit = dict[str, dict[str, list[str]]]
 
 
-def parse_unit(text: str) -> Unit:
-    """Sections -> key -> every value given, in order (systemd's syntax, no line
-    continuations: the shipped files have none; an empty value resets the list)."""
+def parse_unit(*texts: str) -> Unit:
+    """Sections -> key -> every value in effect, the unit then its drop-ins in order, as
+    systemd merges them: each assignment adds a value, an empty one clears the list (for a
+    setting that takes one value, the last counts). No line continuations: the shipped
+    files have none."""
     unit: Unit = {}
-    section: dict[str, list[str]] | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        assert not line.endswith("\\"), f"line {number}: continuation lines are not read here"
-        if line.startswith("[") and line.endswith("]"):
-            section = unit.setdefault(line[1:-1], {})
-            continue
-        assert section is not None, f"line {number}: setting before any section"
-        key, sep, value = line.partition("=")
-        assert sep, f"line {number}: expected Key=value: {line!r}"
-        values = section.setdefault(key.strip(), [])
-        if value.strip():
-            values.append(value.strip())
-        else:
-            values.clear()
+    for text in texts:
+        section: dict[str, list[str]] | None = None
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            assert not line.endswith("\\"), f"line {number}: continuation lines are not read"
+            if line.startswith("[") and line.endswith("]"):
+                section = unit.setdefault(line[1:-1], {})
+                continue
+            assert section is not None, f"line {number}: setting before any section"
+            key, sep, value = line.partition("=")
+            assert sep, f"line {number}: expected Key=value: {line!r}"
+            values = section.setdefault(key.strip(), [])
+            if value.strip():
+                values.append(value.strip())
+            else:
+                values.clear()
     return unit
 
 
@@ -53,6 +63,15 @@ def one(unit: Unit, key: str, section: str = "Service") -> str:
     values = unit[section].get(key, [])
     assert len(values) == 1, f"{key}: {values}"
     return values[0]
+
+
+def last(unit: Unit, key: str, default: str = "") -> str:
+    values = unit["Service"].get(key, [])
+    return values[-1] if values else default
+
+
+def words(unit: Unit, key: str) -> set[str]:
+    return {w for value in unit["Service"].get(key, []) for w in value.split()}
 
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
@@ -71,6 +90,11 @@ def seconds(span: str) -> float:
 @pytest.fixture(scope="module")
 def unit() -> Unit:
     return parse_unit(UNIT.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def with_storage() -> Unit:
+    return parse_unit(UNIT.read_text(encoding="utf-8"), DROP_IN.read_text(encoding="utf-8"))
 
 
 def test_time_spans() -> None:
@@ -129,3 +153,83 @@ def test_the_stop_bound_adds_up(master_ha_d: Path) -> None:
     bound_s = stop_bound_s(config.groups, config.respawns, SHUTDOWN_TIMEOUT_S)
     assert bound_s == pytest.approx(30 + 2 * (2 * (30 + 10.2) + 5) + 10)
     assert f"{bound_s:.0f} s for the" in UNIT.read_text()  # the number the unit quotes
+
+
+# Every setting that gives the unit a mount namespace of its own (systemd.exec(5)): a mount
+# made in it is seen by nothing outside the unit.
+MOUNT_NAMESPACE_BOOLEANS = (
+    "PrivateTmp",
+    "PrivateMounts",
+    "PrivateDevices",
+    "ProtectHome",
+    "ProtectSystem",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+)
+MOUNT_NAMESPACE_LISTS = (
+    "ReadWritePaths",
+    "ReadOnlyPaths",
+    "InaccessiblePaths",
+    "ExecPaths",
+    "NoExecPaths",
+    "BindPaths",
+    "BindReadOnlyPaths",
+    "TemporaryFileSystem",
+    "RootDirectory",
+    "RootImage",
+    "MountImages",
+    "ExtensionImages",
+    "ExtensionDirectories",
+    "ProtectProc",
+    "ProcSubset",
+    "MountAPIVFS",
+)
+_OFF = frozenset({"", "no", "false", "0", "off"})
+
+
+def test_storage_drop_in_gives_mounts_the_hosts_namespace(unit: Unit, with_storage: Unit) -> None:
+    """docs/migrating-from-heartbeat.md: Filesystem and drbddisk keep working with it."""
+    assert any(last(unit, key) not in _OFF for key in MOUNT_NAMESPACE_BOOLEANS)
+    for key in MOUNT_NAMESPACE_BOOLEANS:
+        assert last(with_storage, key, "no") in _OFF, key
+    for key in MOUNT_NAMESPACE_LISTS:
+        assert not with_storage["Service"].get(key), key
+    assert {"CAP_SYS_ADMIN", "CAP_SYS_MODULE"} <= words(with_storage, "CapabilityBoundingSet")
+    assert {"@mount", "@module"} <= words(with_storage, "SystemCallFilter")
+    assert {"block-*", "char-misc"} <= words(with_storage, "DeviceAllow")
+    # everything else of the unit stays as it is
+    assert words(with_storage, "RestrictAddressFamilies") == words(unit, "RestrictAddressFamilies")
+    assert last(with_storage, "KillMode") == "process"
+    assert last(with_storage, "NoNewPrivileges") == "yes"
+
+
+def _installed(tmp_path: Path, *, drop_in: bool) -> Path:
+    """The unit (and the drop-in beside it, where systemd-analyze looks for it), with
+    ExecStart at this interpreter: /usr/bin/gossipha exists only once installed."""
+    unit = tmp_path / "gossipha.service"
+    unit.write_text(UNIT.read_text().replace("/usr/bin/gossipha", f"{sys.executable} -m gossipha"))
+    if drop_in:
+        (tmp_path / "gossipha.service.d").mkdir()
+        shutil.copy(DROP_IN, tmp_path / "gossipha.service.d")
+    return unit
+
+
+def _systemd_analyze() -> tuple[str, int]:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        cannot_run("systemd-analyze not installed (install systemd)")
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True)
+    return tool, int(out.stdout.split()[1])
+
+
+@pytest.mark.parametrize("drop_in", [False, True], ids=["unit", "with storage.conf"])
+def test_systemd_verifies_it(tmp_path: Path, drop_in: bool) -> None:
+    tool, _ = _systemd_analyze()
+    unit = _installed(tmp_path, drop_in=drop_in)
+    result = subprocess.run(
+        [tool, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gossipha.service" not in result.stderr, result.stderr  # no warning about ours
