@@ -9,8 +9,9 @@ ordinary process has: best effort at the level of its nice value, 4 at nice 0), 
 0. What it has lowered (nice 5, idle I/O) is kept.
 
 The reset runs in `child_reset.py`, exec'd between fork and the program in the same PID
-(the agent has threads, so no Python may run between fork and exec). When the agent has
-nothing raised (tests, a shell) the program is started directly, as before.
+(the agent has threads, so no Python may run between fork and exec). It also arms the
+death signal of a respawned helper. When there is nothing to do (nothing raised: tests, a
+shell) the program is started directly, as before.
 Each child runs in a session of its own, so a timeout can kill its process group.
 """
 
@@ -174,7 +175,7 @@ async def _exec(
 
 
 async def _run_wrapper(
-    plan: Sequence[str], argv: Sequence[str], how: _How
+    plan: Sequence[str], argv: Sequence[str], how: _How, *, end_with_agent: bool = False
 ) -> tuple[asyncio.subprocess.Process, _Outcome]:
     """Start the wrapper on `argv` (may be empty: reset only) and wait for its report: EOF
     comes when the program has been exec'd or the wrapper has exited."""
@@ -182,6 +183,7 @@ async def _run_wrapper(
     # The wrapper takes the user id itself, after the reset (KeyError if unknown, as Popen).
     uid = child_reset.NO_USER if how.user is None else str(pwd.getpwnam(how.user).pw_uid)
     how = dataclasses.replace(how, user=None)
+    parent = str(os.getpid()) if end_with_agent else child_reset.NO_PARENT
     read_fd, write_fd = os.pipe()
     done: asyncio.Future[None] = loop.create_future()
     report = _Report(done)
@@ -197,9 +199,8 @@ async def _run_wrapper(
     wrapper = [sys.executable, "-I", "-S", str(RESET_SCRIPT), str(write_fd)]
     try:
         try:
-            proc = await _exec(
-                [*wrapper, ",".join(plan) or child_reset.NO_PLAN, uid, *argv], how, (write_fd,)
-            )
+            plan_arg = ",".join(plan) or child_reset.NO_PLAN
+            proc = await _exec([*wrapper, plan_arg, uid, parent, *argv], how, (write_fd,))
         finally:
             os.close(write_fd)
         try:
@@ -227,20 +228,22 @@ async def start_child(
     stdin: int | None = DEVNULL,
     stdout: int | None = None,
     stderr: int | None = None,
+    end_with_agent: bool = False,
 ) -> asyncio.subprocess.Process:
     """Start `argv` (no shell) in a new session, with ordinary scheduling; as
     `asyncio.create_subprocess_exec`, and OSError when it cannot be run, as that raises.
 
-    A reset that fails does not stop the program; it is logged at debug here (the agent
-    warns once at start-up: `check_reset`).
+    `end_with_agent`: the program gets SIGTERM if the agent dies (for a respawned helper;
+    a service must outlive it, to be adopted). A reset that fails does not stop the
+    program; it is logged at debug here (the agent warns once at start-up: `check_reset`).
     """
     if not argv:
         raise ValueError("no program to start")
     how = _How(env, cwd, user, stdin, stdout, stderr)
     plan = reset_plan(current())
-    if not plan:
+    if not plan and not end_with_agent:
         return await _exec(argv, how)
-    proc, outcome = await _run_wrapper(plan, argv, how)
+    proc, outcome = await _run_wrapper(plan, argv, how, end_with_agent=end_with_agent)
     for failure in outcome.failures:
         log.debug("child keeps the agent's priority program=%s reset=%s", argv[0], failure)
     if outcome.exec_errno is not None:

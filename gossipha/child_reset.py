@@ -1,4 +1,4 @@
-"""Run as `python -I -S child_reset.py FD PLAN UID [PROGRAM ARGS...]`: reset, then exec.
+"""Run as `python -I -S child_reset.py FD PLAN UID PARENT [PROGRAM ARGS...]`: reset, then exec.
 
 The agent runs at realtime CPU and I/O priority, nice -10 and OOM score -900 (the systemd
 unit), and a child inherits all four. The agent has threads (asyncio's executor and child
@@ -6,13 +6,15 @@ watcher), so the reset cannot run between fork and exec (`preexec_fn` may deadlo
 this small program is exec'd in between instead, in the child's own PID, and execs PROGRAM
 once it has reset what PLAN names (comma-separated: sched, nice, io, oom; `-`: nothing).
 With UID (not `-`) it then takes that user id, as subprocess's `user=` does; the reset is
-done before, as root, so the user needs no access to this interpreter.
+done before, as root, so the user needs no access to this interpreter. With PARENT (the
+agent's PID, not `-`) PROGRAM gets SIGTERM when the agent dies: a respawned helper must not
+outlive it (the unit's KillMode=process leaves the agent's children to the agent).
 
 A reset that fails is reported on FD and PROGRAM starts anyway. So is an exec that fails
 (`exec ERRNO`, exit 127): the parent raises it as OSError, as subprocess would. FD is
 close-on-exec, so EOF on it tells the parent PROGRAM is running. Without PROGRAM it only
 resets and reports (the agent's start-up check). Standard library only, and run with `-S`,
-so it starts in about 15 ms (30 ms when ctypes is needed for the I/O priority).
+so it starts in about 15 ms (30 ms when it needs ctypes: an I/O priority, a death signal).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ OOM = "oom"
 RESETS = (SCHED, NICE, IO, OOM)
 NO_PLAN = "-"
 NO_USER = "-"
+NO_PARENT = "-"
+PR_SET_PDEATHSIG = 1
 EXEC_FAILED_STATUS = 127
 
 # ioprio_set(2)/ioprio_get(2): no libc wrapper, no Python binding; syscall numbers per arch.
@@ -66,6 +70,23 @@ def ioprio_value(klass: int, level: int) -> int:
 def ioprio_split(value: int) -> tuple[int, int]:
     """(class, level) of an ioprio value."""
     return value >> IOPRIO_CLASS_SHIFT, value & ((1 << IOPRIO_CLASS_SHIFT) - 1)
+
+
+def death_signal() -> Callable[[int], None]:
+    """`arm(parent)`: SIGTERM when the thread that forked us ends, at once if `parent` is
+    gone already. ctypes is loaded here, before a setreuid may make it unreadable."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm(parent: int) -> None:
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        if os.getppid() != parent:  # it died before the prctl: no signal would come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 def _ioprio_syscall(index: int, *args: int) -> int:
@@ -161,7 +182,8 @@ def main(argv: Sequence[str]) -> int:
     fd = int(argv[1])
     plan = () if argv[2] == NO_PLAN else tuple(argv[2].split(","))
     uid = None if argv[3] == NO_USER else int(argv[3])
-    program = list(argv[4:])
+    parent = None if argv[4] == NO_PARENT else int(argv[4])
+    program = list(argv[5:])
     for failure in reset(plan):
         _report(fd, f"reset {failure}")
     if not program:
@@ -171,11 +193,14 @@ def main(argv: Sequence[str]) -> int:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     env = initial_environ()  # before setreuid: then /proc/self is no longer ours to read
+    arm = None if parent is None else death_signal()
     try:
         if uid is not None:
             # Never PROGRAM as root when a user was asked for. From here on this user may
             # not be able to read the interpreter's files: nothing more is imported.
             os.setreuid(uid, uid)
+        if arm is not None and parent is not None:
+            arm(parent)  # after setreuid, which would clear it
         os.execvpe(program[0], program, env)
     except OSError as exc:
         _report(fd, f"exec {exc.errno or 0}")

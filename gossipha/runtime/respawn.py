@@ -2,9 +2,11 @@
 
 Each program runs as USER (when we are root), with ordinary scheduling (`gossipha.child`),
 in its own session so it can be signalled as a process group... but we only ever signal
-its PID. On shutdown it gets SIGTERM, then
-SIGKILL after a bound. Restarts back off from 1 s doubling to 60 s, reset after a minute
-of uptime, so a crashing helper costs at most one start a minute.
+its PID. On shutdown it gets SIGTERM, then SIGKILL after a bound; if the agent dies, a
+SIGTERM (a death signal): systemd leaves the agent's children alone (KillMode=process, so
+services survive to be adopted), and a restarted agent starts its own copy. Restarts back
+off from 1 s doubling to 60 s, reset after a minute of uptime, so a crashing helper costs
+at most one start a minute.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Respawner:
                         self.spec.command,
                         user=self.spec.user if os.geteuid() == 0 else None,
                         env=self.env,
+                        end_with_agent=True,
                     )
                 except (OSError, ValueError, KeyError) as exc:
                     log.error(kv("respawn start failed", command=self.spec.command[0], error=exc))

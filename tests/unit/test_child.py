@@ -235,3 +235,48 @@ def test_the_wrapper_runs_with_the_standard_library_only() -> None:
         if line.lstrip().startswith(("import ", "from "))
     }
     assert imports <= set(sys.stdlib_module_names) | {"__future__"}, imports
+
+
+def _state(pid: int) -> str:
+    """Its /proc state letter; "gone" once reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+_DIES = """
+import asyncio, os
+from gossipha.child import start_child
+
+async def main() -> None:
+    quiet = {"stdout": asyncio.subprocess.DEVNULL}  # our stdout is the test's pipe
+    ended = await start_child(["sleep", "60"], end_with_agent=True, **quiet)
+    as_user = await start_child(["sleep", "60"], end_with_agent=True, user="nobody", **quiet)
+    kept = await start_child(["sleep", "60"], **quiet)
+    print(ended.pid, as_user.pid, kept.pid, flush=True)
+    os._exit(0)  # as a crash, or systemd's SIGKILL at TimeoutStopSec: no cleanup
+
+asyncio.run(main())
+"""
+
+
+async def test_a_respawned_program_ends_with_the_agent_and_a_service_does_not() -> None:
+    """With KillMode=process systemd leaves the agent's children alone: a service must
+    outlive the agent (the next one adopts it), a respawned helper must not."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DIES, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await agent.communicate()
+    ended, as_user, kept = (int(pid) for pid in out.split())
+    try:
+        for _ in range(250):
+            if {_state(ended), _state(as_user)} <= {"Z", "gone"}:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail(f"still running after the agent died: {ended}, {as_user}")
+        assert _state(kept) not in ("Z", "gone")
+    finally:
+        os.kill(kept, signal.SIGKILL)
