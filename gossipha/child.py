@@ -2,8 +2,8 @@
 
 A child begins with an ordinary process's scheduling, not the agent's: under the systemd
 unit the agent runs SCHED_RR at nice -10 with realtime I/O and OOM score -900 so heartbeats
-never wait, and nginx's workers must not inherit that (they would starve the agent's own
-heartbeats on a busy host, and the OOM killer would take anything but them). What the
+never wait, and nginx's workers must not inherit that (busy, they would share the CPU with
+the heartbeats and starve the rest of the host, and the OOM killer would spare them). What the
 agent has raised is reset in the child: SCHED_OTHER, nice 0, no I/O class (what every
 ordinary process has: best effort at the level of its nice value, 4 at nice 0), OOM score
 0. What it has lowered (nice 5, idle I/O) is kept.
