@@ -555,7 +555,8 @@ class Node:
         holder; all members alive and the age bound keep a non-executing one (limit L1)
         out of reach. A member we saw hold the group that has not released it since may
         still have its VIP up (an orphan of an earlier epoch that was paused and resumed
-        stopping, while we judged it alive: swarm seed 18,283): probe."""
+        stopping, while we judged it alive: swarm seed 18,283): probe. docs/design.md,
+        "Handover"."""
         claim, rel = g.claim, g.release
         if claim is None or rel is None or g.adopted:
             return False

@@ -348,6 +348,7 @@ class Sim:
                     slow = self._slow_stops.pop(h.name, None)
                     if self.stop_delay_max_s > 0 or slow is not None:
                         # The VIP goes down some time after the decision (limit L4).
+                        # Drawn even for a slow stop, so the seed's stream stays as it was.
                         delay = self.rng.uniform(0.0, self.stop_delay_max_s)
                         delay = delay if slow is None else slow
                         token = self._stop_seq = self._stop_seq + 1
