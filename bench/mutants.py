@@ -216,6 +216,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "never released it (seed 18,283)",
     ),
     Mutant(
+        "resource_result_of_other_epoch",
+        "core/node.py",
+        "        current = g.claim is not None and r.epoch in (None, g.claim.epoch)\n",
+        "        current = True\n",
+        "a stop's result that outlived its claim counts as the next claim's stop, which then "
+        "releases with the VIP still up (soak seed 14,805)",
+    ),
+    Mutant(
         "learned_epoch_owned_by_nobody",
         "core/lease.py",
         "            p.max_epoch, p.max_owner = epoch, holder\n",

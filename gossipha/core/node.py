@@ -612,6 +612,9 @@ class Node:
             out.notice(
                 NoticeKind.RESOURCE_FAILED, group=r.group, detail=f"{r.action.value}: {r.detail}"
             )
+        current = g.claim is not None and r.epoch in (None, g.claim.epoch)
+        if not current:
+            return  # the result of an earlier claim's action (swarm seed 14,805)
         if r.action is ResourceAction.START and not r.ok and g.phase is Phase.RUNNING:
             g.start_failed_until_s = now_s + self.timings.failback_delay_s
             self._stop(now_s, g, StopReason.START_FAILED, out)

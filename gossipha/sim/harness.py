@@ -151,6 +151,7 @@ class Host:
     # Groups whose VIP was up when the agent resumed and whose lease had run out by then:
     # their stop is an orphan's until the VIP is down or the group starts again.
     stale_up: set[str] = field(default_factory=set)
+    stopping_epoch: dict[str, int] = field(default_factory=dict)  # group -> its stop's epoch
     # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
     stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)  # orphaned groups before the last step
@@ -301,6 +302,7 @@ class Sim:
         h.stale_up.clear()  # an adopted VIP is an orphan by its phase (`orphaned`)
         h.stall = StallDetector(h.stall.threshold_s)
         h.stopping.clear()  # the old agent's unfinished stops never finish
+        h.stopping_epoch.clear()
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
         if h.up:
             self.deliver(name, FoundRunning(tuple(sorted(h.up))))
@@ -332,15 +334,20 @@ class Sim:
                     if h.stopping.pop(g, None) is not None:
                         # The runtime runs a group's actions in order: the stop still under
                         # way finishes first. Counted conservatively: the VIP never left.
+                        old = h.stopping_epoch.pop(g, None)
                         self._later(
-                            h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
+                            h,
+                            self.action_delay_s,
+                            ResourceResult(g, ResourceAction.STOP, True, epoch=old),
                         )
                     h.up.add(g)
                     h.stale_up.discard(g)
                     self.stats.starts.append((self.now_s, h.name, g, e))
                     self.log(f"{h.name} START {g} epoch={e}")
                     self._later(
-                        h, self.action_delay_s, ResourceResult(g, ResourceAction.START, True)
+                        h,
+                        self.action_delay_s,
+                        ResourceResult(g, ResourceAction.START, True, epoch=e),
                     )
                 case StopGroup(group=g, epoch=e, reason=r):
                     self.stats.stops.append((self.now_s, h.name, g))
@@ -359,13 +366,16 @@ class Sim:
                         # it had any, and its stop was taken for an orphan's).
                         stale = g in h.orphans or g in h.stale_up
                         h.stopping[g] = (token, stale)
+                        h.stopping_epoch[g] = e
                         name, inc = h.name, h.incarnation
                         self.at(self.now_s + delay, partial(self._stopped, name, inc, g, token))
                     else:
                         h.up.discard(g)
                         h.stale_up.discard(g)
                         self._later(
-                            h, self.action_delay_s, ResourceResult(g, ResourceAction.STOP, True)
+                            h,
+                            self.action_delay_s,
+                            ResourceResult(g, ResourceAction.STOP, True, epoch=e),
                         )
                 case ProbeVip(group=g):
                     t = self.config.timings
@@ -410,7 +420,10 @@ class Sim:
         h.up.discard(group)
         h.stale_up.discard(group)
         self.log(f"{name} VIP down {group}")
-        self._later(h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True))
+        epoch = h.stopping_epoch.pop(group, None)
+        self._later(
+            h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True, epoch=epoch)
+        )
 
     def _wake(self, name: str, token: int) -> None:
         h = self.hosts[name]
