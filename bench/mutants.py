@@ -218,7 +218,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "resource_result_of_other_epoch",
         "core/node.py",
-        "        current = g.claim is not None and r.epoch in (None, g.claim.epoch)\n",
+        "        current = g.claim is not None and r.epoch == g.claim.epoch\n",
         "        current = True\n",
         "a stop's result that outlived its claim counts as the next claim's stop, which then "
         "releases with the VIP still up (soak seed 14,805)",

@@ -12,7 +12,10 @@ exactly half of an even number of voters (two nodes), while the tie-breakers all
     PROBING    --answered: split-brain risk----------------> IDLE (release, back off)
     RUNNING    --lease about to lapse----------------------> IDLE (StopGroup LEASE_LOST)
     RUNNING    --better node / standby / shutdown----------> STOPPING (StopGroup)
-    STOPPING   --ResourceResult(stop ok)-------------------> IDLE (LeaseRelease)
+    STOPPING   --ResourceResult(stop ok, this epoch)-------> IDLE (LeaseRelease)
+
+A result names its action's epoch; one of an earlier claim (a stop that outlived it) moves
+nothing.
 """
 
 from __future__ import annotations
@@ -612,7 +615,7 @@ class Node:
             out.notice(
                 NoticeKind.RESOURCE_FAILED, group=r.group, detail=f"{r.action.value}: {r.detail}"
             )
-        current = g.claim is not None and r.epoch in (None, g.claim.epoch)
+        current = g.claim is not None and r.epoch == g.claim.epoch
         if not current:
             return  # the result of an earlier claim's action (swarm seed 14,805)
         if r.action is ResourceAction.START and not r.ok and g.phase is Phase.RUNNING:

@@ -374,13 +374,13 @@ class VipProbeResult:
 class ResourceResult:
     """The outcome of a StartGroup/StopGroup. `epoch` is the action's: a stop that outlives
     its claim reports after the next claim began, and must not count as that one's (swarm
-    seed 14,805). None: a runtime that does not say (counted as before)."""
+    seed 14,805)."""
 
     group: GroupName
     action: ResourceAction
     ok: bool
+    epoch: int
     detail: str = ""
-    epoch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

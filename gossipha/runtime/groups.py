@@ -214,7 +214,7 @@ class GroupRunner:
             log.error(kv("group start failed", group=g.name, epoch=epoch, detail=detail))
             run.given_up = True
             self._feed(HealthResult(g.name, healthy=False))
-        self._feed(ResourceResult(g.name, ResourceAction.START, ok, detail, epoch))
+        self._feed(ResourceResult(g.name, ResourceAction.START, ok, epoch, detail))
 
     async def _do_stop(
         self, run: GroupRun, epoch: int, reason: StopReason, prev: asyncio.Task[None] | None
@@ -228,7 +228,7 @@ class GroupRunner:
             logging.INFO if ok else logging.ERROR,
             kv("group stopped" if ok else "group stop failed", group=g.name, detail=detail or None),
         )
-        self._feed(ResourceResult(g.name, ResourceAction.STOP, ok, detail, epoch))
+        self._feed(ResourceResult(g.name, ResourceAction.STOP, ok, epoch, detail))
 
     async def _stop_resources(
         self, run: GroupRun, epoch: int, vips_first: bool = False
@@ -443,7 +443,9 @@ class GroupRunner:
             log.error(kv("group restart failed; giving it up", group=g.name, detail=detail))
             run.given_up = True
             self._feed(HealthResult(g.name, healthy=False))
-            self._feed(ResourceResult(g.name, ResourceAction.START, False, f"restart: {detail}"))
+            self._feed(
+                ResourceResult(g.name, ResourceAction.START, False, epoch, f"restart: {detail}")
+            )
 
     def _hold_after_give_up(self, run: GroupRun) -> None:
         if run.given_up and (run.hold is None or run.hold.done()):

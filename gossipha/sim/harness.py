@@ -334,7 +334,7 @@ class Sim:
                     if h.stopping.pop(g, None) is not None:
                         # The runtime runs a group's actions in order: the stop still under
                         # way finishes first. Counted conservatively: the VIP never left.
-                        old = h.stopping_epoch.pop(g, None)
+                        old = h.stopping_epoch.pop(g)
                         self._later(
                             h,
                             self.action_delay_s,
@@ -420,7 +420,7 @@ class Sim:
         h.up.discard(group)
         h.stale_up.discard(group)
         self.log(f"{name} VIP down {group}")
-        epoch = h.stopping_epoch.pop(group, None)
+        epoch = h.stopping_epoch.pop(group)
         self._later(
             h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True, epoch=epoch)
         )

@@ -96,10 +96,10 @@ class Lan:
                 seen = any(n != name and node.running() for n, node in self.nodes.items())
                 self.pending.append((self.now_s + PROBE_S, name, VipProbeResult(a.group, seen)))
             elif isinstance(a, StartGroup):
-                ok = ResourceResult(a.group, ResourceAction.START, True)
+                ok = ResourceResult(a.group, ResourceAction.START, True, a.epoch)
                 self.pending.append((self.now_s + DT, name, ok))
             elif isinstance(a, StopGroup) and self.stop_ok is not None:
-                done = ResourceResult(a.group, ResourceAction.STOP, self.stop_ok)
+                done = ResourceResult(a.group, ResourceAction.STOP, self.stop_ok, a.epoch)
                 self.pending.append((self.now_s + DT, name, done))
         for s in out.sends:
             dst = NodeId(s.to)

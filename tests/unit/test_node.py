@@ -23,6 +23,8 @@ from gossipha.core.types import (
     NodeId,
     Output,
     ProbeVip,
+    ResourceAction,
+    ResourceResult,
     Stalled,
     StartGroup,
     StopGroup,
@@ -93,6 +95,28 @@ def test_a_stall_voids_the_pending_probe() -> None:
     node.step(t + 0.01, Stalled(0.01))
     out = node.step(t + PROBE_S, VipProbeResult(G, answered_by_other=False))
     assert not any(isinstance(a, StartGroup) for a in out.actions)
+
+
+def test_a_stop_result_of_an_earlier_epoch_does_not_end_the_current_stop() -> None:
+    """A runtime runs one group's actions in order, so a stop that outlived its claim
+    reports while the next claim is stopping. Taken for the current stop, it would release
+    that epoch with its VIP still up (swarm seed 14,805): only the current epoch's counts."""
+    node = _node(make_config(2, timings=TIMINGS))
+    t = _until_probe(node)
+    out = node.step(t + PROBE_S, VipProbeResult(G, answered_by_other=False))
+    (start,) = [a for a in out.actions if isinstance(a, StartGroup)]
+    t += PROBE_S + 0.01
+    node.step(t, ResourceResult(G, ResourceAction.START, True, start.epoch))
+    out = node.step(t + 0.01, AdminCommand(AdminKind.STANDBY))
+    (stop,) = [a for a in out.actions if isinstance(a, StopGroup)]
+    assert stop.epoch == start.epoch
+    assert node.phase(G) is Phase.STOPPING
+    node.step(t + 0.02, ResourceResult(G, ResourceAction.STOP, True, stop.epoch - 1))
+    assert node.phase(G) is Phase.STOPPING, "an earlier epoch's stop ended this one"
+    node.step(t + 0.03, ResourceResult(G, ResourceAction.START, False, stop.epoch - 1))
+    assert node.phase(G) is Phase.STOPPING
+    node.step(t + 0.04, ResourceResult(G, ResourceAction.STOP, True, stop.epoch))
+    assert node.phase(G) is Phase.IDLE
 
 
 # ------------------------------------------------------------------ the lease

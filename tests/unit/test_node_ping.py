@@ -69,12 +69,20 @@ class Pair:
             elif isinstance(a, StartGroup):
                 self.starts.append((self.now_s, name))
                 self.pending.append(
-                    (self.now_s + DT, name, ResourceResult(a.group, ResourceAction.START, True))
+                    (
+                        self.now_s + DT,
+                        name,
+                        ResourceResult(a.group, ResourceAction.START, True, a.epoch),
+                    )
                 )
             elif isinstance(a, StopGroup):
                 self.stops.append((self.now_s, name, a.reason.value))
                 self.pending.append(
-                    (self.now_s + DT, name, ResourceResult(a.group, ResourceAction.STOP, True))
+                    (
+                        self.now_s + DT,
+                        name,
+                        ResourceResult(a.group, ResourceAction.STOP, True, a.epoch),
+                    )
                 )
         if not self.cut:
             for s in out.sends:
