@@ -13,6 +13,7 @@ awaits in the calling task, whose pending cancellation is never dropped.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -24,6 +25,22 @@ async def within(aw: Awaitable[T], timeout_s: float | None) -> T:
     """`await aw`, or TimeoutError after `timeout_s` (None: no limit)."""
     async with asyncio.timeout(timeout_s):
         return await aw
+
+
+async def pipe_to(protocol: asyncio.Protocol) -> tuple[asyncio.ReadTransport, int]:
+    """A new pipe whose read end feeds `protocol`: the transport and the write end, which
+    the caller hands to a child and then closes. Nothing leaks if the loop refuses it."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    try:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: protocol, os.fdopen(read_fd, "rb", buffering=0)
+        )
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    return transport, write_fd
 
 
 class DatagramReader:

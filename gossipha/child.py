@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gossipha import child_reset
-from gossipha.aio import within
+from gossipha.aio import pipe_to, within
 
 log = logging.getLogger(__name__)
 
@@ -184,17 +184,9 @@ async def _run_wrapper(
     uid = child_reset.NO_USER if how.user is None else str(pwd.getpwnam(how.user).pw_uid)
     how = dataclasses.replace(how, user=None)
     parent = str(os.getpid()) if end_with_agent else child_reset.NO_PARENT
-    read_fd, write_fd = os.pipe()
     done: asyncio.Future[None] = loop.create_future()
     report = _Report(done)
-    try:
-        transport, _ = await loop.connect_read_pipe(
-            lambda: report, os.fdopen(read_fd, "rb", buffering=0)
-        )
-    except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
+    transport, write_fd = await pipe_to(report)
     # -I: the program's PYTHONPATH and the like must not reach the wrapper; -S: fast start.
     wrapper = [sys.executable, "-I", "-S", str(RESET_SCRIPT), str(write_fd)]
     try:

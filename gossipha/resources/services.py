@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossipha.aio import within
+from gossipha.aio import pipe_to, within
 from gossipha.child import start_child
 from gossipha.config.model import Resource, ServiceKind, ServiceResource
 
@@ -169,17 +169,9 @@ async def run_process(
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    read_fd, write_fd = os.pipe()
     done: asyncio.Future[None] = loop.create_future()
     protocol = _TailProtocol(output_limit_bytes, done)
-    try:
-        transport, _ = await loop.connect_read_pipe(
-            lambda: protocol, os.fdopen(read_fd, "rb", buffering=0)
-        )
-    except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
+    transport, write_fd = await pipe_to(protocol)
     try:
         try:
             proc = await start_child(argv, env=env, cwd=cwd, stdout=write_fd, stderr=write_fd)
