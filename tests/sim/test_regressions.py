@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,15 +31,37 @@ assert _spec is not None and _spec.loader is not None
 mutants = importlib.util.module_from_spec(_spec)
 sys.modules["bench_mutants"] = mutants
 _spec.loader.exec_module(mutants)
-BY_NAME = {m.name: m for m in mutants.MUTANTS}
 
 
 def test_every_safety_mutant_has_a_script() -> None:
+    """Each safety mutant the swarm kills has its killing schedule here; a masked one, its
+    pair's (bench/mutants.py `pair`). A `gap` names what the swarm lacks to kill it."""
     have = {p.stem for p in SCRIPTS}
-    expected = [m for m in mutants.MUTANTS if m.kind == "safety" and not (m.masked_by or m.gap)]
-    missing = [m.name for m in expected if m.name not in have]
+    safety = [m for m in mutants.MUTANTS if m.kind == "safety" and not m.gap]
+    expected = [mutants.paired(m).name if m.masked_by else m.name for m in safety]
+    missing = [name for name in expected if name not in have]
     assert not missing, f"no fault script for {missing}: bench/mutants.py --save-scripts"
-    assert have <= set(BY_NAME), f"scripts without a mutant: {have - set(BY_NAME)}"
+    unknown = [name for name in have if not _known(name)]
+    assert not unknown, f"scripts without a mutant: {unknown}"
+
+
+def test_every_masked_mutant_names_a_pair_that_plants(tmp_path: Path) -> None:
+    """A masked mutant is covered only through its pair: the pair must exist and apply."""
+    shutil.copytree(REPO / "gossipha", tmp_path / "gossipha")
+    for m in mutants.MUTANTS:
+        assert bool(m.masked_by) == bool(m.pair), f"{m.name}: masked_by and pair go together"
+        if m.pair:
+            root = tmp_path / m.name
+            shutil.copytree(tmp_path / "gossipha", root / "gossipha")
+            mutants.apply(mutants.paired(m), root)
+
+
+def _known(name: str) -> bool:
+    try:
+        mutants.by_name(name)
+    except KeyError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
@@ -49,7 +72,7 @@ def test_script_is_clean_on_the_landed_code(script: Path) -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_script_still_fails_with_its_mutant(script: Path, tmp_path: Path) -> None:
-    root = mutants.mutated_copy(BY_NAME[script.stem], tmp_path / "copy")
+    root = mutants.mutated_copy(mutants.by_name(script.stem), tmp_path / "copy")
     cmd = [sys.executable, "-m", "gossipha", "sim", "--replay", str(script), "--json"]
     proc = subprocess.run(
         cmd, cwd=root, env=mutants.env(root), capture_output=True, text=True, timeout=300
