@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 # heartbeat and keepalived are the peers bench/failover.py and bench/resources.py measure
 # gossipha beside (gossipha/lab/peers.py); Heartbeat's IPaddr agent needs net-tools.
-DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager heartbeat keepalived net-tools)
+# man-db: tests/unit/test_deb.py runs `man -w gossipha` on the installed package (and man-db
+# brings groff, which tests/unit/test_manpage.py reads the page with). The Debian package's
+# own build dependencies are installed by scripts/build-deb.sh.
+DEBIAN_PACKAGES=(python3 python3-venv python3-pip nginx iproute2 iptables nftables systemd resource-agents prometheus prometheus-alertmanager heartbeat keepalived net-tools man-db)
 
 if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ]; then
