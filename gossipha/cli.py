@@ -1,8 +1,8 @@
 """The `gossipha` command: parse arguments, load configuration, hand over to the parts.
 
-Configuration errors print one line (file:line: message) and exit with status 78
-(EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1. docs/operations.md
-lists them.
+Configuration errors print one line each (file:line: message), every error found, and
+exit with status 78 (EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1.
+docs/operations.md lists them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ from gossipha.runtime.logs import LEVELS
 
 
 def _config_failure(exc: ConfigError) -> NoReturn:
-    click.echo(f"gossipha: error: {exc.render()}", err=True)
+    _print_errors(exc)
     sys.exit(EXIT_CONFIG)
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for error in exc.each():
+        click.echo(f"gossipha: error: {error.render()}", err=True)
 
 
 def _print_warnings(warnings: tuple[ConfigWarning, ...]) -> None:
@@ -103,7 +108,13 @@ def main() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @_node_name
 @_allow_unauth
-@click.option("--json", "as_json", is_flag=True, help="Print the effective configuration as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the effective configuration as JSON, with `errors`: each error's file, "
+    "line, code and message (docs/configuration.md lists the codes).",
+)
 @click.option(
     "--host-checks/--no-host-checks",
     default=None,
@@ -121,14 +132,29 @@ def check_config(
 ) -> None:
     """Validate PATH (/etc/ha.d or gossipha.toml) and print the effective configuration.
 
-    Exits 78 on an error in the files or, with host checks, on this host.
+    Every error of every file is reported in one run, each as file:line: message. Exits 78
+    on an error in the files or, with host checks, on this host. Never writes anything.
     """
     from gossipha.config.render import as_dict, as_text
 
-    loaded = _load(path, node_name, allow_unauthenticated)
+    try:
+        loaded = load(path, node_name, allow_unauthenticated=allow_unauthenticated)
+    except ConfigError as exc:
+        _print_errors(exc)
+        if as_json:
+            # The same keys as a good file's document has beside the configuration.
+            failed = {
+                "errors": [e.as_dict() for e in exc.each()],
+                "host_checks_ran": False,
+                "host_checks": [],
+            }
+            click.echo(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode())
+        sys.exit(EXIT_CONFIG)
+    _print_warnings(loaded.warnings)
     findings = _host_findings(loaded, node_name, host_checks)
     if as_json:
         doc = as_dict(loaded.config)
+        doc["errors"] = []
         doc["host_checks_ran"] = findings is not None
         doc["host_checks"] = [f.as_dict() for f in findings or ()]
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import ConfigError, ConfigErrors, ConfigWarning
 from gossipha.config.model import Config, IPAddress, Observe
 from gossipha.config.services import ServiceResolver
 from gossipha.config.validate import Locations, validate
@@ -60,7 +60,9 @@ def load(
     `allow_witness`: the node may be a witness (for `gossipha witness`); by default a
     witness node is refused, since `gossipha agent` would run it as nothing.
 
-    Raises ConfigError (file, line, message) on the first problem; nothing is started.
+    Raises ConfigErrors with every problem found (file, line, code, message): all errors
+    of all files the source reads, then, once they read, the first broken rule of each
+    kind (validate.py). `check-config` reports them all; the agent does not start.
     """
     path = Path(path).absolute()  # every path in the model is absolute: migrate writes them out
     name = node_name or local_node_name()
@@ -83,10 +85,15 @@ def load(
             allow_unauthenticated=allow_unauthenticated,
         )
     elif path.exists():
-        raise ConfigError(path, None, "not a file or directory; expected /etc/ha.d or a .toml")
+        raise ConfigError(
+            path, None, "not a file or directory; expected /etc/ha.d or a .toml", "unreadable"
+        )
     else:
         raise ConfigError(
-            path, None, "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml"
+            path,
+            None,
+            "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml",
+            "not-found",
         )
     addresses = local_addresses() if host_addresses is None else host_addresses
     warnings = [*warnings, *validate(config, locations, addresses, allow_witness=allow_witness)]
@@ -102,16 +109,23 @@ def load_observe(path: Path) -> Observe:
     """
     path = Path(path).absolute()
     if path.is_dir():
-        from gossipha.config.hacf import read_config_text
+        from gossipha.config.hacf import read_hacf_text
 
-        read_config_text(path / "ha.cf", "ha.cf")
+        text = read_hacf_text(path / "ha.cf")
+        if text.errors:
+            raise ConfigErrors(text.errors)
         return Observe()
     if path.is_file():
         from gossipha.config.native import read_observe
 
         return read_observe(path)
     if path.exists():
-        raise ConfigError(path, None, "not a file or directory; expected /etc/ha.d or a .toml")
+        raise ConfigError(
+            path, None, "not a file or directory; expected /etc/ha.d or a .toml", "unreadable"
+        )
     raise ConfigError(
-        path, None, "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml"
+        path,
+        None,
+        "not found; expected a Heartbeat directory (/etc/ha.d) or gossipha.toml",
+        "not-found",
     )
