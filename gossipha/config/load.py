@@ -15,8 +15,45 @@ from gossipha.config.model import Config, IPAddress, Observe
 from gossipha.config.services import ServiceResolver
 from gossipha.config.validate import Locations, validate
 
-# `gossipha agent --config`'s default; commands that look for the agent read the same.
-DEFAULT_PATH = Path("/etc/ha.d")
+# Where every command looks when given no configuration path, in this order: the native
+# file first (a host that migrated may keep /etc/ha.d around), then Heartbeat's directory.
+DEFAULT_SEARCH: tuple[Path, ...] = (Path("/etc/gossipha/gossipha.toml"), Path("/etc/ha.d"))
+NATIVE_NAME = "gossipha.toml"
+# The rule in one sentence, for each command's --help (docs/configuration.md says more).
+DEFAULT_HELP = (
+    "[default: /etc/gossipha/gossipha.toml if present, else /etc/ha.d; "
+    "a directory holding gossipha.toml and no ha.cf means that file]"
+)
+
+
+def resolve_path(path: Path | None) -> Path:
+    """The configuration a command reads: `path`, or with none the first of DEFAULT_SEARCH
+    that exists. A directory holding gossipha.toml and no ha.cf means that file; one holding
+    both is refused, as either reading could be the wrong one. ConfigError if none is found.
+    """
+    if path is None:
+        found = next((p for p in DEFAULT_SEARCH if p.exists()), None)
+        if found is None:
+            looked = ", ".join(str(p) for p in DEFAULT_SEARCH)
+            raise ConfigError(
+                DEFAULT_SEARCH[0],
+                None,
+                f"no configuration found (looked for {looked}); expected a gossipha.toml "
+                "or a Heartbeat directory with ha.cf there, or its path given",
+                "not-found",
+            )
+        path = found
+    if path.is_dir() and (path / NATIVE_NAME).is_file():
+        if (path / "ha.cf").exists():
+            raise ConfigError(
+                path,
+                None,
+                f"holds both ha.cf and {NATIVE_NAME}; expected one of them: give "
+                f"{path / NATIVE_NAME} or move it away to read ha.cf",
+                "duplicate",
+            )
+        return path / NATIVE_NAME
+    return path
 
 
 def _no_locations() -> Locations:
@@ -64,7 +101,8 @@ def load(
     of all files the source reads, then, once they read, the first broken rule of each
     kind (validate.py). `check-config` reports them all; the agent does not start.
     """
-    path = Path(path).absolute()  # every path in the model is absolute: migrate writes them out
+    # Every path in the model is absolute: migrate writes them out.
+    path = resolve_path(Path(path)).absolute()
     name = node_name or local_node_name()
     if path.is_dir():
         from gossipha.config.heartbeat import load_ha_d
@@ -107,7 +145,7 @@ def load_observe(path: Path) -> Observe:
     and after the file was edited under a running agent. ha.cf cannot name an address, so
     an /etc/ha.d gets the defaults once its ha.cf is readable. ConfigError names the file.
     """
-    path = Path(path).absolute()
+    path = resolve_path(Path(path)).absolute()
     if path.is_dir():
         from gossipha.config.hacf import read_hacf_text
 
