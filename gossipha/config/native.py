@@ -1072,7 +1072,10 @@ def read_observe(path: Path) -> Observe:
     """Only the `[observe]` table of the gossipha.toml at `path`, for `gossipha status`: it
     needs no node name, keys or services, so any user who can read the file can use it."""
     text, data = _read_text(path)
-    return _observe(_Reader(path, _key_lines(text)), data.get("observe", {}))
+    r = _Reader(path, _key_lines(text))
+    observe = r.attempt(lambda: _observe(r, data.get("observe", {})), Observe())
+    r.errors.raise_if_any()  # unknown keys are recorded, not raised, by r.table
+    return observe
 
 
 def _flag(r: _Reader, cluster: Mapping[str, Any], key: str, default: bool) -> bool:

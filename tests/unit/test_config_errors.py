@@ -192,3 +192,14 @@ def test_codes_are_a_small_stable_set() -> None:
         "insecure",
         "rule",
     )
+
+
+def test_status_still_refuses_an_unknown_observe_key(tmp_path: Path) -> None:
+    """Unknown TOML keys are recorded rather than raised; `status` reads only [observe]
+    and must still stop on them, not ignore them."""
+    path = tmp_path / "gossipha.toml"
+    path.write_text(MINIMAL_TOML + '\n[observe]\nlisten_address = "0.0.0.0"\n')
+    result = CliRunner().invoke(main, ["status", "--config", str(path)])
+    assert result.exit_code == EXIT_CONFIG
+    line = MINIMAL_TOML.count("\n") + 3
+    assert f"{path}:{line}: observe.listen_address: unknown key 'listen_address'" in result.stderr
