@@ -55,11 +55,12 @@ def url_from_config(path: Path | None) -> str:
     try:
         observe = load_observe(resolve_path(path))
     except ConfigError as exc:
-        click.echo(
-            f"gossipha: error: {exc.render()} (read to find the agent's status API; "
-            "give --config PATH or --url URL)",
-            err=True,
-        )
+        for error in exc.each():
+            click.echo(
+                f"gossipha: error: {error.render()} (read to find the agent's status API; "
+                "give --config PATH or --url URL)",
+                err=True,
+            )
         sys.exit(EXIT_CONFIG)
     return agent_url(observe.listen_address, observe.listen_port)
 

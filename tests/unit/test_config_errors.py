@@ -3,10 +3,12 @@ each as file:line: message on stderr and, with --json, as {file, line, code, mes
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner, Result
 
 from gossipha.cli import main
@@ -203,3 +205,19 @@ def test_status_still_refuses_an_unknown_observe_key(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_CONFIG
     line = MINIMAL_TOML.count("\n") + 3
     assert f"{path}:{line}: observe.listen_address: unknown key 'listen_address'" in result.stderr
+
+
+async def test_a_reload_logs_each_error_on_its_own_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gossipha.runtime.reload import load_for_reload
+
+    ha_d = copy_ha_d("master", tmp_path)
+    with (ha_d / "ha.cf").open("a") as out:
+        out.write("keepalive 2x\nbogus 1\n")
+    with caplog.at_level(logging.ERROR, logger="gossipha.agent"):
+        got = await load_for_reload(ha_d, "masternginx", allow_unauthenticated=False, witness=False)
+    assert got is None
+    failed = [r.getMessage() for r in caplog.records if "reload failed" in r.getMessage()]
+    assert len(failed) == 2 and all("\n" not in line for line in failed)
+    assert "ha.cf:15: keepalive" in failed[0] and "ha.cf:16: unknown directive" in failed[1]
