@@ -1,8 +1,9 @@
 """The `gossipha` command: parse arguments, load configuration, hand over to the parts.
 
-Configuration errors print one line (file:line: message) and exit with status 78
-(EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1. docs/operations.md
-lists them.
+Configuration errors print one line each (file:line: message), every error found, and
+exit with status 78 (EXIT_CONFIG); usage errors exit 2 (click's), failures at run time 1.
+docs/operations.md lists them. With no configuration path a command looks where
+config/load.py's resolve_path says (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 
 from gossipha import __version__
 from gossipha.config.errors import EXIT_CONFIG, ConfigError, ConfigWarning
-from gossipha.config.load import DEFAULT_PATH, Loaded, load, local_node_name
+from gossipha.config.load import DEFAULT_HELP, Loaded, load, local_node_name, resolve_path
 from gossipha.config.numbers import is_digits
 from gossipha.observe.commands import register as register_observe
 from gossipha.runtime.agent import AgentOptions
@@ -28,8 +29,21 @@ from gossipha.runtime.logs import LEVELS
 
 
 def _config_failure(exc: ConfigError) -> NoReturn:
-    click.echo(f"gossipha: error: {exc.render()}", err=True)
+    _print_errors(exc)
     sys.exit(EXIT_CONFIG)
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for error in exc.each():
+        click.echo(f"gossipha: error: {error.render()}", err=True)
+
+
+def _resolve(path: Path | None) -> Path:
+    """The configuration path to read (the default rule when none is given)."""
+    try:
+        return resolve_path(path)
+    except ConfigError as exc:
+        _config_failure(exc)
 
 
 def _print_warnings(warnings: tuple[ConfigWarning, ...]) -> None:
@@ -37,7 +51,8 @@ def _print_warnings(warnings: tuple[ConfigWarning, ...]) -> None:
         click.echo(f"gossipha: {warning.render()}", err=True)
 
 
-def _load(path: Path, node_name: str | None, allow_unauthenticated: bool) -> Loaded:
+def _load(path: Path | None, node_name: str | None, allow_unauthenticated: bool) -> Loaded:
+    path = _resolve(path)
     try:
         loaded = load(path, node_name, allow_unauthenticated=allow_unauthenticated)
     except ConfigError as exc:
@@ -100,10 +115,16 @@ def main() -> None:
 
 
 @main.command("check-config")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
 @_node_name
 @_allow_unauth
-@click.option("--json", "as_json", is_flag=True, help="Print the effective configuration as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the effective configuration as JSON, with `errors`: each error's file, "
+    "line, code and message (docs/configuration.md lists the codes).",
+)
 @click.option(
     "--host-checks/--no-host-checks",
     default=None,
@@ -113,7 +134,7 @@ def main() -> None:
     "[default: on when the node checked is this host: no --node-name, or uname -n]",
 )
 def check_config(
-    path: Path,
+    path: Path | None,
     node_name: str | None,
     allow_unauthenticated: bool,
     as_json: bool,
@@ -121,14 +142,33 @@ def check_config(
 ) -> None:
     """Validate PATH (/etc/ha.d or gossipha.toml) and print the effective configuration.
 
-    Exits 78 on an error in the files or, with host checks, on this host.
+    Every error of every file is reported in one run, each as file:line: message. Exits 78
+    on an error in the files or, with host checks, on this host. Never writes anything.
+
+    \b
+    PATH [default: /etc/gossipha/gossipha.toml if present, else /etc/ha.d;
+    a directory holding gossipha.toml and no ha.cf means that file]
     """
     from gossipha.config.render import as_dict, as_text
 
-    loaded = _load(path, node_name, allow_unauthenticated)
+    try:
+        loaded = load(resolve_path(path), node_name, allow_unauthenticated=allow_unauthenticated)
+    except ConfigError as exc:
+        _print_errors(exc)
+        if as_json:
+            # The same keys as a good file's document has beside the configuration.
+            failed = {
+                "errors": [e.as_dict() for e in exc.each()],
+                "host_checks_ran": False,
+                "host_checks": [],
+            }
+            click.echo(orjson.dumps(failed, option=orjson.OPT_INDENT_2).decode())
+        sys.exit(EXIT_CONFIG)
+    _print_warnings(loaded.warnings)
     findings = _host_findings(loaded, node_name, host_checks)
     if as_json:
         doc = as_dict(loaded.config)
+        doc["errors"] = []
         doc["host_checks_ran"] = findings is not None
         doc["host_checks"] = [f.as_dict() for f in findings or ()]
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
@@ -166,11 +206,16 @@ def _host_findings(
 
 
 @main.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
 @_node_name
 @_allow_unauth
-def migrate(path: Path, node_name: str | None, allow_unauthenticated: bool) -> None:
-    """Write the gossipha.toml equivalent to the configuration at PATH to stdout."""
+def migrate(path: Path | None, node_name: str | None, allow_unauthenticated: bool) -> None:
+    """Write the gossipha.toml equivalent to the configuration at PATH to stdout.
+
+    \b
+    PATH [default: /etc/gossipha/gossipha.toml if present, else /etc/ha.d;
+    a directory holding gossipha.toml and no ha.cf means that file]
+    """
     from gossipha.config.migrate import config_to_toml
 
     loaded = _load(path, node_name, allow_unauthenticated)
@@ -273,13 +318,14 @@ def _run(loaded: Loaded, options: AgentOptions) -> NoReturn:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=DEFAULT_PATH,
-    show_default=True,
-    help="/etc/ha.d (Heartbeat's files, as they are) or a gossipha.toml.",
+    help=f"/etc/ha.d (Heartbeat's files, as they are) or a gossipha.toml {DEFAULT_HELP}.",
 )
 @_runtime_options
-def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool, **kw: Any) -> None:
+def agent(
+    config_path: Path | None, node_name: str | None, allow_unauthenticated: bool, **kw: Any
+) -> None:
     """Run the cluster agent on this node until SIGTERM (SIGHUP reloads keys and logging)."""
+    config_path = _resolve(config_path)
     loaded = _load(config_path, node_name, allow_unauthenticated)
     _run(loaded, _agent_options(config_path, node_name, allow_unauthenticated, kw, witness=False))
 
@@ -289,18 +335,17 @@ def agent(config_path: Path, node_name: str | None, allow_unauthenticated: bool,
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    default=Path("/etc/gossipha/gossipha.toml"),
-    show_default=True,
-    help="The cluster's gossipha.toml (the same file as on the members).",
+    help=f"The cluster's gossipha.toml (the same file as on the members) {DEFAULT_HELP}.",
 )
 @_runtime_options
 def witness(
-    config_path: Path, node_name: str | None, allow_unauthenticated: bool, **kw: Any
+    config_path: Path | None, node_name: str | None, allow_unauthenticated: bool, **kw: Any
 ) -> None:
     """Run this node as a witness until SIGTERM: it votes on leases and holds nothing
     (no VIP, services, ping nodes or health checks). SIGHUP reloads keys and logging."""
     from gossipha.runtime.witness import load_witness
 
+    config_path = _resolve(config_path)
     try:
         loaded = load_witness(config_path, node_name, allow_unauthenticated=allow_unauthenticated)
     except ConfigError as exc:

@@ -11,20 +11,24 @@ import os
 import re
 import secrets
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import Collector, ConfigError, ConfigWarning
 from gossipha.config.model import Auth, AuthKey, AuthMethod
 from gossipha.config.numbers import is_digits
+from gossipha.config.text import ConfigText, hash_at_word, read, words
 
 _METHODS = {m.value: m for m in AuthMethod}
-_AUTH_LINE = re.compile(r"^auth\s*(\S*)\s*$")
+_AUTH_LINE = re.compile(r"^auth[ \t]*([^ \t]*)[ \t]*$")
+_COMMENT = re.compile(r"(^|[ \t\f\v])#")
 
 
 def _strip_comment(line: str) -> str:
-    """Drop `#...` at the start or after whitespace; a `#` inside a secret is kept."""
-    match = re.search(r"(^|\s)#", line)
-    return (line[: match.start()] if match else line).strip()
+    """Drop `#...` at the start or after a blank; a `#` inside a secret is kept."""
+    match = _COMMENT.search(line)
+    return (line[: match.start()] if match else line).strip(" \t\r\f\v")
 
 
 def check_mode(path: Path) -> None:
@@ -36,93 +40,126 @@ def check_mode(path: Path) -> None:
             None,
             f"mode {mode:04o} lets group/others read the keys; expected 600 "
             f"(run: chmod 600 {path})",
+            "insecure",
         )
+
+
+def read_authkeys_text(path: Path) -> ConfigText:
+    """authkeys' lines by the shared rule (config/text.py); `#` at a word's start."""
+    return read(path, "an authkeys file", hash_at_word)
+
+
+@dataclass(slots=True)
+class _Keys:
+    """What the lines have said so far."""
+
+    path: Path
+    active: int | None = None
+    active_line: int = 0
+    keys: dict[int, AuthKey] = field(default_factory=dict)
+    # Written, even on a line with an error: no second error about a missing one.
+    auth_written: bool = False
+
+    def fail(self, line: int | None, message: str, code: str = "bad-value") -> NoReturn:
+        raise ConfigError(self.path, line, message, code)
+
+    def line(self, lineno: int, line: str) -> None:
+        """One non-blank line: `auth N` or `N method [secret]`."""
+        auth = _AUTH_LINE.match(line)
+        if auth:
+            self.auth_written = True
+            if self.active is not None:
+                self.fail(
+                    lineno, f"second `auth` line; the first is line {self.active_line}", "duplicate"
+                )
+            if not is_digits(auth.group(1)):
+                self.fail(
+                    lineno,
+                    f"`auth {auth.group(1)}`: expected `auth N` with a key number",
+                    "bad-number",
+                )
+            self.active, self.active_line = int(auth.group(1)), lineno
+            return
+        found = words(line)
+        if not is_digits(found[0]):
+            self.fail(
+                lineno, f"found {found[0]!r}; expected `auth N` or `N method secret`", "syntax"
+            )
+        key_id = int(found[0])
+        if not 1 <= key_id <= 255:
+            self.fail(lineno, f"key number {key_id}: expected 1 to 255", "bad-number")
+        if key_id in self.keys:
+            self.fail(lineno, f"key {key_id} is defined twice", "duplicate")
+        if len(found) < 2 or found[1].lower() not in _METHODS:
+            method = found[1] if len(found) > 1 else "nothing"
+            self.fail(
+                lineno,
+                f"key {key_id}: method {method!r}; expected one of crc, md5, sha1, sha256, sha512",
+            )
+        kind = _METHODS[found[1].lower()]
+        if kind is AuthMethod.CRC:
+            if len(found) > 2:
+                self.fail(lineno, f"key {key_id}: crc takes no secret", "syntax")
+            secret = b""
+        else:
+            if len(found) < 3:
+                self.fail(lineno, f"key {key_id}: {kind.value} needs a secret", "missing")
+            if len(found) > 3:
+                self.fail(
+                    lineno, f"key {key_id}: unexpected {found[3]!r} after the secret", "syntax"
+                )
+            secret = found[2].encode("utf-8")
+        self.keys[key_id] = AuthKey(key_id, kind, secret)
 
 
 def parse_authkeys(
     path: Path, *, allow_unauthenticated: bool = False, check_permissions: bool = True
 ) -> tuple[Auth, list[ConfigWarning]]:
-    """Read and check an authkeys file; ConfigError names the file and line on bad input."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found; expected an authkeys file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, f"cannot read: {exc}") from None
+    """Read and check an authkeys file; ConfigErrors lists every bad line (file:line, code)."""
+    text = read_authkeys_text(path)
+    errors = Collector()
+    for error in text.errors:
+        errors.add(error)
     if check_permissions:
-        check_mode(path)
-    warnings: list[ConfigWarning] = []
-    active: int | None = None
-    active_line = 0
-    keys: dict[int, AuthKey] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+        with errors.attempt():
+            check_mode(path)
+    state = _Keys(path)
+    for lineno, raw in enumerate(text.lines, start=1):
         line = _strip_comment(raw)
-        if not line:
-            continue
-        auth = _AUTH_LINE.match(line)
-        if auth:
-            if active is not None:
-                raise ConfigError(
-                    path, lineno, f"second `auth` line; the first is line {active_line}"
+        if line:
+            with errors.attempt():
+                state.line(lineno, line)
+    with errors.attempt():
+        if state.active is None:
+            if not state.auth_written:
+                state.fail(
+                    None, "no `auth N` line; expected one naming the key to sign with", "missing"
                 )
-            if not is_digits(auth.group(1)):
-                raise ConfigError(
-                    path, lineno, f"`auth {auth.group(1)}`: expected `auth N` with a key number"
-                )
-            active, active_line = int(auth.group(1)), lineno
-            continue
-        words = line.split()
-        if not is_digits(words[0]):
-            raise ConfigError(
-                path, lineno, f"found {words[0]!r}; expected `auth N` or `N method secret`"
+        elif state.active not in state.keys and not errors.errors:
+            # (A line in error may be the key meant: no second error about it.)
+            defined = ", ".join(str(k) for k in sorted(state.keys)) or "none"
+            state.fail(
+                state.active_line,
+                f"`auth {state.active}` names an undefined key (defined: {defined})",
+                "missing",
             )
-        key_id = int(words[0])
-        if not 1 <= key_id <= 255:
-            raise ConfigError(path, lineno, f"key number {key_id}: expected 1 to 255")
-        if key_id in keys:
-            raise ConfigError(path, lineno, f"key {key_id} is defined twice")
-        if len(words) < 2 or words[1].lower() not in _METHODS:
-            found = words[1] if len(words) > 1 else "nothing"
-            raise ConfigError(
-                path,
-                lineno,
-                f"key {key_id}: method {found!r}; expected one of crc, md5, sha1, sha256, sha512",
-            )
-        method = _METHODS[words[1].lower()]
-        if method is AuthMethod.CRC:
-            if len(words) > 2:
-                raise ConfigError(path, lineno, f"key {key_id}: crc takes no secret")
-            secret = b""
-        else:
-            if len(words) < 3:
-                raise ConfigError(path, lineno, f"key {key_id}: {method.value} needs a secret")
-            if len(words) > 3:
-                raise ConfigError(
-                    path, lineno, f"key {key_id}: unexpected {words[3]!r} after the secret"
-                )
-            secret = words[2].encode("utf-8")
-        keys[key_id] = AuthKey(key_id, method, secret)
-    if active is None:
-        raise ConfigError(path, None, "no `auth N` line; expected one naming the key to sign with")
-    if active not in keys:
-        defined = ", ".join(str(k) for k in sorted(keys)) or "none"
-        raise ConfigError(
-            path, active_line, f"`auth {active}` names an undefined key (defined: {defined})"
-        )
+    errors.errors.sort(key=lambda e: e.line or 0)
+    errors.raise_if_any()
+    assert state.active is not None
     result = Auth(
         path=path,
-        active=active,
-        keys=tuple(keys[k] for k in sorted(keys)),
+        active=state.active,
+        keys=tuple(state.keys[k] for k in sorted(state.keys)),
         allow_unauthenticated=allow_unauthenticated,
     )
-    return result, warnings
+    return result, []
 
 
 def active_line(path: Path) -> int | None:
     """The line of `auth N` in `path`, for error messages about the chosen key."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        lines = read_authkeys_text(path).lines
+    except ConfigError:
         return None
     for lineno, raw in enumerate(lines, start=1):
         if _AUTH_LINE.match(_strip_comment(raw)):

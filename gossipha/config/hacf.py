@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Final, NoReturn
 
 from gossipha.config.durations import parse_duration
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import Collector, ConfigError, ConfigWarning
 from gossipha.config.model import (
     DEFAULT_PORT,
     IPAddress,
@@ -36,6 +36,7 @@ from gossipha.config.model import (
     Timings,
 )
 from gossipha.config.numbers import is_digits
+from gossipha.config.text import ConfigText, hash_anywhere, read, words
 
 Where = tuple[Path, int | None]
 
@@ -95,20 +96,20 @@ class _Line:
     directive: str
     args: tuple[str, ...]
 
-    def fail(self, message: str) -> NoReturn:
-        raise ConfigError(self.path, self.number, f"{self.directive}: {message}")
+    def fail(self, message: str, code: str = "bad-value") -> NoReturn:
+        raise ConfigError(self.path, self.number, f"{self.directive}: {message}", code)
 
     def one(self, expected: str) -> str:
         """The single value of a one-value directive; anything else is an error."""
         if len(self.args) != 1:
             found = " ".join(self.args) if self.args else "nothing"
-            self.fail(f"found {found!r}; expected one value: {expected}")
+            self.fail(f"found {found!r}; expected one value: {expected}", "syntax")
         return self.args[0]
 
     def at_least(self, count: int, usage: str) -> None:
         if len(self.args) < count:
             found = " ".join(self.args) if self.args else "nothing"
-            self.fail(f"found {found!r}; expected `{self.directive} {usage}`")
+            self.fail(f"found {found!r}; expected `{self.directive} {usage}`", "syntax")
 
 
 @dataclass(slots=True)
@@ -121,7 +122,9 @@ class _State:
     durations: dict[str, tuple[float, int]] = field(default_factory=dict)
     udpport: tuple[int, int] | None = None
     nodes: dict[str, int] = field(default_factory=dict)
-    ucast: dict[str, list[tuple[IPAddress, int]]] = field(default_factory=dict)
+    # Peers per interface in file order, with the line each was on; a dict, so a repeat
+    # is found by hashing (a scan of the list made 20,000 ucast lines take 12 s).
+    ucast: dict[str, dict[IPAddress, int]] = field(default_factory=dict)
     bcast: dict[str, int] = field(default_factory=dict)
     mcast: list[tuple[Link, int]] = field(default_factory=list)
     link_order: list[tuple[LinkKind, str, int]] = field(default_factory=list)
@@ -153,35 +156,39 @@ class _State:
 _Handler = Callable[[_State, _Line], None]
 
 
-def parse_hacf(text: str, path: Path) -> HaCf:
-    """Read ha.cf text; ConfigError names `path` and the line of the first bad directive."""
+def parse_hacf(text: str | ConfigText, path: Path) -> HaCf:
+    """Read ha.cf text; ConfigErrors lists every bad line (file:line, code), in file order.
+
+    A bad line is skipped and the rest still read, so one run reports them all.
+    """
+    lines = text.lines if isinstance(text, ConfigText) else tuple(text.split("\n"))
+    errors = Collector()
+    for error in text.errors if isinstance(text, ConfigText) else ():
+        errors.add(error)
     state = _State(path)
-    for number, raw in enumerate(text.splitlines(), start=1):
-        words = raw.split("#", 1)[0].split()
-        if not words:
+    for number, raw in enumerate(lines, start=1):
+        found = words(raw.split("#", 1)[0])
+        if not found:
             continue
-        line = _Line(path, number, words[0], tuple(words[1:]))
-        handler = _HANDLERS.get(line.directive)
-        if handler is None:
-            _unknown(line)
-        handler(state, line)
+        line = _Line(path, number, found[0], tuple(found[1:]))
+        with errors.attempt():
+            handler = _HANDLERS.get(line.directive)
+            if handler is None:
+                _unknown(line)
+            handler(state, line)
+    errors.errors.sort(key=lambda e: e.line or 0)
+    errors.raise_if_any()
     return _finish(state)
 
 
 def read_hacf(path: Path) -> HaCf:
     """Read the ha.cf file at `path`; a missing file is a ConfigError naming it."""
-    return parse_hacf(read_config_text(path, "ha.cf"), path)
+    return parse_hacf(read_hacf_text(path), path)
 
 
-def read_config_text(path: Path, what: str) -> str:
-    """File text; undecodable bytes (a GBK comment, say) become U+FFFD rather than stop us."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(path, None, f"file not found; expected Heartbeat's {what}") from None
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot read {what}: {exc.strerror or exc}") from None
-    return data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+def read_hacf_text(path: Path) -> ConfigText:
+    """ha.cf's lines by the shared rule (config/text.py); `#` anywhere starts a comment."""
+    return read(path, "Heartbeat's ha.cf", hash_anywhere)
 
 
 # ---------------------------------------------------------------- timings and ports
@@ -192,7 +199,7 @@ def _duration(state: _State, line: _Line) -> None:
     try:
         value = parse_duration(text)
     except ValueError as exc:
-        line.fail(str(exc))
+        line.fail(str(exc), "bad-duration")
     state.once(line)
     state.durations[line.directive] = (value, line.number)
 
@@ -205,7 +212,7 @@ def _udpport(state: _State, line: _Line) -> None:
 
 def _int(line: _Line, text: str, low: int, high: int, expected: str) -> int:
     if not is_digits(text) or not low <= int(text) <= high:
-        line.fail(f"found {text!r}; expected {expected}")
+        line.fail(f"found {text!r}; expected {expected}", "bad-number")
     return int(text)
 
 
@@ -226,7 +233,7 @@ def _node(state: _State, line: _Line) -> None:
     for word in line.args:
         name = word.lower()  # Heartbeat's add_node lower-cases node names
         if name in state.nodes:
-            line.fail(f"node {name!r} is already listed on line {state.nodes[name]}")
+            line.fail(f"node {name!r} is already listed on line {state.nodes[name]}", "duplicate")
         state.nodes[name] = line.number
 
 
@@ -236,13 +243,14 @@ def _address(line: _Line, text: str, what: str) -> IPAddress:
     except ValueError:
         line.fail(
             f"found {text!r}; expected {what} as an IP address "
-            "(gossipha does not resolve host names in ha.cf)"
+            "(gossipha does not resolve host names in ha.cf)",
+            "bad-address",
         )
 
 
 def _interface(line: _Line, text: str) -> str:
     if not _IFACE.match(text):
-        line.fail(f"found {text!r}; expected a network interface name such as eth1")
+        line.fail(f"found {text!r}; expected a network interface name such as eth1", "bad-address")
     return text
 
 
@@ -250,15 +258,15 @@ def _ucast(state: _State, line: _Line) -> None:
     line.at_least(2, "INTERFACE PEER-ADDRESS...")
     iface = _interface(line, line.args[0])
     if iface not in state.ucast:
-        state.ucast[iface] = []
+        state.ucast[iface] = {}
         state.link_order.append((LinkKind.UCAST, iface, line.number))
     peers = state.ucast[iface]
     for text in line.args[1:]:
         address = _address(line, text, "the peer's address")
-        if any(address == known for known, _ in peers):
+        if address in peers:
             state.warn(line.number, f"ucast {iface} {address} is listed twice; using it once")
             continue
-        peers.append((address, line.number))
+        peers[address] = line.number
 
 
 def _bcast(state: _State, line: _Line) -> None:
@@ -282,7 +290,8 @@ def _mcast(state: _State, line: _Line) -> None:
     if len(line.args) != 5:
         line.fail(
             f"found {' '.join(line.args) or 'nothing'!r}; "
-            "expected `mcast INTERFACE GROUP PORT TTL LOOP`, e.g. mcast eth1 225.0.0.1 694 1 0"
+            "expected `mcast INTERFACE GROUP PORT TTL LOOP`, e.g. mcast eth1 225.0.0.1 694 1 0",
+            "syntax",
         )
     iface_text, group_text, port_text, ttl_text, loop_text = line.args
     iface = _interface(line, iface_text)
@@ -313,7 +322,8 @@ def _ping_group(state: _State, line: _Line) -> None:
 def _add_ping(state: _State, line: _Line, group: PingGroup) -> None:
     if group.name in state.pings:
         line.fail(
-            f"ping node {group.name!r} is already defined on line {state.pings[group.name][1]}"
+            f"ping node {group.name!r} is already defined on line {state.pings[group.name][1]}",
+            "duplicate",
         )
     state.pings[group.name] = (group, line.number)
 
@@ -408,7 +418,8 @@ def _crm(state: _State, line: _Line) -> None:
         return
     line.fail(
         f"`crm {text}`: crm on means Pacemaker manages resources; gossipha runs "
-        "haresources itself; expected `crm off` or no crm line"
+        "haresources itself; expected `crm off` or no crm line",
+        "unsupported",
     )
 
 
@@ -420,14 +431,16 @@ def _hopfudge(state: _State, line: _Line) -> None:
 def _serial(state: _State, line: _Line) -> None:
     line.fail(
         "serial links are not supported; use a second network link "
-        "(another ucast, bcast or mcast line on a separate interface)"
+        "(another ucast, bcast or mcast line on a separate interface)",
+        "unsupported",
     )
 
 
 def _stonith(state: _State, line: _Line) -> None:
     line.fail(
         "STONITH is not supported: gossipha fences with quorum leases and probes the VIP "
-        "before claiming it; remove this line"
+        "before claiming it; remove this line",
+        "unsupported",
     )
 
 
@@ -444,7 +457,8 @@ def _autojoin(state: _State, line: _Line) -> None:
     if text.lower() != "none":
         line.fail(
             f"`autojoin {text}`: gossipha has a fixed member list; expected `autojoin none` "
-            "and every node on a `node` line"
+            "and every node on a `node` line",
+            "unsupported",
         )
 
 
@@ -495,12 +509,12 @@ def _one_duration(line: _Line) -> None:
     try:
         parse_duration(line.one("a duration"))
     except ValueError as exc:
-        line.fail(str(exc))
+        line.fail(str(exc), "bad-duration")
 
 
 def _refuse(reason: str) -> _Handler:
     def handler(state: _State, line: _Line) -> None:
-        line.fail(reason)
+        line.fail(reason, "unsupported")
 
     return handler
 
@@ -580,7 +594,9 @@ def _unknown(line: _Line) -> NoReturn:
     else:
         close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else "; expected an ha.cf directive"
-    raise ConfigError(line.path, line.number, f"unknown directive {name!r}{hint}")
+    raise ConfigError(
+        line.path, line.number, f"unknown directive {name!r}{hint}", "unknown-directive"
+    )
 
 
 # ---------------------------------------------------------------- assembling the result
@@ -685,9 +701,9 @@ def _links(state: _State, locations: dict[str, Where]) -> tuple[Link, ...]:
             )
         elif kind is LinkKind.UCAST:
             peers = state.ucast[iface]
-            for address, peer_line in peers:
+            for address, peer_line in peers.items():
                 locations[f"link:{name}:peer:{address}"] = (state.path, peer_line)
-            links.append(Link(name, kind, iface, port, tuple(a for a, _ in peers)))
+            links.append(Link(name, kind, iface, port, tuple(peers)))
         else:
             links.append(Link(name, kind, iface, port))
     return tuple(links)

@@ -20,16 +20,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NoReturn
 
-from gossipha.config.errors import ConfigError, ConfigWarning
-from gossipha.config.hacf import Where, read_config_text
+from gossipha.config.errors import Collector, ConfigError, ConfigWarning
+from gossipha.config.hacf import Where
 from gossipha.config.model import IPAddress, Resource, ResourceGroup, VipResource
 from gossipha.config.numbers import is_digits
 from gossipha.config.services import ServiceNotFound, ServiceResolver
+from gossipha.config.text import ConfigText, hash_at_word, read, words
 
 # Resource agents whose argument is an address spec, as in Heartbeat's resource.d.
 _VIP_AGENTS: Final = frozenset({"IPaddr", "IPaddr2", "IPv6addr"})
 _IFACE: Final = re.compile(r"^[^\s/:]{1,15}$")
 _LABEL_MAX: Final = 15  # IFNAMSIZ - 1: Linux rejects longer address labels
+_COMMENT: Final = re.compile(r"(?:^|[ \t\f\v])#")
 # Looks like someone meant an address (so a typo is reported as a bad address).
 _ADDRESS_LIKE: Final = re.compile(r"^(?:[0-9.]+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$")
 
@@ -49,20 +51,29 @@ class _Token:
     path: Path
     line: int
 
-    def fail(self, message: str) -> NoReturn:
-        raise ConfigError(self.path, self.line, message)
+    def fail(self, message: str, code: str = "bad-value") -> NoReturn:
+        raise ConfigError(self.path, self.line, message, code)
 
 
-def parse_haresources(text: str, path: Path, resolver: ServiceResolver) -> HaResources:
-    """Groups in file order; ConfigError names `path` and the line of a bad resource."""
+def parse_haresources(text: str | ConfigText, path: Path, resolver: ServiceResolver) -> HaResources:
+    """Groups in file order; ConfigErrors lists every bad group line (file:line, code)."""
+    lines = text.lines if isinstance(text, ConfigText) else tuple(text.split("\n"))
+    errors = Collector()
+    for error in text.errors if isinstance(text, ConfigText) else ():
+        errors.add(error)
     groups: list[ResourceGroup] = []
     locations: dict[str, Where] = {}
-    for tokens in _logical_lines(text, path):
-        group = _group(tokens, resolver, {g.name for g in groups})
-        locations[f"group:{group.name}"] = (path, tokens[0].line)
-        for index, token in enumerate(tokens[1:]):
-            locations[f"resource:{group.name}:{index}"] = (path, token.line)
-        groups.append(group)
+    taken: set[str] = set()
+    for tokens in _logical_lines(lines, path):
+        with errors.attempt():
+            group = _group(tokens, resolver, taken)
+            taken.add(group.name)
+            locations[f"group:{group.name}"] = (path, tokens[0].line)
+            for index, token in enumerate(tokens[1:]):
+                locations[f"resource:{group.name}:{index}"] = (path, token.line)
+            groups.append(group)
+    errors.errors.sort(key=lambda e: e.line or 0)
+    errors.raise_if_any()
     warnings: list[ConfigWarning] = []
     if not groups:
         warnings.append(ConfigWarning(path, None, "no resource groups: this cluster moves nothing"))
@@ -71,19 +82,19 @@ def parse_haresources(text: str, path: Path, resolver: ServiceResolver) -> HaRes
 
 def read_haresources(path: Path, resolver: ServiceResolver) -> HaResources:
     """Read the haresources file at `path`; a missing file is a ConfigError naming it."""
-    return parse_haresources(read_config_text(path, "haresources"), path, resolver)
+    return parse_haresources(read(path, "Heartbeat's haresources", hash_at_word), path, resolver)
 
 
-def _logical_lines(text: str, path: Path) -> list[list[_Token]]:
+def _logical_lines(lines: tuple[str, ...], path: Path) -> list[list[_Token]]:
     """Join backslash-continued lines; drop comments (`#` at a word's start) and blanks."""
     result: list[list[_Token]] = []
     current: list[_Token] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        body = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0].rstrip()
+    for number, raw in enumerate(lines, start=1):
+        body = _COMMENT.split(raw, maxsplit=1)[0].rstrip(" \t\r\f\v")
         continued = body.endswith("\\")
         if continued:
             body = body[:-1]
-        current.extend(_Token(word, path, number) for word in body.split())
+        current.extend(_Token(word, path, number) for word in words(body))
         if not continued and current:
             result.append(current)
             current = []
@@ -97,10 +108,11 @@ def _group(tokens: list[_Token], resolver: ServiceResolver, taken: set[str]) -> 
     if _is_resource_like(head.text):
         head.fail(
             f"found {head.text!r} first; expected the preferred node's name, then resources "
-            "(e.g. `masternginx 192.168.171.100/24/eth0:0 nginx`)"
+            "(e.g. `masternginx 192.168.171.100/24/eth0:0 nginx`)",
+            "syntax",
         )
     if not rest:
-        head.fail(f"node {head.text!r} has no resources; expected `NODE RESOURCE...`")
+        head.fail(f"node {head.text!r} has no resources; expected `NODE RESOURCE...`", "syntax")
     resources = tuple(_resource(token, resolver) for token in rest)
     first = resources[0]
     vips = [r for r in resources if isinstance(r, VipResource)]
@@ -151,7 +163,9 @@ def _vip(token: _Token, spec: str) -> VipResource:
     try:
         address = ipaddress.ip_address(address_text)
     except ValueError:
-        token.fail(f"found {address_text!r} in {spec!r}; expected an IPv4 or IPv6 address")
+        token.fail(
+            f"found {address_text!r} in {spec!r}; expected an IPv4 or IPv6 address", "bad-address"
+        )
     prefix = _prefix(token, address, prefix_text) if prefix_text else None
     interface, label = _interface(token, iface_text) if iface_text else (None, None)
     broadcast = _broadcast(token, address, broadcast_text) if broadcast_text else None
@@ -167,7 +181,9 @@ def _prefix(token: _Token, address: IPAddress, text: str) -> int:
             return ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
         except ValueError:
             pass
-    token.fail(f"prefix {text!r} for {address}; expected a prefix length from 1 to {bits}")
+    token.fail(
+        f"prefix {text!r} for {address}; expected a prefix length from 1 to {bits}", "bad-number"
+    )
 
 
 def _interface(token: _Token, text: str) -> tuple[str, str | None]:
@@ -175,7 +191,8 @@ def _interface(token: _Token, text: str) -> tuple[str, str | None]:
     if not _IFACE.match(iface) or (colon and not suffix) or len(text) > _LABEL_MAX:
         token.fail(
             f"found {text!r}; expected an interface such as eth0, or eth0:0 with a label "
-            f"(at most {_LABEL_MAX} characters)"
+            f"(at most {_LABEL_MAX} characters)",
+            "bad-address",
         )
     return iface, (text if colon else None)
 
@@ -184,7 +201,7 @@ def _broadcast(token: _Token, address: IPAddress, text: str) -> IPAddress:
     try:
         broadcast = ipaddress.ip_address(text)
     except ValueError:
-        token.fail(f"broadcast {text!r}; expected an IPv4 address")
+        token.fail(f"broadcast {text!r}; expected an IPv4 address", "bad-address")
     if address.version != 4 or broadcast.version != 4:
         token.fail(f"broadcast {text!r} for {address}; broadcast exists only for IPv4 addresses")
     return broadcast

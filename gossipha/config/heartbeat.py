@@ -1,6 +1,7 @@
 """Heartbeat's /etc/ha.d as it is (ha.cf, haresources, authkeys) -> one resolved Config.
 
-Syntax errors and what only a parser can see raise ConfigError(file, line, message);
+Syntax errors and what only a parser can see raise ConfigErrors, every one of all three
+files with its file, line and code;
 the meaning checks (deadtime > keepalive, overlapping VIPs, ...) are validate.py's, which
 the loader runs afterwards with the Locations returned here, so its errors name the
 right file and line too.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gossipha.config.authkeys import active_line, parse_authkeys
-from gossipha.config.errors import ConfigWarning
+from gossipha.config.errors import Collector, ConfigWarning
 from gossipha.config.hacf import Where, read_hacf
 from gossipha.config.haresources import read_haresources
 from gossipha.config.model import Config
@@ -34,9 +35,18 @@ def load_ha_d(
     hacf_path = directory / "ha.cf"
     haresources_path = directory / "haresources"
     authkeys_path = directory / "authkeys"
-    hacf = read_hacf(hacf_path)
-    resources = read_haresources(haresources_path, resolver)
-    auth, auth_warnings = parse_authkeys(authkeys_path, allow_unauthenticated=allow_unauthenticated)
+    # All three are read before any error is raised, so one run reports every file's.
+    errors = Collector()
+    hacf = resources = auth_read = None
+    with errors.attempt():
+        hacf = read_hacf(hacf_path)
+    with errors.attempt():
+        resources = read_haresources(haresources_path, resolver)
+    with errors.attempt():
+        auth_read = parse_authkeys(authkeys_path, allow_unauthenticated=allow_unauthenticated)
+    errors.raise_if_any()
+    assert hacf is not None and resources is not None and auth_read is not None
+    auth, auth_warnings = auth_read
     locations: dict[str, Where] = {
         **hacf.locations,
         **resources.locations,

@@ -21,10 +21,11 @@ from typing import Any, NoReturn, TypeVar
 
 from gossipha.config.authkeys import active_line, parse_authkeys
 from gossipha.config.durations import parse_duration
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import Collector, ConfigError, ConfigErrors, ConfigWarning
 from gossipha.config.model import (
     AUTH_MODES,
     DEFAULT_PORT,
+    Auth,
     AuthMethod,
     Config,
     HealthCheck,
@@ -48,6 +49,7 @@ from gossipha.config.model import (
 )
 from gossipha.config.numbers import is_digits
 from gossipha.config.services import ServiceNotFound, ServiceResolver
+from gossipha.config.text import read, toml_comment
 
 KeyPath = tuple[str | int, ...]
 LocationMap = dict[str, tuple[Path, int | None]]
@@ -444,9 +446,22 @@ class _Reader:
         self.path = path
         self.lines = lines
         self.locations: LocationMap = {}
+        # Errors of items already passed over, so one run reports them all.
+        self.errors = Collector()
 
-    def fail(self, where: KeyPath, message: str) -> NoReturn:
-        raise ConfigError(self.path, self.lines.line(where), f"{display_path(where)}: {message}")
+    def fail(self, where: KeyPath, message: str, code: str = "bad-value") -> NoReturn:
+        raise self.error(where, message, code)
+
+    def error(self, where: KeyPath, message: str, code: str = "bad-value") -> ConfigError:
+        return ConfigError(
+            self.path, self.lines.line(where), f"{display_path(where)}: {message}", code
+        )
+
+    def attempt(self, read: Callable[[], T], fallback: T) -> T:
+        """`read()`, or `fallback` with its error recorded: the next item is still read."""
+        with self.errors.attempt():
+            return read()
+        return fallback
 
     def locate(self, key: str, where: KeyPath) -> None:
         """Record `key` (validate.py's scheme) at the line of `where`."""
@@ -456,13 +471,17 @@ class _Reader:
         """`value` as a table with no key outside `allowed` (unknown keys are typos)."""
         if not isinstance(value, dict):
             self.fail(where, f"found {_describe(value)}; expected a table")
-        for key in value:
-            if key not in allowed:
-                self.fail(
+        unknown = [key for key in value if key not in allowed]
+        for key in unknown:
+            # Recorded, not raised: every typo of the file is reported in one run.
+            self.errors.add(
+                self.error(
                     (*where, key),
                     f"unknown key {key!r}; expected one of: {', '.join(allowed)}",
+                    "unknown-directive",
                 )
-        return value
+            )
+        return {key: item for key, item in value.items() if key not in unknown}
 
     def tables(
         self, value: object, where: KeyPath, allowed: tuple[str, ...]
@@ -498,7 +517,7 @@ class _Reader:
             self.fail(where, f"found {_describe(value)}; expected an integer")
         if value < low or (high is not None and value > high):
             bounds = f"{low} to {high}" if high is not None else f"{low} or more"
-            self.fail(where, f"is {value}; expected {bounds}")
+            self.fail(where, f"is {value}; expected {bounds}", "bad-number")
         return value
 
     def number(self, value: object, where: KeyPath) -> float:
@@ -514,11 +533,17 @@ class _Reader:
             try:
                 return parse_duration(value)
             except ValueError as exc:
-                self.fail(where, str(exc))
+                self.fail(where, str(exc), "bad-duration")
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(where, f'found {_describe(value)}; expected a duration like "200ms" or 0.2')
+            self.fail(
+                where,
+                f'found {_describe(value)}; expected a duration like "200ms" or 0.2',
+                "bad-duration",
+            )
         if not math.isfinite(value) or value < 0:
-            self.fail(where, f"is {value}; expected a duration of 0 seconds or more")
+            self.fail(
+                where, f"is {value}; expected a duration of 0 seconds or more", "bad-duration"
+            )
         return float(value)
 
     def strings(self, value: object, where: KeyPath, *, empty: bool = False) -> tuple[str, ...]:
@@ -530,7 +555,7 @@ class _Reader:
         try:
             return ipaddress.ip_address(text)
         except ValueError:
-            self.fail(where, f"{text!r} is not an IPv4 or IPv6 address")
+            self.fail(where, f"{text!r} is not an IPv4 or IPv6 address", "bad-address")
 
     def addresses(self, value: object, where: KeyPath) -> tuple[IPAddress, ...]:
         items = self.array(value, where)
@@ -565,15 +590,19 @@ def _timings(r: _Reader, data: Mapping[str, Any], failback_delay_s: float) -> Ti
     where: KeyPath = ("timings",)
     table = r.table(data, where, _TIMING_KEYS)
     values: dict[str, Any] = {"failback_delay_s": failback_delay_s}
+
+    # Each key on its own: a bad one is recorded (r.attempt) and the next still read.
+    def read(key: str, reader: Callable[[object, KeyPath], T], default: T) -> T:
+        if key not in table:
+            return default
+        return r.attempt(lambda: reader(table[key], (*where, key)), default)
+
     for key, field_name in _TIMING_DURATIONS.items():
-        default = getattr(NATIVE_DEFAULTS, field_name)
-        values[field_name] = r.duration(table[key], (*where, key)) if key in table else default
+        values[field_name] = read(key, r.duration, getattr(NATIVE_DEFAULTS, field_name))
     for key in _TIMING_FLOATS:
-        default = getattr(NATIVE_DEFAULTS, key)
-        values[key] = r.number(table[key], (*where, key)) if key in table else default
+        values[key] = read(key, r.number, getattr(NATIVE_DEFAULTS, key))
     for key in _TIMING_INTS:
-        default = getattr(NATIVE_DEFAULTS, key)
-        values[key] = r.integer(table[key], (*where, key), 1) if key in table else default
+        values[key] = read(key, lambda v, w: r.integer(v, w, 1), getattr(NATIVE_DEFAULTS, key))
     for key in (*_TIMING_DURATIONS, "phi_window", "vip_probe_count"):
         if key != "lease":
             r.locate(key, (*where, key))
@@ -592,38 +621,45 @@ class _LinkDraft:
 def _links(r: _Reader, data: object) -> list[_LinkDraft]:
     drafts: list[_LinkDraft] = []
     for i, table in enumerate(r.tables(data, ("link",), _LINK_KEYS)):
-        where: KeyPath = ("link", i)
-        if "interface" not in table:
-            r.fail(where, "missing key 'interface'; expected the network interface, e.g. eth1")
-        interface = r.string(table["interface"], (*where, "interface"))
-        name = r.optional(table, "name", where, r.string) or interface
-        kind = r.choice(table.get("kind", "ucast"), (*where, "kind"), _enum_map(LinkKind))
-        port = r.optional(table, "port", where, lambda v, w: r.integer(v, w, 1, 65535))
-        for key, allowed_kind in (("peers", LinkKind.UCAST), ("group", LinkKind.MCAST)):
-            if key in table and kind is not allowed_kind:
-                r.fail((*where, key), f"only a {allowed_kind.value} link takes {key!r}")
-        for key in ("ttl", "loop"):
-            if key in table and kind is not LinkKind.MCAST:
-                r.fail((*where, key), f"only an mcast link takes {key!r}")
-        group = r.optional(table, "group", where, r.address)
-        if kind is LinkKind.MCAST and group is None:
-            r.fail(where, "missing key 'group'; an mcast link needs its multicast group")
-        link = Link(
-            name=name,
-            kind=kind,
-            interface=interface,
-            port=NATIVE_DEFAULTS.port if port is None else port,
-            peers=r.optional(table, "peers", where, r.addresses) or (),
-            group=group,
-            ttl=r.optional(table, "ttl", where, lambda v, w: r.integer(v, w, 1, 255)) or 1,
-            loop=bool(r.optional(table, "loop", where, r.boolean)),
-        )
-        r.locate(f"link:{name}", where)
-        r.locate(f"link:{name}:interface", (*where, "interface"))
-        r.locate(f"link:{name}:port", (*where, "port"))
-        for j, peer in enumerate(link.peers):
-            r.locate(f"link:{name}:peer:{peer}", (*where, "peers", j))
-        drafts.append(_LinkDraft(link, "peers" in table))
+        with r.errors.attempt():
+            where: KeyPath = ("link", i)
+            if "interface" not in table:
+                r.fail(
+                    where,
+                    "missing key 'interface'; expected the network interface, e.g. eth1",
+                    "missing",
+                )
+            interface = r.string(table["interface"], (*where, "interface"))
+            name = r.optional(table, "name", where, r.string) or interface
+            kind = r.choice(table.get("kind", "ucast"), (*where, "kind"), _enum_map(LinkKind))
+            port = r.optional(table, "port", where, lambda v, w: r.integer(v, w, 1, 65535))
+            for key, allowed_kind in (("peers", LinkKind.UCAST), ("group", LinkKind.MCAST)):
+                if key in table and kind is not allowed_kind:
+                    r.fail((*where, key), f"only a {allowed_kind.value} link takes {key!r}")
+            for key in ("ttl", "loop"):
+                if key in table and kind is not LinkKind.MCAST:
+                    r.fail((*where, key), f"only an mcast link takes {key!r}")
+            group = r.optional(table, "group", where, r.address)
+            if kind is LinkKind.MCAST and group is None:
+                r.fail(
+                    where, "missing key 'group'; an mcast link needs its multicast group", "missing"
+                )
+            link = Link(
+                name=name,
+                kind=kind,
+                interface=interface,
+                port=NATIVE_DEFAULTS.port if port is None else port,
+                peers=r.optional(table, "peers", where, r.addresses) or (),
+                group=group,
+                ttl=r.optional(table, "ttl", where, lambda v, w: r.integer(v, w, 1, 255)) or 1,
+                loop=bool(r.optional(table, "loop", where, r.boolean)),
+            )
+            r.locate(f"link:{name}", where)
+            r.locate(f"link:{name}:interface", (*where, "interface"))
+            r.locate(f"link:{name}:port", (*where, "port"))
+            for j, peer in enumerate(link.peers):
+                r.locate(f"link:{name}:peer:{peer}", (*where, "peers", j))
+            drafts.append(_LinkDraft(link, "peers" in table))
     return drafts
 
 
@@ -633,26 +669,29 @@ def _nodes(r: _Reader, data: object, link_names: list[str]) -> tuple[Node, ...]:
         r.fail(where, f"found {_describe(data)}; expected tables like [nodes.NAME]")
     nodes: list[Node] = []
     for name, value in data.items():
-        nwhere: KeyPath = (*where, name)
-        table = r.table(value, nwhere, _NODE_KEYS)
-        if not name.strip():
-            r.fail(nwhere, "empty node name; expected the node's `uname -n`")
-        role = r.choice(table.get("role", "member"), (*nwhere, "role"), _enum_map(NodeRole))
-        voter = r.optional(table, "voter", nwhere, r.boolean)
-        addresses: list[tuple[str, IPAddress]] = []
-        if "addresses" in table:
-            awhere: KeyPath = (*nwhere, "addresses")
-            if not isinstance(table["addresses"], dict):
-                r.fail(awhere, f"found {_describe(table['addresses'])}; expected a table")
-            for link_name, text in table["addresses"].items():
-                if link_name not in link_names:
-                    known = ", ".join(link_names) or "none"
-                    r.fail((*awhere, link_name), f"no link named {link_name!r} (links: {known})")
-                addresses.append((link_name, r.address(text, (*awhere, link_name))))
-        nodes.append(Node(name, role, voter, tuple(addresses)))
-        r.locate(f"node:{name}", nwhere)
-        if voter is not None:
-            r.locate(f"voter:{name}", (*nwhere, "voter"))
+        with r.errors.attempt():
+            nwhere: KeyPath = (*where, name)
+            table = r.table(value, nwhere, _NODE_KEYS)
+            if not name.strip():
+                r.fail(nwhere, "empty node name; expected the node's `uname -n`")
+            role = r.choice(table.get("role", "member"), (*nwhere, "role"), _enum_map(NodeRole))
+            voter = r.optional(table, "voter", nwhere, r.boolean)
+            addresses: list[tuple[str, IPAddress]] = []
+            if "addresses" in table:
+                awhere: KeyPath = (*nwhere, "addresses")
+                if not isinstance(table["addresses"], dict):
+                    r.fail(awhere, f"found {_describe(table['addresses'])}; expected a table")
+                for link_name, text in table["addresses"].items():
+                    if link_name not in link_names:
+                        known = ", ".join(link_names) or "none"
+                        r.fail(
+                            (*awhere, link_name), f"no link named {link_name!r} (links: {known})"
+                        )
+                    addresses.append((link_name, r.address(text, (*awhere, link_name))))
+            nodes.append(Node(name, role, voter, tuple(addresses)))
+            r.locate(f"node:{name}", nwhere)
+            if voter is not None:
+                r.locate(f"voter:{name}", (*nwhere, "voter"))
     return tuple(nodes)
 
 
@@ -691,21 +730,30 @@ def derived_peers(link_name: str, nodes: tuple[Node, ...], node_name: str) -> tu
 def _pings(r: _Reader, data: object) -> tuple[PingGroup, ...]:
     groups: list[PingGroup] = []
     for i, table in enumerate(r.tables(data, ("ping",), _PING_KEYS)):
-        where: KeyPath = ("ping", i)
-        if "addresses" not in table:
-            r.fail(where, "missing key 'addresses'; expected the ping nodes, e.g. [\"192.0.2.1\"]")
-        addresses = r.addresses(table["addresses"], (*where, "addresses"))
-        if not addresses:
-            r.fail((*where, "addresses"), "is empty; expected at least one ping node address")
-        name = r.optional(table, "name", where, r.string)
-        if name is None:
-            if len(addresses) > 1:
-                r.fail(where, "missing key 'name'; a ping group of several addresses needs one")
-            name = str(addresses[0])
-        interface = r.optional(table, "interface", where, r.string)
-        groups.append(PingGroup(name, addresses, interface))
-        r.locate(f"ping:{name}", where)
-        r.locate(f"ping:{name}:interface", (*where, "interface"))
+        with r.errors.attempt():
+            where: KeyPath = ("ping", i)
+            if "addresses" not in table:
+                r.fail(
+                    where,
+                    "missing key 'addresses'; expected the ping nodes, e.g. [\"192.0.2.1\"]",
+                    "missing",
+                )
+            addresses = r.addresses(table["addresses"], (*where, "addresses"))
+            if not addresses:
+                r.fail((*where, "addresses"), "is empty; expected at least one ping node address")
+            name = r.optional(table, "name", where, r.string)
+            if name is None:
+                if len(addresses) > 1:
+                    r.fail(
+                        where,
+                        "missing key 'name'; a ping group of several addresses needs one",
+                        "missing",
+                    )
+                name = str(addresses[0])
+            interface = r.optional(table, "interface", where, r.string)
+            groups.append(PingGroup(name, addresses, interface))
+            r.locate(f"ping:{name}", where)
+            r.locate(f"ping:{name}:interface", (*where, "interface"))
     return tuple(groups)
 
 
@@ -781,7 +829,11 @@ def _explicit_service(
         provider = r.optional(table, "provider", where, r.string) or named[0]
         agent = r.optional(table, "type", where, r.string) or named[1]
         if provider is None or agent is None:
-            r.fail(where, "an OCF service needs `provider` and `type`, or a name ocf:PROVIDER:TYPE")
+            r.fail(
+                where,
+                "an OCF service needs `provider` and `type`, or a name ocf:PROVIDER:TYPE",
+                "missing",
+            )
         return dataclasses.replace(
             service,
             path=path or resolver.ocf_root / provider / agent,
@@ -790,7 +842,11 @@ def _explicit_service(
         )
     for key in ("start", "stop"):
         if key not in table:
-            r.fail(where, f"missing key {key!r}; a command service needs start and stop commands")
+            r.fail(
+                where,
+                f"missing key {key!r}; a command service needs start and stop commands",
+                "missing",
+            )
     commands = [
         r.optional(table, key, where, r.strings) or () for key in ("start", "stop", "status")
     ]
@@ -824,7 +880,7 @@ def _resources(
 
 def _check(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> HealthCheck:
     if "name" not in table or "kind" not in table:
-        r.fail(where, "a health check needs 'name' and 'kind' (http or command)")
+        r.fail(where, "a health check needs 'name' and 'kind' (http or command)", "missing")
     kind = r.choice(table["kind"], (*where, "kind"), _enum_map(HealthCheckKind))
     for key in table:
         others = [k for k in _CHECK_KIND_KEYS.values() if k is not _CHECK_KIND_KEYS[kind]]
@@ -840,9 +896,9 @@ def _check(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> HealthCheck:
         command=r.optional(table, "command", where, r.strings) or (),
     )
     if kind is HealthCheckKind.HTTP and check.url is None:
-        r.fail(where, "missing key 'url'; an http check needs the URL to fetch")
+        r.fail(where, "missing key 'url'; an http check needs the URL to fetch", "missing")
     if kind is HealthCheckKind.COMMAND and not check.command:
-        r.fail(where, "missing key 'command'; a command check needs a command line")
+        r.fail(where, "missing key 'command'; a command check needs a command line", "missing")
     changes: dict[str, Any] = {}
     for key, field_name in (("interval", "interval_s"), ("timeout", "timeout_s")):
         if key in table:
@@ -858,49 +914,59 @@ def _check(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> HealthCheck:
 def _groups(r: _Reader, data: object, resolver: ServiceResolver) -> tuple[ResourceGroup, ...]:
     groups: list[ResourceGroup] = []
     for i, table in enumerate(r.tables(data, ("group",), _GROUP_KEYS)):
-        where: KeyPath = ("group", i)
-        if "name" not in table:
-            r.fail(where, "missing key 'name'; expected a name for the resource group")
-        name = r.string(table["name"], (*where, "name"))
-        r.locate(f"group:{name}", where)
-        priorities: list[tuple[str, int]] = []
-        if "priorities" in table:
-            pwhere: KeyPath = (*where, "priorities")
-            if not isinstance(table["priorities"], dict):
-                r.fail(pwhere, f"found {_describe(table['priorities'])}; expected a table")
-            for node, value in table["priorities"].items():
-                priorities.append((node, r.integer(value, (*pwhere, node), -(2**31), 2**31 - 1)))
-        checks = r.tables(table.get("check", []), (*where, "check"), _CHECK_KEYS)
-        for j in range(len(checks)):
-            r.locate(f"check:{name}:{j}", (*where, "check", j))
-        groups.append(
-            ResourceGroup(
-                name=name,
-                resources=_resources(
-                    r, table.get("resources", []), (*where, "resources"), resolver, name
-                ),
-                preferred=r.optional(table, "preferred", where, r.string),
-                priorities=tuple(priorities),
-                health_checks=tuple(
-                    _check(r, c, (*where, "check", j)) for j, c in enumerate(checks)
-                ),
+        with r.errors.attempt():
+            where: KeyPath = ("group", i)
+            if "name" not in table:
+                r.fail(
+                    where, "missing key 'name'; expected a name for the resource group", "missing"
+                )
+            name = r.string(table["name"], (*where, "name"))
+            r.locate(f"group:{name}", where)
+            priorities: list[tuple[str, int]] = []
+            if "priorities" in table:
+                pwhere: KeyPath = (*where, "priorities")
+                if not isinstance(table["priorities"], dict):
+                    r.fail(pwhere, f"found {_describe(table['priorities'])}; expected a table")
+                for node, value in table["priorities"].items():
+                    priorities.append(
+                        (node, r.integer(value, (*pwhere, node), -(2**31), 2**31 - 1))
+                    )
+            checks = r.tables(table.get("check", []), (*where, "check"), _CHECK_KEYS)
+            for j in range(len(checks)):
+                r.locate(f"check:{name}:{j}", (*where, "check", j))
+            groups.append(
+                ResourceGroup(
+                    name=name,
+                    resources=_resources(
+                        r, table.get("resources", []), (*where, "resources"), resolver, name
+                    ),
+                    preferred=r.optional(table, "preferred", where, r.string),
+                    priorities=tuple(priorities),
+                    health_checks=tuple(
+                        _check(r, c, (*where, "check", j)) for j, c in enumerate(checks)
+                    ),
+                )
             )
-        )
     return tuple(groups)
 
 
 def _respawns(r: _Reader, data: object) -> tuple[Respawn, ...]:
     respawns: list[Respawn] = []
     for i, table in enumerate(r.tables(data, ("respawn",), _RESPAWN_KEYS)):
-        where: KeyPath = ("respawn", i)
-        if "user" not in table or "command" not in table:
-            r.fail(where, "a respawn needs 'user' and 'command' (an array: program, arguments)")
-        command = r.strings(table["command"], (*where, "command"))
-        if not command:
-            r.fail((*where, "command"), "is empty; expected the program and its arguments")
-        respawns.append(Respawn(r.string(table["user"], (*where, "user")), command))
-        r.locate(f"respawn:{i}", (*where, "command"))
-        r.locate(f"respawn:{i}:user", (*where, "user"))
+        with r.errors.attempt():
+            where: KeyPath = ("respawn", i)
+            if "user" not in table or "command" not in table:
+                r.fail(
+                    where,
+                    "a respawn needs 'user' and 'command' (an array: program, arguments)",
+                    "missing",
+                )
+            command = r.strings(table["command"], (*where, "command"))
+            if not command:
+                r.fail((*where, "command"), "is empty; expected the program and its arguments")
+            respawns.append(Respawn(r.string(table["user"], (*where, "user")), command))
+            r.locate(f"respawn:{i}", (*where, "command"))
+            r.locate(f"respawn:{i}:user", (*where, "user"))
     return tuple(respawns)
 
 
@@ -940,7 +1006,9 @@ def _observe(r: _Reader, data: object) -> Observe:
     for i, hook in enumerate(r.tables(table.get("hook", []), (*where, "hook"), _HOOK_KEYS)):
         hwhere: KeyPath = (*where, "hook", i)
         if "path" not in hook:
-            r.fail(hwhere, "missing key 'path'; expected the executable to run on events")
+            r.fail(
+                hwhere, "missing key 'path'; expected the executable to run on events", "missing"
+            )
         timeout = r.optional(hook, "timeout", hwhere, r.duration)
         events = r.optional(hook, "events", hwhere, r.strings) or ()
         r.locate(f"hook:{i}", (*hwhere, "path"))
@@ -986,25 +1054,28 @@ def _key_lines(text: str) -> KeyLines:
 
 
 def _read_text(path: Path) -> tuple[str, dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found; expected a gossipha.toml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, f"cannot read: {exc}") from None
+    """The text and its TOML tree. Lines with bytes that are not UTF-8 are all reported,
+    and then nothing else: TOML read with holes in it would report errors that are not."""
+    decoded = read(path, "a gossipha.toml", toml_comment)
+    if decoded.errors:
+        raise ConfigErrors(decoded.errors)
+    text = decoded.text
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _DECODE_LINE.search(str(exc))
         line = int(match.group(1)) if match else None
-        raise ConfigError(path, line, f"TOML syntax error: {exc}") from None
+        raise ConfigError(path, line, f"TOML syntax error: {exc}", "syntax") from None
 
 
 def read_observe(path: Path) -> Observe:
     """Only the `[observe]` table of the gossipha.toml at `path`, for `gossipha status`: it
     needs no node name, keys or services, so any user who can read the file can use it."""
     text, data = _read_text(path)
-    return _observe(_Reader(path, _key_lines(text)), data.get("observe", {}))
+    r = _Reader(path, _key_lines(text))
+    observe = r.attempt(lambda: _observe(r, data.get("observe", {})), Observe())
+    r.errors.raise_if_any()  # unknown keys are recorded, not raised, by r.table
+    return observe
 
 
 def _flag(r: _Reader, cluster: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -1025,26 +1096,96 @@ def load_toml(
     text, data = _read_text(path)
     r = _Reader(path, _key_lines(text))
     r.locations["node_name"] = (path, None)
+    # Each table is read on its own, so one run reports the errors of all of them; an
+    # item in error reads as an empty fallback and nothing is built from the result.
     top = r.table(data, (), _TOP_KEYS)
-    cluster = r.table(top.get("cluster", {}), ("cluster",), _CLUSTER_KEYS)
-    if "name" not in cluster:
-        r.fail(("cluster",), "missing key 'name'; expected the cluster's name, e.g. \"web\"")
-    failback = r.optional(cluster, "failback_delay", ("cluster",), r.duration)
-    r.locate("failback_delay", ("cluster", "failback_delay"))
-    timings = _timings(
-        r,
-        top.get("timings", {}),
-        NATIVE_DEFAULTS.failback_delay_s if failback is None else failback,
+    cluster: dict[str, Any] = r.attempt(lambda: _cluster(r, top.get("cluster", {})), {})
+    failback: float | None = r.attempt(
+        lambda: r.optional(cluster, "failback_delay", ("cluster",), r.duration), None
     )
-    drafts = _links(r, top.get("link", []))
-    nodes = _nodes(r, top.get("nodes", {}), [d.link.name for d in drafts])
-    auth_table = r.table(top.get("auth", {}), ("auth",), _AUTH_KEYS)
+    r.locate("failback_delay", ("cluster", "failback_delay"))
+    failback_s = NATIVE_DEFAULTS.failback_delay_s if failback is None else failback
+    timings: Timings | None = r.attempt(
+        lambda: _timings(r, top.get("timings", {}), failback_s), None
+    )
+    drafts: list[_LinkDraft] = r.attempt(lambda: _links(r, top.get("link", [])), [])
+    link_names = _written_link_names(top.get("link", []))
+    nodes: tuple[Node, ...] = r.attempt(lambda: _nodes(r, top.get("nodes", {}), link_names), ())
+    auth_read: tuple[Auth, list[ConfigWarning]] | None = r.attempt(
+        lambda: _auth(r, top.get("auth", {}), allow_unauthenticated), None
+    )
+    name = r.attempt(lambda: r.string(cluster.get("name"), ("cluster", "name")), "")
+    links: tuple[Link, ...] = r.attempt(lambda: _finish_links(r, drafts, nodes, node_name), ())
+    pings: tuple[PingGroup, ...] = r.attempt(lambda: _pings(r, top.get("ping", [])), ())
+    groups: tuple[ResourceGroup, ...] = r.attempt(
+        lambda: _groups(r, top.get("group", []), resolver), ()
+    )
+    flags = r.attempt(
+        lambda: (
+            _flag(r, cluster, "auto_failback", NATIVE_DEFAULTS.auto_failback),
+            _flag(r, cluster, "ping_failover", NATIVE_DEFAULTS.ping_failover),
+        ),
+        (False, False),
+    )
+    respawns: tuple[Respawn, ...] = r.attempt(lambda: _respawns(r, top.get("respawn", [])), ())
+    logging = r.attempt(lambda: _logging(r, top.get("logging", {})), Logging())
+    observe = r.attempt(lambda: _observe(r, top.get("observe", {})), Observe())
+    r.errors.errors.sort(key=lambda e: e.line or 0)
+    r.errors.raise_if_any()
+    assert timings is not None and auth_read is not None
+    auth, warnings = auth_read
+    config = Config(
+        source=path,
+        cluster_name=name,
+        node_name=node_name,
+        nodes=nodes,
+        links=links,
+        ping_groups=pings,
+        timings=timings,
+        auth=auth,
+        groups=groups,
+        auto_failback=flags[0],
+        ping_failover=flags[1],
+        respawns=respawns,
+        logging=logging,
+        observe=observe,
+    )
+    return config, r.locations, warnings
+
+
+def _cluster(r: _Reader, data: object) -> dict[str, Any]:
+    cluster = r.table(data, ("cluster",), _CLUSTER_KEYS)
+    if "name" not in cluster:
+        r.fail(
+            ("cluster",), "missing key 'name'; expected the cluster's name, e.g. \"web\"", "missing"
+        )
+    return cluster
+
+
+def _written_link_names(data: object) -> list[str]:
+    """Link names as written, even of a link in error, so nodes' addresses are checked
+    against what the file says and not against what was read without error."""
+    names: list[str] = []
+    for table in data if isinstance(data, list) else []:
+        if isinstance(table, dict):
+            name = table.get("name", table.get("interface"))
+            if isinstance(name, str):
+                names.append(name)
+    return names
+
+
+def _auth(
+    r: _Reader, data: object, allow_unauthenticated: bool
+) -> tuple[Auth, list[ConfigWarning]]:
+    """`[auth]` and the key file it names (read with the same rules as Heartbeat's)."""
+    auth_table = r.table(data, ("auth",), _AUTH_KEYS)
     keyfile = r.filepath(auth_table.get("keyfile", NATIVE_DEFAULTS.keyfile), ("auth", "keyfile"))
     if not keyfile.is_file():
         r.fail(
             ("auth", "keyfile") if "keyfile" in auth_table else ("auth",),
             f"{keyfile} not found; expected an authkeys file, mode 600 "
             "(make one with `gossipha keygen`)",
+            "not-found",
         )
     allow = r.optional(auth_table, "allow_unauthenticated", ("auth",), r.boolean)
     auth, warnings = parse_authkeys(
@@ -1058,22 +1199,7 @@ def load_toml(
                 ("auth", "mode"),
                 f"{mode!r} signs, but {keyfile}'s active key {auth.active} is crc; "
                 'expected "accept-unsigned" or a signing key in `auth N`',
+                "rule",
             )
         auth = dataclasses.replace(auth, mode=mode)
-    config = Config(
-        source=path,
-        cluster_name=r.string(cluster["name"], ("cluster", "name")),
-        node_name=node_name,
-        nodes=nodes,
-        links=_finish_links(r, drafts, nodes, node_name),
-        ping_groups=_pings(r, top.get("ping", [])),
-        timings=timings,
-        auth=auth,
-        groups=_groups(r, top.get("group", []), resolver),
-        auto_failback=_flag(r, cluster, "auto_failback", NATIVE_DEFAULTS.auto_failback),
-        ping_failover=_flag(r, cluster, "ping_failover", NATIVE_DEFAULTS.ping_failover),
-        respawns=_respawns(r, top.get("respawn", [])),
-        logging=_logging(r, top.get("logging", {})),
-        observe=_observe(r, top.get("observe", {})),
-    )
-    return config, r.locations, warnings
+    return auth, warnings

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
-from gossipha.config.errors import ConfigError, ConfigWarning
+from gossipha.config.errors import Collector, ConfigError, ConfigWarning
 from gossipha.config.model import (
     AuthMethod,
     Config,
@@ -69,7 +69,9 @@ def validate(
     *,
     allow_witness: bool = False,
 ) -> list[ConfigWarning]:
-    """Raise ConfigError at the first broken rule; return the warnings otherwise.
+    """Raise ConfigErrors with the first broken rule of each kind (timings, nodes, links,
+    auth, groups, timeouts, hooks: each check stops at its first, since a later rule of
+    the same kind may assume an earlier one); return the warnings otherwise.
 
     `local_addresses` are this host's own addresses (when known) so a heartbeat link
     that points back at this node is caught even in ha.cf, which names no node addresses.
@@ -79,21 +81,32 @@ def validate(
 
     def fail(key: str, message: str) -> NoReturn:
         path, line = where(config, locations, key)
-        raise ConfigError(path, line, message)
+        raise ConfigError(path, line, message, "rule")
 
     def warn(key: str, message: str) -> None:
         path, line = where(config, locations, key)
         warnings.append(ConfigWarning(path, line, message))
 
-    _check_timings(config, fail, warn)
-    _check_timing_bounds(config, fail)
-    _check_nodes(config, fail, allow_witness)
-    _check_voters(config, warn)
-    _check_links(config, fail, warn, set(local_addresses))
-    _check_auth(config, fail, warn)
-    _check_groups(config, fail)
-    _check_timeouts(config, fail)
-    _check_hook_events(config, fail)
+    errors = Collector()
+    with errors.attempt():
+        _check_timings(config, fail, warn)
+    with errors.attempt():
+        _check_timing_bounds(config, fail)
+    with errors.attempt():
+        _check_nodes(config, fail, allow_witness)
+    if any(node.name == config.node_name for node in config.nodes):  # config.node() works
+        _check_voters(config, warn)
+        with errors.attempt():
+            _check_links(config, fail, warn, set(local_addresses))
+    with errors.attempt():
+        _check_auth(config, fail, warn)
+    with errors.attempt():
+        _check_groups(config, fail)
+    with errors.attempt():
+        _check_timeouts(config, fail)
+    with errors.attempt():
+        _check_hook_events(config, fail)
+    errors.raise_if_any()
     return warnings
 
 

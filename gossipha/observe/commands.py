@@ -1,10 +1,10 @@
 """`gossipha status|standby|takeover|maintenance`: the operator's commands.
 
 `status` reads the agent's /status over HTTP and prints it crm_mon style, or as JSON; it
-finds the agent's address in the agent's configuration (`--config`, default /etc/ha.d, as
-for `gossipha agent`) unless given `--url`. The others send one command on the admin
-socket. Exit status 1 with a one-line error when the agent is not running or refuses, 78
-(EXIT_CONFIG) when the configuration cannot be read.
+finds the agent's address in the agent's configuration (`--config`, else found by the
+same rule as for `gossipha agent`: config/load.py resolve_path) unless given `--url`. The
+others send one command on the admin socket. Exit status 1 with a one-line error when the
+agent is not running or refuses, 78 (EXIT_CONFIG) when the configuration cannot be read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import click
 import orjson
 
 from gossipha.config.errors import EXIT_CONFIG, ConfigError
-from gossipha.config.load import DEFAULT_PATH
+from gossipha.config.load import DEFAULT_HELP
 from gossipha.core.types import AdminKind
 from gossipha.observe.admin import AdminError, send_admin
 from gossipha.observe.status import render_text
@@ -48,18 +48,19 @@ def agent_url(host: str, port: int) -> str:
     return f"http://[{addr}]:{port}" if addr.version == 6 else f"http://{addr}:{port}"
 
 
-def url_from_config(path: Path) -> str:
-    """The status API the agent configured by `path` serves ([observe] listen)."""
-    from gossipha.config.load import load_observe
+def url_from_config(path: Path | None) -> str:
+    """The status API the agent configured by `path` (None: the default) serves."""
+    from gossipha.config.load import load_observe, resolve_path
 
     try:
-        observe = load_observe(path)
+        observe = load_observe(resolve_path(path))
     except ConfigError as exc:
-        click.echo(
-            f"gossipha: error: {exc.render()} (read to find the agent's status API; "
-            "give --config PATH or --url URL)",
-            err=True,
-        )
+        for error in exc.each():
+            click.echo(
+                f"gossipha: error: {error.render()} (read to find the agent's status API; "
+                "give --config PATH or --url URL)",
+                err=True,
+            )
         sys.exit(EXIT_CONFIG)
     return agent_url(observe.listen_address, observe.listen_port)
 
@@ -107,7 +108,7 @@ _socket_opt = click.option(
     "config_path",
     type=click.Path(path_type=Path),
     help="The agent's /etc/ha.d or gossipha.toml, to find its status API ([observe] listen) "
-    f"[default: {DEFAULT_PATH}, as for `gossipha agent`].",
+    f"{DEFAULT_HELP}, as for `gossipha agent`.",
 )
 def status(
     as_json: bool, watch: bool, interval: float, url: str | None, config_path: Path | None
@@ -116,7 +117,7 @@ def status(
     if url is not None and config_path is not None:
         raise click.UsageError("give --url or --config, not both")
     if url is None:
-        url = url_from_config(config_path or DEFAULT_PATH)
+        url = url_from_config(config_path)
     while True:
         try:
             doc = fetch_status(url)

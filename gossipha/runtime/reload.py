@@ -65,7 +65,8 @@ async def load_for_reload(
         # a member needs a restart as `gossipha agent` (ConfigError).
         new = witness_config(loaded.config) if witness else loaded.config
     except ConfigError as exc:
-        log.error(kv("reload failed; keeping the running configuration", error=exc.render()))
+        for error in exc.each():  # one log line per error (ConfigErrors holds several)
+            log.error(kv("reload failed; keeping the running configuration", error=error.render()))
         return None
     except (KeyringError, OSError, TimeoutError) as exc:
         log.error(kv("reload failed; keeping the running configuration", error=exc))

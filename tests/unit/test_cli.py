@@ -124,7 +124,8 @@ def test_missing_path(tmp_path: Path) -> None:
 
 def test_usage_errors_exit_2_config_errors_exit_config(master_ha_d: Path) -> None:
     runner = CliRunner()
-    assert runner.invoke(main, ["check-config"]).exit_code == EXIT_USAGE  # PATH missing
+    # (No PATH is no usage error: the default rule applies, tests/unit/test_config_paths.py.)
+    assert runner.invoke(main, ["check-config", "a", "b"]).exit_code == EXIT_USAGE  # two PATHs
     assert runner.invoke(main, ["check-config", "--no-such-option", "x"]).exit_code == EXIT_USAGE
     agent = ["agent", "--config", str(master_ha_d)]
     assert runner.invoke(main, [*agent, "--listen", "nohost"]).exit_code == EXIT_USAGE

@@ -236,14 +236,14 @@ def test_cli_status_of_an_ha_d_is_the_default_address(
 def test_cli_status_reads_the_agent_s_default_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gossipha.observe import commands
+    from gossipha.config import load
 
-    agent_config = next(p for p in main.commands["agent"].params if p.name == "config_path")
-    assert agent_config.default == commands.DEFAULT_PATH  # the same rule as the agent's
-    monkeypatch.setattr(commands, "DEFAULT_PATH", tmp_path / "ha.d")
+    # The agent's rule (config/load.py resolve_path): nothing found names what was looked for.
+    search = (tmp_path / "gossipha.toml", tmp_path / "ha.d")
+    monkeypatch.setattr(load, "DEFAULT_SEARCH", search)
     res = CliRunner().invoke(main, ["status"])
     assert res.exit_code == EXIT_CONFIG
-    assert f"{tmp_path / 'ha.d'}: not found" in res.stderr
+    assert f"no configuration found (looked for {search[0]}, {search[1]})" in res.stderr
     assert "--config" in res.stderr and "--url" in res.stderr
 
 
