@@ -17,7 +17,9 @@ import click
 
 from gossipha import __version__
 from gossipha.config.errors import EXIT_CONFIG
-from gossipha.config.load import DEFAULT_PATH
+from gossipha.config.load import DEFAULT_SEARCH
+
+NATIVE_PATH, HEARTBEAT_DIR = DEFAULT_SEARCH
 
 DOC_DIR = "/usr/share/doc/gossipha"
 
@@ -98,8 +100,10 @@ def render(group: click.Group, *, date: str, doc_dir: str = DOC_DIR) -> str:
         "gossipha replaces Linux\\-HA Heartbeat: nodes exchange signed gossip heartbeats, detect"
         " failure with phi\\-accrual, and elect the one node that holds the floating IP and runs"
         " its services with a quorum lease. It reads Heartbeat's",
-        f"\\fI{escape(str(DEFAULT_PATH))}\\fR (ha.cf, authkeys, haresources) as it is, or a"
-        " native gossipha.toml.",
+        f"\\fI{escape(str(HEARTBEAT_DIR))}\\fR (ha.cf, authkeys, haresources) as it is, or a"
+        " native gossipha.toml. With no path, a command reads"
+        f" \\fI{escape(str(NATIVE_PATH))}\\fR if present, else"
+        f" \\fI{escape(str(HEARTBEAT_DIR))}\\fR.",
     ]
     for paragraph in rest:
         roff += [".PP", paragraph]
@@ -126,11 +130,12 @@ def render(group: click.Group, *, date: str, doc_dir: str = DOC_DIR) -> str:
         " after it.",
         ".SH FILES",
         ".TP",
-        f"\\fI{escape(str(DEFAULT_PATH))}\\fR",
+        f"\\fI{escape(str(HEARTBEAT_DIR))}\\fR",
         "Heartbeat's configuration: ha.cf, authkeys (mode 600), haresources, resource.d.",
         ".TP",
-        "\\fI/etc/gossipha/gossipha.toml\\fR",
-        "The native configuration (gossipha migrate writes it from /etc/ha.d).",
+        f"\\fI{escape(str(NATIVE_PATH))}\\fR",
+        "The native configuration (gossipha migrate writes it from /etc/ha.d); read first when"
+        " no path is given.",
         ".TP",
         "\\fI/var/lib/gossipha\\fR",
         "State kept across restarts (the incarnation number).",
