@@ -171,6 +171,9 @@ class Overlap:
     # When each orphan became one inside this overlap (its time past its return counts
     # from then, not from the overlap's start).
     orphan_since_s: dict[str, float] = field(default_factory=dict)
+    # (orphan, other holder) pairs judged apart on the service network when they began to
+    # overlap (Sim._is_l1): still so while both run the group, whatever heals meanwhile.
+    apart: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(slots=True)
@@ -605,15 +608,23 @@ class Sim:
     def _check_group(self, group: str) -> None:
         holders = frozenset(h.name for h in self.hosts.values() if group in h.up)
         ov = self._overlaps.get(group)
+        carried: frozenset[tuple[str, str]] = frozenset()
         if ov is not None and ov.holders != holders:
+            # One holder's VIP going down (or another's coming up) does not re-judge the
+            # pairs that overlap on: an orphan cut off from its successor when it started
+            # stays L1 beside it after the cut heals (swarm seed 19,767).
+            carried = ov.apart if ov.orphan else frozenset()
             self._close_overlap(group, ov)
             ov = None
         if len(holders) <= 1:
             return
         orphans = tuple(sorted(n for n in holders if self.orphaned(n, group)))
         if ov is None:
-            ov = Overlap(holders, self.now_s, orphans, self._is_l1(group, holders, orphans))
+            l1 = self._is_l1(group, holders, orphans, carried)
+            ov = Overlap(holders, self.now_s, orphans, l1)
             ov.orphan_since_s = dict.fromkeys(orphans, self.now_s)
+            if l1:
+                ov.apart = frozenset((o, x) for o in orphans for x in holders if x != o)
             self._overlaps[group] = ov
             if ov.orphan:
                 self.stats.orphan_overlaps += 1
@@ -648,16 +659,23 @@ class Sim:
         since_s = ov.orphan_since_s.get(orphan, ov.begin_s)
         return self.now_s - max(since_s, self.hosts[orphan].executing_since_s)
 
-    def _is_l1(self, group: str, holders: frozenset[str], orphans: tuple[str, ...]) -> bool:
+    def _is_l1(
+        self,
+        group: str,
+        holders: frozenset[str],
+        orphans: tuple[str, ...],
+        apart: frozenset[tuple[str, str]] = frozenset(),
+    ) -> bool:
         """When the overlap begins: at most one executing holder, every orphan cut off from
-        the others on the service network (no probe could see it), and every orphan's
-        lease provably over. A service network that heals later leaves it L1 (the two VIPs
-        are visible until the orphan's agent runs again, docs/design.md)."""
+        the others on the service network (no probe could see it), or already judged so
+        (`apart`) in the overlap this one continues, and every orphan's lease provably
+        over. A service network that heals later leaves it L1 (the two VIPs are visible
+        until the orphan's agent runs again, docs/design.md)."""
         return (
             bool(orphans)
             and len(holders) - len(orphans) <= 1
             and all(
-                not self.net.service_connected(o, other)
+                (o, other) in apart or not self.net.service_connected(o, other)
                 for o in orphans
                 for other in holders
                 if other != o

@@ -359,3 +359,15 @@ def test_a_holder_that_claims_again_while_its_stop_runs_is_no_orphan() -> None:
     r = run(Schedule.from_json(json.loads(script.read_text())))
     assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
     assert r.orphans >= 1 and all(outlived == 0.0 for _, outlived in r.orphan_spans)
+
+
+def test_an_orphan_cut_off_from_its_successor_stays_l1_as_another_vip_goes_down() -> None:
+    """Seed 19,767 of the soak at e0ab168: n3 started at 19.13 beside two paused orphans,
+    n1 and n2, both cut off and their leases over (L1). The cut around n1 healed at 19.42;
+    at 19.49 n2's VIP went down, and the checker judged the remaining pair {n1, n3} anew,
+    found them connected and called it a violation. A pair judged apart when it began to
+    overlap stays so while both run the group (Overlap.apart)."""
+    script = Path(__file__).parent / "scripts" / "orphan_cut_heals_as_a_third_vip_goes_down.json"
+    r = run(Schedule.from_json(json.loads(script.read_text())))
+    assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+    assert r.orphans == 3
