@@ -5,6 +5,11 @@ Lines are `event key=value ...` so they grep and parse the same in every destina
 facility (via /dev/log when present). Files use WatchedFileHandler, so logrotate works
 without a signal. `configure` may be called again after a reload; it replaces only the
 handlers it installed. The agent's `--log-level` overrides the configuration's level.
+
+Under journald (stderr is the stream systemd names in JOURNAL_STREAM) stderr lines carry
+their syslog priority as sd-daemon(3) `<N>` prefixes and no timestamp of their own, so
+`journalctl -p warning` shows the warnings; and `logfacility` is left to journald's
+forwarding rather than sent to /dev/log a second time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ LOGGER = "gossipha"
 _MARK = "_gossipha_handler"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SYSLOG_FORMAT = "gossipha[%(process)d]: %(levelname)s %(message)s"
+JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"  # journald stamps each entry
 DEV_LOG = "/dev/log"
 # `--log-level` names: the standard ones, lower case as operators type them.
 LEVELS = {
@@ -45,6 +51,46 @@ def kv(event: str, **fields: object) -> str:
     return " ".join(parts)
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: debug 7, info 6, warning 4, error 3, crit 2."""
+    if levelno <= logging.DEBUG:
+        return 7
+    if levelno <= logging.INFO:
+        return 6
+    if levelno <= logging.WARNING:
+        return 4
+    return 3 if levelno <= logging.ERROR else 2
+
+
+class JournalFormatter(logging.Formatter):
+    """sd-daemon(3) lines: every line of a record (a traceback too) starts with `<N>`,
+    journald's priority for the entry it becomes."""
+
+    def __init__(self) -> None:
+        super().__init__(JOURNAL_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def under_journald(stream: object) -> bool:
+    """Is `stream` the journal stream systemd gave us (JOURNAL_STREAM is `dev:inode`)?
+    Inherited by a program started from the service, the variable names a stream it no
+    longer has, so the descriptor itself is compared (systemd.exec(5))."""
+    dev, sep, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (sep and dev.isdigit() and ino.isdigit()):
+        return False
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        st = os.fstat(fileno())
+    except (OSError, ValueError):  # closed, or no descriptor (io.UnsupportedOperation)
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
 def _mark(handler: logging.Handler) -> logging.Handler:
     setattr(handler, _MARK, True)
     return handler
@@ -66,12 +112,13 @@ def configure(settings: Logging, *, level: int | None = None) -> list[str]:
     root.setLevel(level if level is not None else logging.DEBUG if debug else logging.INFO)
     root.propagate = False
     formatter = logging.Formatter(FORMAT)
+    journald = under_journald(sys.stderr)
     stderr = _mark(logging.StreamHandler(sys.stderr))
     if level is not None:
         stderr.setLevel(level)
     else:
         stderr.setLevel(logging.DEBUG if settings.debug > 0 else logging.INFO)
-    stderr.setFormatter(formatter)
+    stderr.setFormatter(JournalFormatter() if journald else formatter)
     root.addHandler(stderr)
     for path, floor in ((settings.logfile, logging.INFO), (settings.debugfile, logging.DEBUG)):
         if path is None:
@@ -85,7 +132,10 @@ def configure(settings: Logging, *, level: int | None = None) -> list[str]:
         handler.setLevel(floor)
         handler.setFormatter(formatter)
         root.addHandler(handler)
-    if settings.facility is not None and os.path.exists(DEV_LOG):
+    if settings.facility is not None and journald:
+        # journald already has every line and forwards it to syslog where so configured.
+        pass
+    elif settings.facility is not None and os.path.exists(DEV_LOG):
         facility = logging.handlers.SysLogHandler.facility_names.get(settings.facility.lower())
         if facility is None:
             problems.append(kv("unknown syslog facility", facility=settings.facility))
