@@ -30,7 +30,7 @@ from gossipha.sim.swarm import run as run_schedule
 def _config(nodes: int | None, config_path: Path | None, node_name: str | None) -> Config:
     """The simulated cluster: `nodes` made-up nodes, or the cluster of a configuration file
     (read as `node_name` sees it, default uname -n; every node is simulated either way).
-    A bad file exits 2 with the loader's file:line message, as `check-config` does."""
+    A bad file exits 78 with the loader's file:line messages, as `check-config` does."""
     if config_path is None:
         if node_name is not None:
             raise click.UsageError("--node-name needs --config")
@@ -43,7 +43,8 @@ def _config(nodes: int | None, config_path: Path | None, node_name: str | None) 
     try:
         loaded = load_mod.load(config_path, node_name=node_name, host_addresses=frozenset())
     except ConfigError as exc:
-        click.echo(f"gossipha: error: {exc.render()}", err=True)
+        for error in exc.each():  # every error of the files, as check-config prints them
+            click.echo(f"gossipha: error: {error.render()}", err=True)
         sys.exit(EXIT_CONFIG)
     cfg = loaded.config
     return replace(cfg, node_name=cfg.nodes[0].name)

@@ -98,3 +98,14 @@ def test_orphan_overlaps_are_reported_with_their_lengths(monkeypatch) -> None:  
     report = json.loads(res.stdout)
     assert report["orphan_overlaps"] == 2
     assert report["orphan_overlap_s"] == {"total": 5.0, "max": 2.5, "max_outlived": 0.25}
+
+
+def test_every_error_of_a_bad_config_file_is_printed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As check-config prints them: one `gossipha: error:` line per error, file:line each."""
+    bad = tmp_path / "gossipha.toml"
+    bad.write_text('frobnicate = 1\nwidget = "x"\n')
+    res = CliRunner().invoke(sim, ["--config", str(bad), "--node-name", "a"])
+    assert res.exit_code == 78
+    errors = [line for line in res.stderr.splitlines() if line.startswith("gossipha: error:")]
+    assert len(errors) >= 2, res.stderr
+    assert f"{bad}:1:" in res.stderr and f"{bad}:2:" in res.stderr, res.stderr
