@@ -18,7 +18,7 @@ from gossipha.sim import swarm
 from gossipha.sim.command import sim as sim_command
 from gossipha.sim.command import swarm_report, swarm_results
 from gossipha.sim.harness import Sim, make_config
-from gossipha.sim.swarm import FAULT_KINDS, LATER_KINDS, Schedule, draw, run
+from gossipha.sim.swarm import FAULT_KINDS, LATER_KINDS, Schedule, draw, orphan_bound_s, run
 from tests.sim.test_random import CI_TIMINGS
 
 # GOSSIPHA_SWARM_SCHEDULES=100000 (and GOSSIPHA_SWARM_SEED) for a soak.
@@ -371,3 +371,18 @@ def test_an_orphan_cut_off_from_its_successor_stays_l1_as_another_vip_goes_down(
     r = run(Schedule.from_json(json.loads(script.read_text())))
     assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
     assert r.orphans == 3
+
+
+def test_an_orphans_bound_counts_its_stop() -> None:
+    """Seed 28,942 of the soak at 01da147: n1, paused and cut off, was killed; its agent came
+    back still cut off, adopted its VIP and stopped after 2L without a lease, as it should,
+    but orphan_return had made that stop slow (0.59 s). The overlap outlived the return by
+    1.36 s against an agent-only bound of 1.19 s. The VIP is gone when the stop ends: the
+    bound adds the longest stop the schedule draws."""
+    script = Path(__file__).parent / "scripts" / "restarted_orphan_stops_slowly.json"
+    schedule = Schedule.from_json(json.loads(script.read_text()))
+    r = run(schedule)
+    assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
+    ((_, outlived_s),) = r.orphan_spans
+    agent_only = orphan_bound_s(schedule.config())
+    assert agent_only < outlived_s <= r.orphan_bound_s
