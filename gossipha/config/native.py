@@ -452,6 +452,10 @@ class _Reader:
     def fail(self, where: KeyPath, message: str, code: str = "bad-value") -> NoReturn:
         raise self.error(where, message, code)
 
+    def missing(self, where: KeyPath, key: str, expected: str) -> NoReturn:
+        """`key` is required at `where`: `expected` says what it holds, or why it is needed."""
+        self.fail(where, f"missing key {key!r}; {expected}", "missing")
+
     def error(self, where: KeyPath, message: str, code: str = "bad-value") -> ConfigError:
         return ConfigError(
             self.path, self.lines.line(where), f"{display_path(where)}: {message}", code
@@ -624,11 +628,7 @@ def _links(r: _Reader, data: object) -> list[_LinkDraft]:
         with r.errors.attempt():
             where: KeyPath = ("link", i)
             if "interface" not in table:
-                r.fail(
-                    where,
-                    "missing key 'interface'; expected the network interface, e.g. eth1",
-                    "missing",
-                )
+                r.missing(where, "interface", "expected the network interface, e.g. eth1")
             interface = r.string(table["interface"], (*where, "interface"))
             name = r.optional(table, "name", where, r.string) or interface
             kind = r.choice(table.get("kind", "ucast"), (*where, "kind"), _enum_map(LinkKind))
@@ -641,9 +641,7 @@ def _links(r: _Reader, data: object) -> list[_LinkDraft]:
                     r.fail((*where, key), f"only an mcast link takes {key!r}")
             group = r.optional(table, "group", where, r.address)
             if kind is LinkKind.MCAST and group is None:
-                r.fail(
-                    where, "missing key 'group'; an mcast link needs its multicast group", "missing"
-                )
+                r.missing(where, "group", "an mcast link needs its multicast group")
             link = Link(
                 name=name,
                 kind=kind,
@@ -733,22 +731,14 @@ def _pings(r: _Reader, data: object) -> tuple[PingGroup, ...]:
         with r.errors.attempt():
             where: KeyPath = ("ping", i)
             if "addresses" not in table:
-                r.fail(
-                    where,
-                    "missing key 'addresses'; expected the ping nodes, e.g. [\"192.0.2.1\"]",
-                    "missing",
-                )
+                r.missing(where, "addresses", 'expected the ping nodes, e.g. ["192.0.2.1"]')
             addresses = r.addresses(table["addresses"], (*where, "addresses"))
             if not addresses:
                 r.fail((*where, "addresses"), "is empty; expected at least one ping node address")
             name = r.optional(table, "name", where, r.string)
             if name is None:
                 if len(addresses) > 1:
-                    r.fail(
-                        where,
-                        "missing key 'name'; a ping group of several addresses needs one",
-                        "missing",
-                    )
+                    r.missing(where, "name", "a ping group of several addresses needs one")
                 name = str(addresses[0])
             interface = r.optional(table, "interface", where, r.string)
             groups.append(PingGroup(name, addresses, interface))
@@ -842,11 +832,7 @@ def _explicit_service(
         )
     for key in ("start", "stop"):
         if key not in table:
-            r.fail(
-                where,
-                f"missing key {key!r}; a command service needs start and stop commands",
-                "missing",
-            )
+            r.missing(where, key, "a command service needs start and stop commands")
     commands = [
         r.optional(table, key, where, r.strings) or () for key in ("start", "stop", "status")
     ]
@@ -896,9 +882,9 @@ def _check(r: _Reader, table: Mapping[str, Any], where: KeyPath) -> HealthCheck:
         command=r.optional(table, "command", where, r.strings) or (),
     )
     if kind is HealthCheckKind.HTTP and check.url is None:
-        r.fail(where, "missing key 'url'; an http check needs the URL to fetch", "missing")
+        r.missing(where, "url", "an http check needs the URL to fetch")
     if kind is HealthCheckKind.COMMAND and not check.command:
-        r.fail(where, "missing key 'command'; a command check needs a command line", "missing")
+        r.missing(where, "command", "a command check needs a command line")
     changes: dict[str, Any] = {}
     for key, field_name in (("interval", "interval_s"), ("timeout", "timeout_s")):
         if key in table:
@@ -917,9 +903,7 @@ def _groups(r: _Reader, data: object, resolver: ServiceResolver) -> tuple[Resour
         with r.errors.attempt():
             where: KeyPath = ("group", i)
             if "name" not in table:
-                r.fail(
-                    where, "missing key 'name'; expected a name for the resource group", "missing"
-                )
+                r.missing(where, "name", "expected a name for the resource group")
             name = r.string(table["name"], (*where, "name"))
             r.locate(f"group:{name}", where)
             priorities: list[tuple[str, int]] = []
@@ -1006,9 +990,7 @@ def _observe(r: _Reader, data: object) -> Observe:
     for i, hook in enumerate(r.tables(table.get("hook", []), (*where, "hook"), _HOOK_KEYS)):
         hwhere: KeyPath = (*where, "hook", i)
         if "path" not in hook:
-            r.fail(
-                hwhere, "missing key 'path'; expected the executable to run on events", "missing"
-            )
+            r.missing(hwhere, "path", "expected the executable to run on events")
         timeout = r.optional(hook, "timeout", hwhere, r.duration)
         events = r.optional(hook, "events", hwhere, r.strings) or ()
         r.locate(f"hook:{i}", (*hwhere, "path"))
@@ -1156,9 +1138,7 @@ def load_toml(
 def _cluster(r: _Reader, data: object) -> dict[str, Any]:
     cluster = r.table(data, ("cluster",), _CLUSTER_KEYS)
     if "name" not in cluster:
-        r.fail(
-            ("cluster",), "missing key 'name'; expected the cluster's name, e.g. \"web\"", "missing"
-        )
+        r.missing(("cluster",), "name", 'expected the cluster\'s name, e.g. "web"')
     return cluster
 
 
