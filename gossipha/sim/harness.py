@@ -151,9 +151,8 @@ class Host:
     # Groups whose VIP was up when the agent resumed and whose lease had run out by then:
     # their stop is an orphan's until the VIP is down or the group starts again.
     stale_up: set[str] = field(default_factory=set)
-    stopping_epoch: dict[str, int] = field(default_factory=dict)  # group -> its stop's epoch
-    # group -> (token, stale) of a delayed stop under way (Sim.stop_delay_max_s)
-    stopping: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    # group -> (token, stale, epoch) of a delayed stop under way (Sim.stop_delay_max_s)
+    stopping: dict[str, tuple[int, bool, int]] = field(default_factory=dict)
     orphans: set[str] = field(default_factory=set)  # orphaned groups before the last step
     # The runtime's stall rule on this host's clock: a pause is reported only past it.
     stall: StallDetector = field(default_factory=lambda: StallDetector(0.0))
@@ -305,7 +304,6 @@ class Sim:
         h.stale_up.clear()  # an adopted VIP is an orphan by its phase (`orphaned`)
         h.stall = StallDetector(h.stall.threshold_s)
         h.stopping.clear()  # the old agent's unfinished stops never finish
-        h.stopping_epoch.clear()
         self.log(f"{name} agent start inc={h.incarnation} up={sorted(h.up)}")
         if h.up:
             self.deliver(name, FoundRunning(tuple(sorted(h.up))))
@@ -334,10 +332,11 @@ class Sim:
         for action in out.actions:
             match action:
                 case StartGroup(group=g, epoch=e):
-                    if h.stopping.pop(g, None) is not None:
+                    under_way = h.stopping.pop(g, None)
+                    if under_way is not None:
                         # The runtime runs a group's actions in order: the stop still under
                         # way finishes first. Counted conservatively: the VIP never left.
-                        old = h.stopping_epoch.pop(g)
+                        old = under_way[2]
                         self._later(
                             h,
                             self.action_delay_s,
@@ -368,8 +367,7 @@ class Sim:
                         # soak at f72ab5d: its lease "ran out" at its agent's start, before
                         # it had any, and its stop was taken for an orphan's).
                         stale = g in h.orphans or g in h.stale_up
-                        h.stopping[g] = (token, stale)
-                        h.stopping_epoch[g] = e
+                        h.stopping[g] = (token, stale, e)
                         name, inc = h.name, h.incarnation
                         self.at(self.now_s + delay, partial(self._stopped, name, inc, g, token))
                     else:
@@ -417,13 +415,14 @@ class Sim:
         """A delayed stop is done: VIP down, then the result. A killed or crashed agent's
         stop never finishes (a crash took the VIP anyway; a kill leaves it up)."""
         h = self.hosts[name]
-        if h.incarnation != inc or h.stopping.get(group, (0, False))[0] != token:
+        stop = h.stopping.get(group)
+        if h.incarnation != inc or stop is None or stop[0] != token:
             return
         del h.stopping[group]
+        epoch = stop[2]
         h.up.discard(group)
         h.stale_up.discard(group)
         self.log(f"{name} VIP down {group}")
-        epoch = h.stopping_epoch.pop(group)
         self._later(
             h, self.action_delay_s, ResourceResult(group, ResourceAction.STOP, True, epoch=epoch)
         )

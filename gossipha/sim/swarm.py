@@ -798,14 +798,15 @@ class SwarmResult(ScheduleResult):
     orphan_bound_s: float = 0.0
 
 
-def orphan_bound_s(config: Config) -> float:
+def orphan_bound_s(config: Config, stop_s: float) -> float:
     """How long an L1 overlap may outlive its orphan agent's return (restart or resume):
     a resumed agent drops a lapsed lease at once; a restarted one yields its adopted VIP on
     the first status of the running holder, or stops after `2L` without a lease
-    (node.ADOPT_LIMIT_LEASES), plus a heartbeat and the wake-up after it. The agent's part
-    only: `run` adds the longest stop the schedule draws, as the VIP goes down at its end."""
+    (node.ADOPT_LIMIT_LEASES), plus a heartbeat and the wake-up after it, plus `stop_s`, the
+    longest the stop that takes the VIP down may last (limit L4; soak seed 28,942: a restarted
+    orphan stopped after 2L, as it should, into orphan_return's slow stop)."""
     t = config.timings
-    return 2 * t.lease_s / (1 - t.max_drift) + 2 * t.keepalive_s + t.lease_s / 4
+    return 2 * t.lease_s / (1 - t.max_drift) + 2 * t.keepalive_s + t.lease_s / 4 + stop_s
 
 
 def run(schedule: Schedule, *, trace_limit: int = 200) -> SwarmResult:
@@ -839,14 +840,11 @@ def run(schedule: Schedule, *, trace_limit: int = 200) -> SwarmResult:
     sim.check_liveness("after heal:")
     sim.close_overlaps()
     result = SwarmResult(schedule.seed)
-    # The orphan's VIP is gone only once its stop took it down (limit L4): the longest stop
-    # this schedule can draw adds to the agent's own bound (soak seed 28,942: a restarted
-    # orphan stopped after 2L, as it should, into orphan_return's slow stop).
     slow_s = max(
         (float(f.args["slow_s"]) for f in schedule.faults if f.kind == "orphan_return"),
         default=0.0,
     )
-    bound = orphan_bound_s(config) + max(stop_delay_s, slow_s)
+    bound = orphan_bound_s(config, max(stop_delay_s, slow_s))
     for span_s, outlived_s in sim.stats.orphan_spans:
         if outlived_s > bound:
             result.safety.append(

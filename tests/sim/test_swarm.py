@@ -384,5 +384,5 @@ def test_an_orphans_bound_counts_its_stop() -> None:
     r = run(schedule)
     assert not r.safety and not r.liveness, "\n".join(r.safety + r.liveness + r.trace)
     ((_, outlived_s),) = r.orphan_spans
-    agent_only = orphan_bound_s(schedule.config())
+    agent_only = orphan_bound_s(schedule.config(), 0.0)
     assert agent_only < outlived_s <= r.orphan_bound_s
